@@ -1,0 +1,76 @@
+// Package config loads the proxy's settings with koanf: a YAML file (--config), then environment
+// variables (OKP_ prefix, "__" between nesting levels: OKP_KAFKA__BOOTSTRAP is kafka.bootstrap),
+// then command-line flags. Every key is also a flag of the same dotted name (--kafka.bootstrap).
+// Lists are comma-separated in the environment and in flags.
+//
+// To add a key: add a field with a koanf tag to Config (or a nested struct), a flag in
+// registerFlags with the same dotted name and its default, and a check in Validate.
+package config
+
+import (
+	"log/slog"
+
+	"github.com/spf13/pflag"
+)
+
+// Defaults.
+const (
+	DefaultListen        = "127.0.0.1:9093"
+	DefaultMaxFrameBytes = 100 << 20
+	DefaultLogLevel      = "info"
+	DefaultLogFormat     = "text"
+)
+
+// Config is the whole configuration of the proxy.
+type Config struct {
+	// Listen is the client-facing bootstrap address (host:port).
+	Listen string `koanf:"listen"`
+	// AdvertisedHost is the host clients are told to dial in every broker address the proxy hands
+	// out; defaults to the host of Listen.
+	AdvertisedHost string `koanf:"advertised_host"`
+	// BrokerPorts overrides the port of the per-broker listener for some node ids (node id → port).
+	// A node id not listed gets the port of Listen + 1 + node id. Written as "id=port" pairs
+	// (flag/env: "0=19094,1=19095"; YAML: a list of such strings or a map {0: 19094}).
+	BrokerPorts map[int32]int `koanf:"-"`
+	// Kafka is the upstream cluster.
+	Kafka Kafka `koanf:"kafka"`
+	// MaxFrameBytes is the largest request frame accepted from a client (payload, without the size
+	// prefix); bigger frames close the connection.
+	MaxFrameBytes int `koanf:"max_frame_bytes"`
+	// Log configures log/slog output.
+	Log Log `koanf:"log"`
+}
+
+// Kafka is the upstream Kafka cluster.
+type Kafka struct {
+	// Bootstrap lists upstream brokers as host:port; bootstrap connections of clients go to the
+	// first reachable one.
+	Bootstrap []string `koanf:"bootstrap"`
+}
+
+// Log configures logging.
+type Log struct {
+	// Level is debug, info, warn or error.
+	Level string `koanf:"level"`
+	// Format is text or json.
+	Format string `koanf:"format"`
+}
+
+// registerFlags declares one flag per key with its default. Flag names are the dotted koanf keys.
+func registerFlags(fs *pflag.FlagSet) {
+	fs.String("config", "", "YAML configuration file")
+	fs.String("listen", DefaultListen, "client-facing bootstrap address host:port")
+	fs.String("advertised_host", "", "host clients are told to dial (default: host of --listen)")
+	fs.StringSlice("broker_ports", nil, "per-broker listener ports as id=port pairs (default: listen port + 1 + node id)")
+	fs.StringSlice("kafka.bootstrap", nil, "upstream brokers, comma-separated host:port")
+	fs.Int("max_frame_bytes", DefaultMaxFrameBytes, "largest request frame accepted from a client, in bytes")
+	fs.String("log.level", DefaultLogLevel, "log level: debug, info, warn, error")
+	fs.String("log.format", DefaultLogFormat, "log format: text or json")
+}
+
+// SlogLevel returns the slog level of Log.Level (Validate has checked it).
+func (l Log) SlogLevel() slog.Level {
+	var lv slog.Level
+	_ = lv.UnmarshalText([]byte(l.Level))
+	return lv
+}

@@ -1,0 +1,321 @@
+// Command loadbench drives the same franz-go producer load (idempotent, acks=all) at an in-process
+// 3-broker kfake cluster directly and through the proxy binary, alternating targets round by round,
+// and prints throughput, produce latency at a fixed offered rate and at full speed, and the proxy's
+// CPU time per MB forwarded (utime+stime of its process from /proc).
+//
+//	go run ./e2e/cmd/loadbench                      # full run, about 1-2 minutes
+//	go run ./e2e/cmd/loadbench -smoke               # seconds; what the package test runs
+//	go run ./e2e/cmd/loadbench -targets direct      # no proxy needed
+//
+// Extension points: generators() names the record shapes (-generator), targetsFor() the targets
+// (-targets); a tee target is a proxy started with extra arguments (-proxy-args or a new entry).
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"sort"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/openmldb-kafka-proxy/openmldb-kafka-proxy/e2e/internal/harness"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Stdout); err != nil {
+		fmt.Fprintln(os.Stderr, "loadbench:", err)
+		os.Exit(1)
+	}
+}
+
+// options are the command-line settings of one run.
+type options struct {
+	rounds       int
+	rate         int
+	rateDuration time.Duration
+	fullRecords  int
+	fullDuration time.Duration
+	warmup       int
+	size         int
+	brokers      int
+	partitions   int
+	linger       time.Duration
+	maxBuffered  int
+	compression  string
+	generator    string
+	targets      string
+	proxyBin     string
+	proxyArgs    string
+	store        bool
+	timeout      time.Duration
+}
+
+func parseOptions(args []string, out io.Writer) (options, error) {
+	var o options
+	fs := flag.NewFlagSet("loadbench", flag.ContinueOnError)
+	fs.SetOutput(out)
+	fs.IntVar(&o.rounds, "rounds", 3, "rounds; each round runs every target once, alternating the order")
+	fs.IntVar(&o.rate, "rate", 10000, "offered rate of the fixed-rate phase, records/s")
+	fs.DurationVar(&o.rateDuration, "rate-duration", 3*time.Second, "length of the fixed-rate phase")
+	fs.DurationVar(&o.fullDuration, "full-duration", 2*time.Second, "length of the full-speed phase (issuing stops then; acks are awaited)")
+	fs.IntVar(&o.fullRecords, "full-records", 1000000, "most records in the full-speed phase")
+	fs.IntVar(&o.warmup, "warmup", 1000, "unmeasured records before each target's phases")
+	fs.IntVar(&o.size, "size", 1024, "record value size in bytes")
+	fs.IntVar(&o.brokers, "brokers", 3, "kfake brokers")
+	fs.IntVar(&o.partitions, "partitions", 6, "partitions of each round's topic")
+	fs.DurationVar(&o.linger, "linger", 0, "producer linger (kgo's default is 10ms, which would dominate latency)")
+	fs.IntVar(&o.maxBuffered, "max-buffered", 10000, "producer's buffered-record cap; at full speed latency is mostly time spent in this queue")
+	fs.StringVar(&o.compression, "compression", "none", "producer codec: none, gzip, snappy, lz4, zstd")
+	fs.StringVar(&o.generator, "generator", "random", "record generator: "+strings.Join(generatorNames(), ", "))
+	fs.StringVar(&o.targets, "targets", "direct,proxy", "comma-separated targets: direct, proxy")
+	fs.StringVar(&o.proxyBin, "proxy-bin", "", "built proxy binary (default: go build the module's command)")
+	fs.StringVar(&o.proxyArgs, "proxy-args", "", "extra space-separated arguments for the proxy")
+	blackhole := fs.Bool("blackhole", false, "kfake acknowledges without storing records (cheaper broker; default stores, and each round's topic is deleted after it)")
+	fs.DurationVar(&o.timeout, "timeout", 8*time.Minute, "bound on the whole run")
+	smoke := fs.Bool("smoke", false, "tiny run for tests: 1 round, 2000 records/s for 300ms, 2000 full-speed records")
+	if err := fs.Parse(args); err != nil {
+		return o, err
+	}
+	o.store = !*blackhole
+	if *smoke {
+		o.rounds, o.rate, o.rateDuration, o.fullRecords, o.fullDuration, o.warmup = 1, 2000, 300*time.Millisecond, 2000, 300*time.Millisecond, 100
+	}
+	if o.rounds < 1 || o.rate < 1 || o.fullRecords < 1 || o.size < 1 {
+		return o, errors.New("rounds, rate, full-records and size must be positive")
+	}
+	return o, nil
+}
+
+// generators lists the record shapes by name; the tee benchmark adds seed-shaped JSON here.
+func generators(size int) map[string]harness.Generator {
+	return map[string]harness.Generator{
+		"random": harness.NewRandomBytes(size),
+	}
+}
+
+func generatorNames() []string {
+	var names []string
+	for n := range generators(1) {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// target is one place the load is sent to.
+type target struct {
+	name string
+	// viaProxy selects the proxy's bootstrap address instead of kfake's.
+	viaProxy bool
+}
+
+// targetsFor resolves -targets.
+func targetsFor(list string) ([]target, error) {
+	known := map[string]target{
+		"direct": {name: "direct"},
+		"proxy":  {name: "proxy", viaProxy: true},
+	}
+	var out []target
+	for _, n := range strings.Split(list, ",") {
+		t, ok := known[strings.TrimSpace(n)]
+		if !ok {
+			return nil, fmt.Errorf("unknown target %q (known: direct, proxy)", n)
+		}
+		out = append(out, t)
+	}
+	return out, nil
+}
+
+func codecFor(name string) (kgo.CompressionCodec, error) {
+	switch name {
+	case "none":
+		return kgo.NoCompression(), nil
+	case "gzip":
+		return kgo.GzipCompression(), nil
+	case "snappy":
+		return kgo.SnappyCompression(), nil
+	case "lz4":
+		return kgo.Lz4Compression(), nil
+	case "zstd":
+		return kgo.ZstdCompression(), nil
+	}
+	return kgo.CompressionCodec{}, fmt.Errorf("unknown compression %q", name)
+}
+
+func run(ctx context.Context, args []string, out io.Writer) error {
+	o, err := parseOptions(args, out)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, o.timeout)
+	defer cancel()
+	gen, ok := generators(o.size)[o.generator]
+	if !ok {
+		return fmt.Errorf("unknown generator %q (known: %s)", o.generator, strings.Join(generatorNames(), ", "))
+	}
+	codec, err := codecFor(o.compression)
+	if err != nil {
+		return err
+	}
+	targets, err := targetsFor(o.targets)
+	if err != nil {
+		return err
+	}
+
+	cluster, err := harness.StartKafka(harness.KafkaOptions{Brokers: o.brokers, Partitions: int32(o.partitions), Blackhole: !o.store})
+	if err != nil {
+		return err
+	}
+	defer cluster.Close()
+
+	var proxy *harness.Proxy
+	for _, t := range targets {
+		if t.viaProxy && proxy == nil {
+			if proxy, err = launchProxy(ctx, o, cluster); err != nil {
+				return err
+			}
+			defer func() {
+				if err := proxy.Stop(5 * time.Second); err != nil {
+					fmt.Fprintln(os.Stderr, "loadbench: stop proxy:", err)
+				}
+			}()
+		}
+	}
+
+	fmt.Fprintf(out, "loadbench: %d brokers, %d partitions, %d-byte %s records, acks=all, idempotent, compression %s, linger %s, max buffered %d, kfake %s\n",
+		o.brokers, o.partitions, o.size, gen.Name(), o.compression, o.linger, o.maxBuffered, map[bool]string{true: "storing", false: "blackholing"}[o.store])
+	fmt.Fprintf(out, "per round and target: %d warm-up records, %d records/s for %s, then full speed for %s (at most %d records)\n\n",
+		o.warmup, o.rate, o.rateDuration, o.fullDuration, o.fullRecords)
+
+	stats := map[string][]roundStats{}
+	for round := 1; round <= o.rounds; round++ {
+		order := append([]target(nil), targets...)
+		if round%2 == 0 {
+			// Alternate the order so neither target always runs on a warmer (or more tired) machine.
+			for i, j := 0, len(order)-1; i < j; i, j = i+1, j-1 {
+				order[i], order[j] = order[j], order[i]
+			}
+		}
+		for _, t := range order {
+			rs, err := runRound(ctx, o, cluster, proxy, t, round, gen, codec)
+			if err != nil {
+				return fmt.Errorf("round %d %s: %w", round, t.name, err)
+			}
+			stats[t.name] = append(stats[t.name], rs)
+			printRound(out, round, t, rs)
+		}
+	}
+	fmt.Fprintln(out)
+	printSummary(out, o, targets, stats, proxy != nil)
+	return nil
+}
+
+// launchProxy builds the proxy unless -proxy-bin names one, and starts it in front of cluster.
+func launchProxy(ctx context.Context, o options, cluster *kfake.Cluster) (*harness.Proxy, error) {
+	bin := o.proxyBin
+	if bin == "" {
+		dir, err := os.MkdirTemp("", "okp-loadbench-")
+		if err != nil {
+			return nil, fmt.Errorf("temp dir: %w", err)
+		}
+		// The binary is only needed until the proxy has started; Linux keeps the running file.
+		defer os.RemoveAll(dir)
+		root, err := harness.ModuleRoot(ctx, ".")
+		if err != nil {
+			return nil, err
+		}
+		if bin, err = harness.BuildProxy(ctx, root, dir); err != nil {
+			return nil, err
+		}
+	}
+	return harness.StartProxy(ctx, harness.ProxyOptions{
+		Bin:       bin,
+		Upstream:  cluster.ListenAddrs(),
+		Brokers:   o.brokers,
+		ExtraArgs: strings.Fields(o.proxyArgs),
+	})
+}
+
+// roundStats is one target's measurements in one round.
+type roundStats struct {
+	fixed, full phaseResult
+}
+
+func runRound(ctx context.Context, o options, cluster *kfake.Cluster, proxy *harness.Proxy, t target, round int, gen harness.Generator, codec kgo.CompressionCodec) (roundStats, error) {
+	topic := fmt.Sprintf("bench-%s-r%d", t.name, round)
+	if err := cluster.CreateTopic(topic, int32(o.partitions), nil); err != nil {
+		return roundStats{}, fmt.Errorf("create topic %s: %w", topic, err)
+	}
+	defer func() {
+		if err := cluster.DeleteTopic(topic); err != nil {
+			fmt.Fprintf(os.Stderr, "loadbench: delete topic %s: %v\n", topic, err)
+		}
+	}()
+	seeds := cluster.ListenAddrs()
+	if t.viaProxy {
+		seeds = []string{proxy.Addr}
+	}
+	cl, err := kgo.NewClient(
+		kgo.SeedBrokers(seeds...),
+		kgo.ClientID("okp-loadbench"),
+		kgo.RequiredAcks(kgo.AllISRAcks()),
+		kgo.ProducerBatchCompression(codec),
+		kgo.ProducerLinger(o.linger),
+		kgo.MaxBufferedRecords(o.maxBuffered),
+		kgo.RecordPartitioner(kgo.RoundRobinPartitioner()),
+	)
+	if err != nil {
+		return roundStats{}, fmt.Errorf("kgo client: %w", err)
+	}
+	defer cl.Close()
+	l := &loader{cl: cl, topic: topic, gen: gen}
+	if _, err := l.produce(ctx, o.warmup, nil, time.Time{}); err != nil {
+		return roundStats{}, fmt.Errorf("warm-up: %w", err)
+	}
+	var rs roundStats
+	cpu := cpuMeter(proxy)
+	if rs.fixed, err = l.produce(ctx, int(float64(o.rate)*o.rateDuration.Seconds()), pacer(o.rate), time.Time{}); err != nil {
+		return rs, fmt.Errorf("fixed-rate phase: %w", err)
+	}
+	if rs.fixed.cpu, err = cpu(); err != nil {
+		return rs, err
+	}
+	cpu = cpuMeter(proxy)
+	if rs.full, err = l.produce(ctx, o.fullRecords, nil, time.Now().Add(o.fullDuration)); err != nil {
+		return rs, fmt.Errorf("full-speed phase: %w", err)
+	}
+	if rs.full.cpu, err = cpu(); err != nil {
+		return rs, err
+	}
+	return rs, nil
+}
+
+// cpuMeter starts measuring the proxy's CPU time; the returned function reports the time used
+// since. Without a proxy it reports 0.
+func cpuMeter(p *harness.Proxy) func() (time.Duration, error) {
+	if p == nil {
+		return func() (time.Duration, error) { return 0, nil }
+	}
+	before, err := p.CPUTime()
+	return func() (time.Duration, error) {
+		if err != nil {
+			return 0, err
+		}
+		after, err := p.CPUTime()
+		if err != nil {
+			return 0, err
+		}
+		return after - before, nil
+	}
+}

@@ -1,0 +1,31 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestSmoke runs a tiny load at kfake directly and through the proxy, so `make test` keeps the
+// benchmark working; the figures are not asserted.
+func TestSmoke(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	args := []string{"-smoke"}
+	if bin := os.Getenv("OKP_PROXY_BIN"); bin != "" {
+		args = append(args, "-proxy-bin", bin)
+	}
+	var out bytes.Buffer
+	if err := run(ctx, args, &out); err != nil {
+		t.Fatalf("loadbench -smoke: %v\n%s", err, out.String())
+	}
+	t.Log(out.String())
+	for _, want := range []string{"round 1 direct", "round 1 proxy", "summary"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("output lacks %q:\n%s", want, out.String())
+		}
+	}
+}

@@ -1,0 +1,104 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"slices"
+	"text/tabwriter"
+	"time"
+)
+
+// mb is the unit of the report: 10^6 bytes of record values (protocol overhead not counted).
+const mb = 1e6
+
+func mbps(p phaseResult) float64 { return float64(p.bytes) / mb / p.elapsed.Seconds() }
+func rps(p phaseResult) float64  { return float64(p.records) / p.elapsed.Seconds() }
+func ms(d time.Duration) string  { return fmt.Sprintf("%.3f", float64(d)/float64(time.Millisecond)) }
+
+// cpuPerMB is proxy CPU milliseconds per MB of record values sent during the phases.
+func cpuPerMB(ps ...phaseResult) float64 {
+	var cpu time.Duration
+	var bytes int64
+	for _, p := range ps {
+		cpu += p.cpu
+		bytes += p.bytes
+	}
+	if bytes == 0 {
+		return 0
+	}
+	return float64(cpu) / float64(time.Millisecond) / (float64(bytes) / mb)
+}
+
+func printRound(out io.Writer, round int, t target, rs roundStats) {
+	fmt.Fprintf(out, "round %d %-7s full: %7.1f MB/s %8.0f rec/s p50 %s p99 %s ms | fixed rate: achieved %6.0f rec/s p50 %s p99 %s ms | proxy CPU %s (full) %s (rate) ms\n",
+		round, t.name, mbps(rs.full), rps(rs.full), ms(percentile(rs.full.latencies, .5)), ms(percentile(rs.full.latencies, .99)),
+		rps(rs.fixed), ms(percentile(rs.fixed.latencies, .5)), ms(percentile(rs.fixed.latencies, .99)),
+		ms(rs.full.cpu), ms(rs.fixed.cpu))
+}
+
+// targetSummary pools one target's rounds.
+type targetSummary struct {
+	fullMBps, fullRps         float64 // medians over rounds
+	fullP50, fullP99          time.Duration
+	fixedP50, fixedP99        time.Duration
+	fixedRps                  float64
+	cpuFull, cpuFixed, cpuAll float64 // proxy CPU ms per MB
+}
+
+func summarize(rounds []roundStats) targetSummary {
+	var s targetSummary
+	var mbs, rs, frs []float64
+	var fullLat, fixedLat []time.Duration
+	var fulls, fixeds []phaseResult
+	for _, r := range rounds {
+		mbs = append(mbs, mbps(r.full))
+		rs = append(rs, rps(r.full))
+		frs = append(frs, rps(r.fixed))
+		fullLat = append(fullLat, r.full.latencies...)
+		fixedLat = append(fixedLat, r.fixed.latencies...)
+		fulls = append(fulls, r.full)
+		fixeds = append(fixeds, r.fixed)
+	}
+	s.fullMBps, s.fullRps, s.fixedRps = median(mbs), median(rs), median(frs)
+	s.fullP50, s.fullP99 = percentile(fullLat, .5), percentile(fullLat, .99)
+	s.fixedP50, s.fixedP99 = percentile(fixedLat, .5), percentile(fixedLat, .99)
+	s.cpuFull, s.cpuFixed = cpuPerMB(fulls...), cpuPerMB(fixeds...)
+	s.cpuAll = cpuPerMB(append(fulls, fixeds...)...)
+	return s
+}
+
+func median(v []float64) float64 {
+	if len(v) == 0 {
+		return 0
+	}
+	s := slices.Clone(v)
+	slices.Sort(s)
+	return s[len(s)/2]
+}
+
+func printSummary(out io.Writer, o options, targets []target, stats map[string][]roundStats, haveProxy bool) {
+	fmt.Fprintf(out, "summary over %d round(s): throughput = median of rounds; latency percentiles pooled over all records; MB = 10^6 bytes of values\n", o.rounds)
+	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintf(tw, "target\tMB/s\trec/s\tfull p50 ms\tfull p99 ms\t%d/s p50 ms\t%d/s p99 ms\tachieved rec/s\tproxy CPU ms/MB full\tat rate\t\n", o.rate, o.rate)
+	sums := map[string]targetSummary{}
+	for _, t := range targets {
+		s := summarize(stats[t.name])
+		sums[t.name] = s
+		cpuFull, cpuFixed := "-", "-"
+		if t.viaProxy {
+			cpuFull, cpuFixed = fmt.Sprintf("%.2f", s.cpuFull), fmt.Sprintf("%.2f", s.cpuFixed)
+		}
+		fmt.Fprintf(tw, "%s\t%.1f\t%.0f\t%s\t%s\t%s\t%s\t%.0f\t%s\t%s\t\n", t.name, s.fullMBps, s.fullRps,
+			ms(s.fullP50), ms(s.fullP99), ms(s.fixedP50), ms(s.fixedP99), s.fixedRps, cpuFull, cpuFixed)
+	}
+	if err := tw.Flush(); err != nil {
+		fmt.Fprintln(out, "flush table:", err)
+	}
+	d, okD := sums["direct"]
+	p, okP := sums["proxy"]
+	if okD && okP && haveProxy {
+		fmt.Fprintf(out, "\nproxy vs direct: throughput ratio %.3f (target >= 0.85); added p50 at %d/s %+.3f ms (target <= 0.3); added p99 %+.3f ms; proxy CPU %.2f ms/MB at full speed (target <= 3)\n",
+			p.fullMBps/d.fullMBps, o.rate, float64(p.fixedP50-d.fixedP50)/float64(time.Millisecond),
+			float64(p.fixedP99-d.fixedP99)/float64(time.Millisecond), p.cpuFull)
+	}
+}

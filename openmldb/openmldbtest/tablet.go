@@ -1,0 +1,105 @@
+package openmldbtest
+
+import (
+	"context"
+	"fmt"
+	"path"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/go-zookeeper/zk"
+
+	"github.com/openmldb-kafka-proxy/openmldb-kafka-proxy/openmldb/pb/apipb"
+)
+
+// partKey names one partition replica on a tablet.
+type partKey struct {
+	tid uint32
+	pid uint32
+}
+
+// tablet is one tablet server: its own listener, its own ZooKeeper session (so stopping it makes
+// its ephemeral node disappear) and the partition replicas it holds.
+type tablet struct {
+	c        *Cluster
+	idx      int
+	endpoint string
+	srv      *rpcServer
+	zkc      *zk.Conn
+	started  time.Time
+	stopped  atomic.Bool
+	done     chan struct{} // closed on stop: aborts stalled Puts
+	stopOnce sync.Once
+
+	mu    sync.RWMutex
+	parts map[partKey]*partition
+}
+
+func startTablet(ctx context.Context, c *Cluster, idx int, auth func([]byte) bool) (*tablet, error) {
+	t := &tablet{c: c, idx: idx, started: time.Now(), done: make(chan struct{}), parts: map[partKey]*partition{}}
+	srv, err := newRPCServer(c.log.With("server", "tablet", "tablet", idx), auth, t.service())
+	if err != nil {
+		return nil, err
+	}
+	t.srv = srv
+	t.endpoint = srv.addr()
+	if c.opts.ZK != "" {
+		conn, err := dialZK(ctx, c.opts.ZK, c.log)
+		if err != nil {
+			srv.close()
+			return nil, err
+		}
+		t.zkc = conn
+		// ZkClient::Register: ephemeral <root>/nodes/<endpoint> holding "startup_<endpoint>".
+		if _, err := conn.Create(path.Join(c.paths.nodes, t.endpoint), []byte("startup_"+t.endpoint),
+			zk.FlagEphemeral, zk.WorldACL(zk.PermAll)); err != nil {
+			conn.Close()
+			srv.close()
+			return nil, fmt.Errorf("register %s: %w", t.endpoint, err)
+		}
+	}
+	return t, nil
+}
+
+// stop closes the listener and every connection and ends the ZooKeeper session.
+func (t *tablet) stop() {
+	t.stopOnce.Do(func() {
+		t.stopped.Store(true)
+		close(t.done)
+		if t.srv != nil {
+			t.srv.close()
+		}
+		if t.zkc != nil {
+			t.zkc.Close()
+		}
+	})
+}
+
+func (t *tablet) partition(tid, pid uint32) *partition {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	return t.parts[partKey{tid, pid}]
+}
+
+func (t *tablet) addPartition(tid, pid uint32, p *partition) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.parts[partKey{tid, pid}] = p
+}
+
+func (t *tablet) removePartition(tid, pid uint32) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	delete(t.parts, partKey{tid, pid})
+}
+
+func (t *tablet) service() *service {
+	return &service{name: tabletServerService, methods: map[string]method{
+		"Put":      typed(func() *apipb.PutRequest { return &apipb.PutRequest{} }, t.put),
+		"Get":      typed(func() *apipb.GetRequest { return &apipb.GetRequest{} }, t.get),
+		"Scan":     typed(func() *apipb.ScanRequest { return &apipb.ScanRequest{} }, t.scan),
+		"Traverse": typed(func() *apipb.TraverseRequest { return &apipb.TraverseRequest{} }, t.traverse),
+		"Count":    typed(func() *apipb.CountRequest { return &apipb.CountRequest{} }, t.count),
+	}}
+}

@@ -1,0 +1,481 @@
+package openmldb
+
+import (
+	"bufio"
+	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+
+	"github.com/openmldb-kafka-proxy/openmldb-kafka-proxy/openmldb/pb/brpcpb"
+)
+
+// baidu_std service names (FLAGS_baidu_protocol_use_fullname: the fully qualified proto names).
+const (
+	TabletService     = "openmldb.api.TabletServer"
+	NameServerService = "openmldb.nameserver.NameServer"
+)
+
+const (
+	frameHeaderSize = 12
+	maxBodySize     = 64 << 20 // brpc's default --max_body_size
+	writeTimeout    = 30 * time.Second
+	sweepInterval   = 20 * time.Millisecond
+)
+
+// brpc framework error codes (src/brpc/errno.proto) a client may retry after.
+const (
+	ErrCodeFailedSocket = 1009
+	ErrCodeOvercrowded  = 1011
+	ErrCodeEOF          = 1014
+	ErrCodeLogoff       = 2003
+	ErrCodeLimit        = 2004
+	ErrCodeRPCAuth      = 1004
+)
+
+// RPCError is a failure reported by the brpc framework in RpcMeta.response (error_code != 0),
+// as opposed to OpenMLDB's own code/msg in the response message.
+type RPCError struct {
+	Code int32
+	Text string
+}
+
+// Error implements error.
+func (e *RPCError) Error() string { return fmt.Sprintf("brpc error %d: %s", e.Code, e.Text) }
+
+// Retriable reports whether brpc's own client would retry this error.
+func (e *RPCError) Retriable() bool {
+	switch e.Code {
+	case ErrCodeFailedSocket, ErrCodeOvercrowded, ErrCodeEOF, ErrCodeLogoff, ErrCodeLimit:
+		return true
+	}
+	return false
+}
+
+// ServerError is a non-zero code/msg in an OpenMLDB response message.
+type ServerError struct {
+	Method string
+	Code   int32
+	Msg    string
+}
+
+// Error implements error.
+func (e *ServerError) Error() string {
+	return fmt.Sprintf("%s: openmldb code %d: %s", e.Method, e.Code, e.Msg)
+}
+
+// ConnError is a transport failure talking to an endpoint: dial, write, read or a broken connection.
+// Whether the request reached the server is unknown.
+type ConnError struct {
+	Addr string
+	Err  error
+}
+
+// Error implements error.
+func (e *ConnError) Error() string { return fmt.Sprintf("connection to %s: %v", e.Addr, e.Err) }
+
+// Unwrap returns the underlying network error.
+func (e *ConnError) Unwrap() error { return e.Err }
+
+// ErrCallTimeout is returned (wrapped) when a call's deadline passes before its response arrives.
+var ErrCallTimeout = errors.New("rpc deadline exceeded")
+
+// Credential returns the baidu_std authentication_data OpenMLDB expects for a user:
+// "u" + user + ":" + "1" + lowercase hex SHA-256 of the password.
+func Credential(user, password string) []byte {
+	sum := sha256.Sum256([]byte(password))
+	b := make([]byte, 0, 2+len(user)+1+2*len(sum))
+	b = append(b, 'u')
+	b = append(b, user...)
+	b = append(b, ':', '1')
+	return hex.AppendEncode(b, sum[:])
+}
+
+// AppendRequestFrame appends one baidu_std request frame (PRPC header, RpcMeta, body) to dst.
+// auth is sent as authentication_data when non-nil.
+func AppendRequestFrame(dst []byte, service, method string, correlationID int64, auth []byte, req proto.Message) ([]byte, error) {
+	meta := &brpcpb.RpcMeta{
+		Request:       &brpcpb.RpcRequestMeta{ServiceName: proto.String(service), MethodName: proto.String(method)},
+		CorrelationId: proto.Int64(correlationID),
+	}
+	if auth != nil {
+		meta.AuthenticationData = auth
+	}
+	start := len(dst)
+	dst = append(dst, 'P', 'R', 'P', 'C', 0, 0, 0, 0, 0, 0, 0, 0)
+	var err error
+	dst, err = proto.MarshalOptions{Deterministic: true}.MarshalAppend(dst, meta)
+	if err != nil {
+		return dst[:start], fmt.Errorf("marshal rpc meta: %w", err)
+	}
+	metaSize := len(dst) - start - frameHeaderSize
+	dst, err = proto.MarshalOptions{Deterministic: true}.MarshalAppend(dst, req)
+	if err != nil {
+		return dst[:start], fmt.Errorf("marshal %s.%s request: %w", service, method, err)
+	}
+	body := len(dst) - start - frameHeaderSize
+	if body > maxBodySize {
+		return dst[:start], fmt.Errorf("%s.%s request of %d bytes exceeds %d", service, method, body, maxBodySize)
+	}
+	binary.BigEndian.PutUint32(dst[start+4:], uint32(body))
+	binary.BigEndian.PutUint32(dst[start+8:], uint32(metaSize))
+	return dst, nil
+}
+
+// callback receives a response body (valid only during the call) or an error.
+type callback func(body []byte, err error)
+
+type pending struct {
+	cb       callback
+	ctx      context.Context
+	deadline time.Time
+}
+
+// rpcConn is one TCP connection with many calls in flight, matched by correlation id. Frames
+// are appended to a shared buffer and written by one flusher goroutine, so concurrent callers
+// coalesce into few syscalls while keeping each caller's issue order on the wire.
+type rpcConn struct {
+	addr string
+	nc   net.Conn
+	log  *slog.Logger
+
+	wmu      sync.Mutex
+	wbuf     []byte
+	spare    []byte
+	authSent bool
+	auth     []byte
+	wsig     chan struct{}
+
+	pmu     sync.Mutex
+	pending map[int64]pending
+	dead    error
+
+	closed chan struct{}
+	once   sync.Once
+}
+
+func newRPCConn(nc net.Conn, addr string, auth []byte, log *slog.Logger) *rpcConn {
+	c := &rpcConn{
+		addr:    addr,
+		nc:      nc,
+		log:     log,
+		auth:    auth,
+		wsig:    make(chan struct{}, 1),
+		pending: make(map[int64]pending),
+		closed:  make(chan struct{}),
+	}
+	go c.readLoop()
+	go c.flushLoop()
+	go c.sweepLoop()
+	return c
+}
+
+// isDead reports whether the connection has failed or was closed.
+func (c *rpcConn) isDead() bool {
+	c.pmu.Lock()
+	defer c.pmu.Unlock()
+	return c.dead != nil
+}
+
+// fail closes the connection and completes every pending call with err.
+func (c *rpcConn) fail(err error) {
+	c.pmu.Lock()
+	if c.dead != nil {
+		c.pmu.Unlock()
+		return
+	}
+	c.dead = err
+	calls := c.pending
+	c.pending = nil
+	c.pmu.Unlock()
+	c.once.Do(func() { close(c.closed) })
+	c.nc.Close()
+	for _, p := range calls {
+		p.cb(nil, &ConnError{Addr: c.addr, Err: err})
+	}
+}
+
+// start registers cb and queues the frame built by build; cb is always called exactly once.
+func (c *rpcConn) start(ctx context.Context, deadline time.Time, id int64, cb callback,
+	build func(dst []byte, auth []byte) ([]byte, error)) {
+	c.pmu.Lock()
+	if c.dead != nil {
+		err := c.dead
+		c.pmu.Unlock()
+		cb(nil, &ConnError{Addr: c.addr, Err: err})
+		return
+	}
+	c.pending[id] = pending{cb: cb, ctx: ctx, deadline: deadline}
+	c.pmu.Unlock()
+
+	c.wmu.Lock()
+	var auth []byte
+	if !c.authSent {
+		// brpc verifies the credential on the first message of each connection only.
+		auth = c.auth
+	}
+	n := len(c.wbuf)
+	var err error
+	c.wbuf, err = build(c.wbuf, auth)
+	if err == nil {
+		c.authSent = true
+	} else {
+		c.wbuf = c.wbuf[:n]
+	}
+	c.wmu.Unlock()
+	if err != nil {
+		if p, ok := c.take(id); ok {
+			p.cb(nil, err)
+		}
+		return
+	}
+	select {
+	case c.wsig <- struct{}{}:
+	default:
+	}
+}
+
+// take removes and returns a pending call.
+func (c *rpcConn) take(id int64) (pending, bool) {
+	c.pmu.Lock()
+	defer c.pmu.Unlock()
+	p, ok := c.pending[id]
+	if ok {
+		delete(c.pending, id)
+	}
+	return p, ok
+}
+
+func (c *rpcConn) flushLoop() {
+	for {
+		select {
+		case <-c.closed:
+			return
+		case <-c.wsig:
+		}
+		c.wmu.Lock()
+		buf := c.wbuf
+		c.wbuf = c.spare[:0]
+		c.wmu.Unlock()
+		if len(buf) == 0 {
+			c.spare = buf
+			continue
+		}
+		if err := c.nc.SetWriteDeadline(time.Now().Add(writeTimeout)); err != nil {
+			c.fail(fmt.Errorf("set write deadline: %w", err))
+			return
+		}
+		if _, err := c.nc.Write(buf); err != nil {
+			c.fail(fmt.Errorf("write: %w", err))
+			return
+		}
+		c.spare = buf[:0]
+	}
+}
+
+func (c *rpcConn) readLoop() {
+	r := bufio.NewReaderSize(c.nc, 64<<10)
+	var hdr [frameHeaderSize]byte
+	var body []byte
+	meta := &brpcpb.RpcMeta{}
+	for {
+		if _, err := io.ReadFull(r, hdr[:]); err != nil {
+			c.fail(fmt.Errorf("read: %w", err))
+			return
+		}
+		if string(hdr[:4]) != "PRPC" {
+			c.fail(fmt.Errorf("bad frame magic %q", hdr[:4]))
+			return
+		}
+		bodySize := binary.BigEndian.Uint32(hdr[4:])
+		metaSize := binary.BigEndian.Uint32(hdr[8:])
+		if bodySize > maxBodySize || metaSize > bodySize {
+			c.fail(fmt.Errorf("bad frame sizes body %d meta %d", bodySize, metaSize))
+			return
+		}
+		if cap(body) < int(bodySize) {
+			body = make([]byte, bodySize)
+		}
+		body = body[:bodySize]
+		if _, err := io.ReadFull(r, body); err != nil {
+			c.fail(fmt.Errorf("read body: %w", err))
+			return
+		}
+		meta.Reset()
+		if err := proto.Unmarshal(body[:metaSize], meta); err != nil {
+			c.fail(fmt.Errorf("unmarshal rpc meta: %w", err))
+			return
+		}
+		p, ok := c.take(meta.GetCorrelationId())
+		if !ok {
+			continue // timed out or cancelled already
+		}
+		if rm := meta.GetResponse(); rm.GetErrorCode() != 0 {
+			p.cb(nil, &RPCError{Code: rm.GetErrorCode(), Text: rm.GetErrorText()})
+			continue
+		}
+		msg := body[metaSize:]
+		if att := int(meta.GetAttachmentSize()); att > 0 && att <= len(msg) {
+			msg = msg[:len(msg)-att]
+		}
+		p.cb(msg, nil)
+	}
+}
+
+// sweepLoop fails calls whose deadline passed or whose context ended.
+func (c *rpcConn) sweepLoop() {
+	t := time.NewTicker(sweepInterval)
+	defer t.Stop()
+	var expired []pending
+	for {
+		select {
+		case <-c.closed:
+			return
+		case now := <-t.C:
+			expired = expired[:0]
+			c.pmu.Lock()
+			for id, p := range c.pending {
+				if now.After(p.deadline) || p.ctx.Err() != nil {
+					delete(c.pending, id)
+					expired = append(expired, p)
+				}
+			}
+			c.pmu.Unlock()
+			for _, p := range expired {
+				err := p.ctx.Err()
+				if err == nil || errors.Is(err, context.DeadlineExceeded) {
+					err = fmt.Errorf("%s: %w", c.addr, ErrCallTimeout)
+				}
+				p.cb(nil, err)
+			}
+		}
+	}
+}
+
+// rpcPool keeps one connection per endpoint and redials broken ones.
+type rpcPool struct {
+	auth    []byte
+	timeout time.Duration
+	log     *slog.Logger
+	nextID  atomic.Int64
+
+	mu    sync.Mutex
+	conns map[string]*rpcConn
+	dials map[string]*dialState
+}
+
+type dialState struct {
+	done chan struct{}
+	conn *rpcConn
+	err  error
+}
+
+func newRPCPool(auth []byte, timeout time.Duration, log *slog.Logger) *rpcPool {
+	return &rpcPool{auth: auth, timeout: timeout, log: log, conns: map[string]*rpcConn{}, dials: map[string]*dialState{}}
+}
+
+// conn returns a live connection to addr, dialing once for all concurrent callers.
+func (p *rpcPool) conn(ctx context.Context, addr string) (*rpcConn, error) {
+	p.mu.Lock()
+	if p.conns == nil {
+		p.mu.Unlock()
+		return nil, &ConnError{Addr: addr, Err: net.ErrClosed}
+	}
+	if c := p.conns[addr]; c != nil && !c.isDead() {
+		p.mu.Unlock()
+		return c, nil
+	}
+	d := p.dials[addr]
+	if d == nil {
+		d = &dialState{done: make(chan struct{})}
+		p.dials[addr] = d
+		go p.dial(addr, d)
+	}
+	p.mu.Unlock()
+	select {
+	case <-d.done:
+		return d.conn, d.err
+	case <-ctx.Done():
+		return nil, &ConnError{Addr: addr, Err: ctx.Err()}
+	}
+}
+
+func (p *rpcPool) dial(addr string, d *dialState) {
+	dctx, cancel := context.WithTimeout(context.Background(), p.timeout)
+	defer cancel()
+	var dialer net.Dialer
+	nc, err := dialer.DialContext(dctx, "tcp", addr)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	delete(p.dials, addr)
+	if err != nil {
+		d.err = &ConnError{Addr: addr, Err: err}
+	} else if p.conns == nil {
+		nc.Close()
+		d.err = &ConnError{Addr: addr, Err: net.ErrClosed}
+	} else {
+		if tc, ok := nc.(*net.TCPConn); ok {
+			_ = tc.SetNoDelay(true)
+		}
+		d.conn = newRPCConn(nc, addr, p.auth, p.log)
+		p.conns[addr] = d.conn
+		p.log.Debug("openmldb: connected", "addr", addr)
+	}
+	close(d.done)
+}
+
+// goCall starts an asynchronous call; cb runs exactly once, possibly on the connection's reader
+// goroutine, so it must not block.
+func (p *rpcPool) goCall(ctx context.Context, addr, service, method string, req proto.Message, cb callback) {
+	c, err := p.conn(ctx, addr)
+	if err != nil {
+		cb(nil, err)
+		return
+	}
+	deadline := time.Now().Add(p.timeout)
+	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
+		deadline = d
+	}
+	id := p.nextID.Add(1)
+	c.start(ctx, deadline, id, cb, func(dst, auth []byte) ([]byte, error) {
+		return AppendRequestFrame(dst, service, method, id, auth, req)
+	})
+}
+
+// call is a synchronous call that unmarshals the response into resp.
+func (p *rpcPool) call(ctx context.Context, addr, service, method string, req, resp proto.Message) error {
+	done := make(chan error, 1)
+	p.goCall(ctx, addr, service, method, req, func(body []byte, err error) {
+		if err == nil {
+			if uerr := proto.Unmarshal(body, resp); uerr != nil {
+				err = fmt.Errorf("unmarshal %s.%s response: %w", service, method, uerr)
+			}
+		}
+		done <- err
+	})
+	if err := <-done; err != nil {
+		return fmt.Errorf("%s %s.%s: %w", addr, service, method, err)
+	}
+	return nil
+}
+
+// close closes every connection; pending calls fail with ConnError.
+func (p *rpcPool) close() {
+	p.mu.Lock()
+	conns := p.conns
+	p.conns = nil
+	p.mu.Unlock()
+	for _, c := range conns {
+		c.fail(net.ErrClosed)
+	}
+}

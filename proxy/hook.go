@@ -1,0 +1,47 @@
+package proxy
+
+import (
+	"context"
+
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// Hook lets a component intercept selected API keys (the tee takes Produce=0 and EndTxn=26).
+// ApiVersions (18) cannot be intercepted: the proxy clamps it itself.
+type Hook interface {
+	// Intercepts reports whether requests of this key must be decoded and handed to Begin.
+	Intercepts(key int16) bool
+	// Begin runs for each intercepted request in the connection's request order, off the gnet
+	// event loop, BEFORE the request is forwarded and before any later request of the same
+	// connection is forwarded (so idempotent sequence order to the broker is preserved).
+	Begin(ctx context.Context, c ConnInfo, req kmsg.Request) Step
+}
+
+// Step says what to do with an intercepted request.
+//
+// With Forward and Local both nil the client's original bytes are forwarded. For Produce with
+// acks=0 the client expects no response: a Local answer is dropped and Finish gets a nil response.
+type Step struct {
+	// Forward, if non-nil, is forwarded (re-encoded with the client's correlation id and client id,
+	// at Forward's version, which should be the request's) instead of the client's bytes.
+	Forward kmsg.Request
+	// Local, if non-nil, is answered to the client and nothing is forwarded; Finish is not run.
+	Local kmsg.Response
+	// Finish, if non-nil, runs after the broker's response arrived (resp nil for Produce acks=0,
+	// where nothing is sent back), off the event loop, in request order per connection; it returns
+	// the response to send (nil for acks=0). It may block (it waits for OpenMLDB writes) and later
+	// responses on that connection wait behind it. The response it gets already carries the
+	// proxy's broker addresses.
+	Finish func(ctx context.Context, resp kmsg.Response) kmsg.Response
+}
+
+// ConnInfo identifies the client connection of an intercepted request.
+type ConnInfo struct {
+	// RemoteAddr is the client's address.
+	RemoteAddr string
+	// ClientID is the client id of the request ("" when null).
+	ClientID string
+	// NodeID is the upstream broker's node id, or -1 for a connection to the bootstrap listener
+	// (which goes to whichever bootstrap broker answered).
+	NodeID int32
+}

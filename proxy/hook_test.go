@@ -1,0 +1,156 @@
+package proxy
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// fakeHook intercepts Produce and CreateTopics:
+//   - Produce to "slow": forwarded as is, Finish waits and marks the response (throttle 4242);
+//   - Produce to "fwd": Forward sends the same records to partition 1 instead of 0;
+//   - CreateTopics: answered locally, nothing reaches the broker.
+type fakeHook struct {
+	mu     sync.Mutex
+	begins []string
+}
+
+func (h *fakeHook) Intercepts(key int16) bool { return key == 0 || key == 19 }
+
+func (h *fakeHook) Begin(_ context.Context, c ConnInfo, req kmsg.Request) Step {
+	switch r := req.(type) {
+	case *kmsg.CreateTopicsRequest:
+		h.note("create " + r.Topics[0].Topic)
+		resp := r.ResponseKind().(*kmsg.CreateTopicsResponse)
+		msg := "answered by hook for " + c.ClientID
+		resp.Topics = []kmsg.CreateTopicsResponseTopic{{Topic: r.Topics[0].Topic, ErrorCode: 0, ErrorMessage: &msg}}
+		return Step{Local: resp}
+	case *kmsg.ProduceRequest:
+		topic := r.Topics[0].Topic
+		h.note("produce " + topic)
+		switch topic {
+		case "slow":
+			return Step{Finish: func(ctx context.Context, resp kmsg.Response) kmsg.Response {
+				select {
+				case <-time.After(300 * time.Millisecond):
+				case <-ctx.Done():
+				}
+				pr := resp.(*kmsg.ProduceResponse)
+				pr.ThrottleMillis = 4242
+				return pr
+			}}
+		case "fwd":
+			cp := *r
+			cp.Topics = []kmsg.ProduceRequestTopic{{Topic: "fwd", Partitions: []kmsg.ProduceRequestTopicPartition{{Partition: 1, Records: r.Topics[0].Partitions[0].Records}}}}
+			return Step{Forward: &cp}
+		}
+	}
+	return Step{}
+}
+
+func (h *fakeHook) note(s string) {
+	h.mu.Lock()
+	h.begins = append(h.begins, s)
+	h.mu.Unlock()
+}
+
+func TestHookOrderLocalForward(t *testing.T) {
+	ctx := testCtx(t, 30*time.Second)
+	c := newCluster(t, kfake.NumBrokers(1), kfake.SeedTopics(2, "slow", "fwd", "plain"))
+	hook := &fakeHook{}
+	p, _ := startProxy(t, c.ListenAddrs(), 1, hook)
+
+	ct := kmsg.NewPtrCreateTopicsRequest()
+	ct.Version = 4
+	ct.Topics = []kmsg.CreateTopicsRequestTopic{{Topic: "local-only", NumPartitions: 1, ReplicationFactor: 1}}
+	meta := kmsg.NewPtrMetadataRequest()
+	meta.Version = 1
+	rc := dialRaw(t, p.Addr())
+	// All five requests pipelined in one write: the slow Finish of #1 must hold back #2..#5.
+	rc.send(
+		reqFrame(produceReq("slow", 0, -1, "s1"), 1),
+		reqFrame(meta, 2),
+		reqFrame(produceReq("fwd", 0, -1, "f1", "f2"), 3),
+		reqFrame(ct, 4),
+		reqFrame(produceReq("plain", 0, 0, "acks0"), 5), // acks=0: no response
+		reqFrame(produceReq("plain", 0, -1, "p1"), 6),
+	)
+	want := []int32{1, 2, 3, 4, 6}
+	for _, corr := range want {
+		f, err := rc.read()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := int32(f[4])<<24 | int32(f[5])<<16 | int32(f[6])<<8 | int32(f[7]); got != corr {
+			t.Fatalf("response order: got corr %d, want %d", got, corr)
+		}
+		switch corr {
+		case 1:
+			var r kmsg.ProduceResponse
+			r.Version = 7
+			if err := r.ReadFrom(f[8:]); err != nil || r.ThrottleMillis != 4242 || r.Topics[0].Partitions[0].ErrorCode != 0 {
+				t.Fatalf("slow produce response %+v %v", r, err)
+			}
+		case 3:
+			var r kmsg.ProduceResponse
+			r.Version = 7
+			if err := r.ReadFrom(f[8:]); err != nil || r.Topics[0].Partitions[0].Partition != 1 || r.Topics[0].Partitions[0].ErrorCode != 0 {
+				t.Fatalf("forwarded produce response %+v %v", r, err)
+			}
+		case 4:
+			var r kmsg.CreateTopicsResponse
+			r.Version = 4
+			if err := r.ReadFrom(f[8:]); err != nil || r.Topics[0].ErrorMessage == nil || *r.Topics[0].ErrorMessage != "answered by hook for raw-test" {
+				t.Fatalf("local answer %+v %v", r, err)
+			}
+		}
+	}
+	hook.mu.Lock()
+	begins := append([]string(nil), hook.begins...)
+	hook.mu.Unlock()
+	wantBegins := []string{"produce slow", "produce fwd", "create local-only", "produce plain", "produce plain"}
+	if len(begins) != len(wantBegins) {
+		t.Fatalf("begins %v", begins)
+	}
+	for i := range begins {
+		if begins[i] != wantBegins[i] {
+			t.Fatalf("begins %v, want %v", begins, wantBegins)
+		}
+	}
+
+	// What the broker holds: fwd records went to partition 1 only, the locally answered topic was
+	// never created, and the acks=0 record arrived.
+	cl, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
+	ends, err := adm.ListEndOffsets(ctx, "fwd", "plain", "slow")
+	if err != nil {
+		t.Fatal(err)
+	}
+	check := func(topic string, part int32, want int64) {
+		o, ok := ends.Lookup(topic, part)
+		if !ok || o.Err != nil || o.Offset != want {
+			t.Fatalf("%s/%d end offset %+v, want %d", topic, part, o, want)
+		}
+	}
+	check("fwd", 0, 0)
+	check("fwd", 1, 2)
+	check("slow", 0, 1)
+	check("plain", 0, 2)
+	topics, err := adm.ListTopics(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if topics.Has("local-only") {
+		t.Fatal("locally answered CreateTopics reached the broker")
+	}
+}

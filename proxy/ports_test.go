@@ -1,0 +1,94 @@
+package proxy
+
+import (
+	"context"
+	"log/slog"
+	"net"
+	"os"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// freeRun finds a port p with p+1..p+n also free.
+func freeRun(t *testing.T, n int) int {
+	t.Helper()
+	for range 50 {
+		p := freePorts(t, 1)[0]
+		if p+n > 65535 {
+			continue
+		}
+		ok := true
+		for i := 1; i <= n && ok; i++ {
+			l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(p+i))
+			if err != nil {
+				ok = false
+				continue
+			}
+			l.Close()
+		}
+		if ok {
+			return p
+		}
+	}
+	t.Skip("no run of free ports")
+	return 0
+}
+
+// Without broker_ports, node n listens on the bootstrap port + 1 + n, opened at start (discovery).
+func TestDefaultBrokerPorts(t *testing.T) {
+	ctx := testCtx(t, 30*time.Second)
+	c := newCluster(t, kfake.NumBrokers(3))
+	base := freeRun(t, 3)
+	p, err := New(Options{Listen: "127.0.0.1:" + strconv.Itoa(base), Bootstrap: c.ListenAddrs(),
+		Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := p.Close(ctx); err != nil {
+			t.Error(err)
+		}
+	}()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(p.Addr()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	md, err := kadm.NewClient(cl).BrokerMetadata(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(md.Brokers) != 3 {
+		t.Fatalf("brokers %+v", md.Brokers)
+	}
+	for _, b := range md.Brokers {
+		if b.Host != "127.0.0.1" || int(b.Port) != base+1+int(b.NodeID) {
+			t.Fatalf("node %d at %s:%d, want port %d", b.NodeID, b.Host, b.Port, base+1+int(b.NodeID))
+		}
+		if addr, open := p.BrokerAddr(b.NodeID); !open || addr != net.JoinHostPort("127.0.0.1", strconv.Itoa(int(b.Port))) {
+			t.Fatalf("BrokerAddr(%d) = %s, %v", b.NodeID, addr, open)
+		}
+	}
+	// Each broker listener reaches its own broker: a ping through every one of them works.
+	for _, b := range md.Brokers {
+		one, err := kgo.NewClient(kgo.SeedBrokers(net.JoinHostPort(b.Host, strconv.Itoa(int(b.Port)))))
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = one.Ping(ctx)
+		one.Close()
+		if err != nil {
+			t.Fatalf("through node %d listener: %v", b.NodeID, err)
+		}
+	}
+}

@@ -1,0 +1,254 @@
+// Package proxy is the gnet front of the Kafka proxy: a bootstrap listener plus one listener per
+// upstream broker node, per-connection sessions that forward request frames as bytes to one
+// upstream connection and return responses strictly in request order, rewriting broker addresses
+// (through package protocol) and letting a Hook intercept chosen API keys.
+//
+// Ports: the bootstrap listener is Options.Listen; node id n of the upstream cluster gets
+// Options.BrokerPorts[n] if set, else port(Listen) + 1 + n, on the host of Listen. A node's
+// listener opens the first time the node appears in a Metadata, FindCoordinator or
+// DescribeCluster response (or at start, from a Metadata request of the proxy's own), and every
+// broker address handed to clients becomes AdvertisedHost:that port, with node ids unchanged.
+// Bootstrap connections go to the first reachable Options.Bootstrap broker; a connection to a
+// node's listener goes to that node's latest known address.
+//
+// Threads: one gnet engine serves every connection (the broker listeners are plain accept loops
+// that enroll their connections into it). Each client's upstream connection is dialed on a
+// goroutine and enrolled into the client's own event loop, so requests go from the client's
+// OnTraffic straight to the broker socket and responses from the broker's OnTraffic straight to
+// the client socket, in request order, with no locks or goroutine hand-offs. Only hook work
+// (Begin, Finish) runs on other goroutines, returning to the loop with EventLoop.Execute.
+package proxy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Options configures a Proxy.
+type Options struct {
+	// Listen is the bootstrap listener address, host:port with a non-zero port.
+	Listen string
+	// AdvertisedHost is the host put in every broker address handed to clients; defaults to the
+	// host of Listen.
+	AdvertisedHost string
+	// BrokerPorts overrides the listener port of some node ids. Others get port(Listen) + 1 + id.
+	BrokerPorts map[int32]int
+	// Bootstrap lists the upstream brokers (host:port) that bootstrap connections go to.
+	Bootstrap []string
+	// MaxFrameBytes bounds request frames from clients (payload bytes); default 100 MiB.
+	MaxFrameBytes int
+	// Hook, if set, intercepts the API keys it chooses. Nil keeps the proxy pure L4.
+	Hook Hook
+	// Logger receives the proxy's logs; default slog.Default().
+	Logger *slog.Logger
+	// DialTimeout bounds each upstream dial; default 10s.
+	DialTimeout time.Duration
+}
+
+// Proxy is a running (or startable) Kafka proxy. Create with New, then Start, then Close.
+type Proxy struct {
+	opts       Options
+	log        *slog.Logger
+	listenPort int
+	ctx        context.Context
+	cancel     context.CancelFunc
+	next       atomic.Uint32 // rotates the first bootstrap broker tried
+
+	engine *engine
+
+	mu      sync.Mutex
+	nodes   map[int32]*node
+	brokers []*brokerListener
+	closed  bool
+}
+
+// node is one upstream broker as last seen in a response.
+type node struct {
+	id       int32
+	port     int    // proxy listener port
+	upstream string // broker host:port
+	startMu  sync.Mutex
+	ln       *brokerListener
+}
+
+// New validates opts and returns a proxy that is not listening yet.
+func New(opts Options) (*Proxy, error) {
+	host, port, err := net.SplitHostPort(opts.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("listen %q: %w", opts.Listen, err)
+	}
+	lp, err := strconv.Atoi(port)
+	if err != nil || lp <= 0 || lp > 65535 {
+		return nil, fmt.Errorf("listen %q: need a port 1-65535", opts.Listen)
+	}
+	if len(opts.Bootstrap) == 0 {
+		return nil, errors.New("no bootstrap brokers")
+	}
+	if opts.AdvertisedHost == "" {
+		opts.AdvertisedHost = host
+	}
+	if opts.MaxFrameBytes <= 0 {
+		opts.MaxFrameBytes = 100 << 20
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if opts.DialTimeout <= 0 {
+		opts.DialTimeout = 10 * time.Second
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	return &Proxy{opts: opts, log: opts.Logger, listenPort: lp, ctx: ctx, cancel: cancel, nodes: map[int32]*node{}}, nil
+}
+
+// Start binds the bootstrap listener and returns once it accepts connections. It then learns the
+// cluster's brokers in the background (a Metadata request to a bootstrap broker) and opens their
+// listeners, so clients that remember broker addresses can reconnect after a proxy restart.
+func (p *Proxy) Start(ctx context.Context) error {
+	e, err := p.startEngine(ctx)
+	if err != nil {
+		return err
+	}
+	p.engine = e
+	go p.discover()
+	return nil
+}
+
+// Addr is the bootstrap listener address.
+func (p *Proxy) Addr() string { return p.opts.Listen }
+
+// BrokerAddr returns the address clients are told for node id, and whether its listener is open.
+func (p *Proxy) BrokerAddr(id int32) (string, bool) {
+	p.mu.Lock()
+	n := p.nodes[id]
+	p.mu.Unlock()
+	if n == nil {
+		return "", false
+	}
+	n.startMu.Lock()
+	defer n.startMu.Unlock()
+	return net.JoinHostPort(p.opts.AdvertisedHost, strconv.Itoa(n.port)), n.ln != nil
+}
+
+// Close stops every listener and closes every client and upstream connection.
+func (p *Proxy) Close(ctx context.Context) error {
+	p.mu.Lock()
+	p.closed = true
+	bls := p.brokers
+	p.brokers = nil
+	p.mu.Unlock()
+	for _, bl := range bls {
+		bl.close()
+	}
+	p.cancel()
+	if p.engine == nil {
+		return nil
+	}
+	return p.engine.stop(ctx)
+}
+
+// portFor is the proxy port of node id.
+func (p *Proxy) portFor(id int32) int {
+	if port, ok := p.opts.BrokerPorts[id]; ok {
+		return port
+	}
+	return p.listenPort + 1 + int(id)
+}
+
+// mapAddr is the protocol.AddrMapper of every response: it records where node id lives upstream,
+// makes sure the node's listener is open, and returns the proxy's address for the node.
+func (p *Proxy) mapAddr(id int32, host string, port int32) (string, int32) {
+	up := net.JoinHostPort(host, strconv.Itoa(int(port)))
+	p.mu.Lock()
+	n := p.nodes[id]
+	if n == nil {
+		n = &node{id: id, port: p.portFor(id)}
+		p.nodes[id] = n
+	}
+	closed := p.closed
+	p.mu.Unlock()
+
+	n.startMu.Lock()
+	defer n.startMu.Unlock()
+	if n.upstream != up {
+		if n.upstream != "" {
+			p.log.Info("broker moved", "node", id, "from", n.upstream, "to", up)
+		}
+		n.upstream = up
+	}
+	if n.ln == nil && !closed && n.port > 0 && n.port <= 65535 {
+		addr := net.JoinHostPort(hostOf(p.opts.Listen), strconv.Itoa(n.port))
+		ln, err := p.listenBroker(addr, id)
+		if err != nil {
+			// Clients will fail to connect to this node and refresh metadata, which retries here.
+			p.log.Error("cannot open broker listener", "node", id, "addr", addr, "err", err)
+		} else {
+			n.ln = ln
+			p.mu.Lock()
+			if p.closed {
+				p.mu.Unlock()
+				ln.close()
+				n.ln = nil
+			} else {
+				p.brokers = append(p.brokers, ln)
+				p.mu.Unlock()
+				p.log.Info("broker listener open", "node", id, "listen", addr, "upstream", up)
+			}
+		}
+	}
+	return p.opts.AdvertisedHost, int32(n.port)
+}
+
+// upstreamOf returns the broker address of node id.
+func (p *Proxy) upstreamOf(id int32) (string, bool) {
+	p.mu.Lock()
+	n := p.nodes[id]
+	p.mu.Unlock()
+	if n == nil {
+		return "", false
+	}
+	n.startMu.Lock()
+	defer n.startMu.Unlock()
+	return n.upstream, n.upstream != ""
+}
+
+// dialUpstream connects a session to its broker: node's address, or for bootstrap sessions the
+// first reachable bootstrap broker (the first one tried rotates between sessions).
+func (p *Proxy) dialUpstream(ctx context.Context, nodeID int32) (net.Conn, error) {
+	d := net.Dialer{Timeout: p.opts.DialTimeout}
+	if nodeID >= 0 {
+		addr, ok := p.upstreamOf(nodeID)
+		if !ok {
+			return nil, fmt.Errorf("node %d: upstream address unknown", nodeID)
+		}
+		c, err := d.DialContext(ctx, "tcp", addr)
+		if err != nil {
+			return nil, fmt.Errorf("dial node %d at %s: %w", nodeID, addr, err)
+		}
+		return c, nil
+	}
+	bs := p.opts.Bootstrap
+	first := int(p.next.Add(1)) % len(bs)
+	var errs []error
+	for i := range bs {
+		addr := bs[(first+i)%len(bs)]
+		c, err := d.DialContext(ctx, "tcp", addr)
+		if err == nil {
+			return c, nil
+		}
+		errs = append(errs, err)
+	}
+	return nil, fmt.Errorf("no bootstrap broker reachable: %w", errors.Join(errs...))
+}
+
+// hostOf returns the host part of a host:port.
+func hostOf(hostport string) string {
+	h, _, _ := net.SplitHostPort(hostport)
+	return h
+}

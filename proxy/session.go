@@ -1,0 +1,493 @@
+package proxy
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+
+	"github.com/panjf2000/gnet/v2"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/openmldb-kafka-proxy/openmldb-kafka-proxy/protocol"
+)
+
+const (
+	// minRequestFrame is the smallest request payload: key, version, correlation id, client id length.
+	minRequestFrame = 10
+	// maxResponseFrame is a sanity bound on broker responses (clients bound fetch sizes themselves).
+	maxResponseFrame = 1 << 30
+	// streamMin is the smallest request frame forwarded while it still arrives; smaller ones are
+	// taken whole.
+	streamMin = 32 << 10
+)
+
+// session is one client connection and its upstream connection. The upstream connection is
+// enrolled into the client's event loop, so both directions run on that loop without locks or
+// hand-offs: a request is written to the broker socket from the client's OnTraffic, a response to
+// the client socket from the upstream's OnTraffic (gnet buffers what the kernel does not take).
+// Only the dial and hook work (Begin, Finish) run on other goroutines, and they come back to the
+// loop with EventLoop.Execute. Every field is owned by the loop.
+type session struct {
+	p      *Proxy
+	c      gnet.Conn
+	node   int32
+	remote string
+	ctx    context.Context
+	cancel context.CancelFunc
+
+	up       gnet.Conn // nil until the dial completes
+	closed   bool
+	pend     []byte     // request bytes waiting for the dial or for a running hook
+	hooks    []hookItem // intercepted requests, each placed at an offset of pend
+	hookBusy bool       // a Begin runs: later requests wait in pend
+	slots    fifo       // every expected response, in request order
+	inflight fifo       // slots whose response comes from the broker, in forwarding order
+	free     []*slot
+	rest     int  // bytes of a streamed request frame still to forward
+	finBusy  bool // a Finish runs for the head slot
+}
+
+// upstream is the context of a session's broker connection.
+type upstream struct{ s *session }
+
+// hookItem is an intercepted request waiting for its turn.
+type hookItem struct {
+	pos   int // offset in pend: bytes before it are forwarded before Begin runs
+	frame []byte
+	hdr   protocol.RequestHeader
+	slot  *slot
+}
+
+func newSession(p *Proxy, c gnet.Conn, node int32) *session {
+	ctx, cancel := context.WithCancel(p.ctx)
+	remote := ""
+	if a := c.RemoteAddr(); a != nil {
+		remote = a.String()
+	}
+	return &session{p: p, c: c, node: node, remote: remote, ctx: ctx, cancel: cancel}
+}
+
+// dial connects to the broker off the loop and enrolls the connection into the client's loop.
+func (s *session) dial() {
+	nc, err := s.p.dialUpstream(s.ctx, s.node)
+	if err != nil {
+		s.p.log.Warn("closing client: upstream unreachable", "client", s.remote, "node", s.node, "err", err)
+		_ = s.c.Close()
+		return
+	}
+	res, err := s.c.EventLoop().Enroll(gnet.NewContext(s.ctx, &upstream{s: s}), nc)
+	if err != nil {
+		_ = nc.Close()
+		s.p.log.Debug("enroll upstream", "client", s.remote, "err", err)
+		_ = s.c.Close()
+		return
+	}
+	if r := <-res; r.Err != nil {
+		s.p.log.Warn("closing client: upstream enroll", "client", s.remote, "err", r.Err)
+		_ = s.c.Close()
+	}
+}
+
+// upOpened runs on the loop when the broker connection is enrolled.
+func (s *session) upOpened(up gnet.Conn) gnet.Action {
+	if s.closed {
+		return gnet.Close
+	}
+	s.up = up
+	s.drain()
+	return gnet.None
+}
+
+// upClosed runs on the loop when the broker connection ends.
+func (s *session) upClosed(err error) {
+	s.up = nil
+	if !s.closed {
+		s.p.log.Warn("closing client: broker connection ended", "client", s.remote, "node", s.node, "err", err)
+		_ = s.c.Close()
+	}
+}
+
+// clientClosed runs on the loop when the client connection ends.
+func (s *session) clientClosed() {
+	s.closed = true
+	s.cancel()
+	s.pend, s.hooks = nil, nil
+	if s.up != nil {
+		_ = s.up.Close()
+	}
+}
+
+// fail closes the client connection because of a protocol error.
+func (s *session) fail(why string, err error) gnet.Action {
+	s.p.log.Warn("closing client: "+why, "client", s.remote, "node", s.node, "err", err)
+	_ = s.c.Close()
+	return gnet.Close
+}
+
+// onTraffic reads every complete request frame, and forwards large non-intercepted frames while
+// they are still arriving (they never pile up in gnet's buffer and go out without a copy).
+func (s *session) onTraffic() gnet.Action {
+	c := s.c
+	for {
+		if s.rest > 0 {
+			n := min(c.InboundBuffered(), s.rest)
+			if n == 0 {
+				return gnet.None
+			}
+			b, err := c.Next(n)
+			if err != nil {
+				return s.fail("read frame", err)
+			}
+			s.rest -= n
+			s.send(b)
+			continue
+		}
+		prefix, err := c.Peek(4)
+		if err != nil || len(prefix) < 4 {
+			return gnet.None
+		}
+		size := int(protocol.FrameSize(prefix))
+		if size < minRequestFrame || size > s.p.opts.MaxFrameBytes {
+			s.p.log.Warn("closing client: bad request frame size", "client", s.remote, "size", size, "max_frame_bytes", s.p.opts.MaxFrameBytes)
+			return gnet.Close
+		}
+		if avail := c.InboundBuffered(); avail < 4+size {
+			if size < streamMin || !s.startStream(size, avail) {
+				return gnet.None
+			}
+			continue
+		}
+		frame, err := c.Next(4 + size)
+		if err != nil {
+			return s.fail("read frame", err)
+		}
+		h, err := protocol.ParseRequestHeader(frame)
+		if err != nil {
+			s.p.log.Warn("closing client: malformed request header", "client", s.remote, "err", err)
+			return gnet.Close
+		}
+		if !s.accept(frame, h) {
+			return gnet.Close
+		}
+	}
+}
+
+// startStream begins forwarding a frame of size bytes of which avail are buffered. It declines
+// when the header is not readable yet or the request must be seen whole (ApiVersions, hook).
+func (s *session) startStream(size, avail int) bool {
+	b, err := s.c.Peek(min(avail, 4+size, 64<<10))
+	if err != nil {
+		return false
+	}
+	h, err := protocol.ParseRequestHeaderPrefix(b)
+	if err != nil || h.Key == 18 || h.Body < 0 {
+		return false
+	}
+	if hook := s.p.opts.Hook; hook != nil && hook.Intercepts(h.Key) {
+		return false
+	}
+	expect := true
+	if h.Key == 0 {
+		acks, err := protocol.ProduceAcks(b, h)
+		if err != nil {
+			return false
+		}
+		expect = acks != 0
+	}
+	if expect {
+		sl := s.newSlot(h)
+		s.slots.push(sl)
+		s.inflight.push(sl)
+	}
+	chunk, err := s.c.Next(avail)
+	if err != nil {
+		return false
+	}
+	s.rest = 4 + size - avail
+	s.send(chunk)
+	return true
+}
+
+// send forwards request bytes that are not intercepted: to the broker socket when nothing waits,
+// else behind the waiting bytes. b may alias gnet's buffer: both paths copy what they keep.
+func (s *session) send(b []byte) {
+	if s.up != nil && !s.hookBusy && len(s.pend) == 0 {
+		if _, err := s.up.Write(b); err != nil {
+			s.p.log.Debug("write to broker", "client", s.remote, "err", err)
+		}
+		return
+	}
+	s.pend = append(s.pend, b...)
+}
+
+// accept handles one whole request frame, which aliases gnet's buffer. False closes the client.
+func (s *session) accept(frame []byte, h protocol.RequestHeader) bool {
+	if h.Key == 18 && protocol.ApiVersionsTooNew(h.Version) {
+		sl := s.newSlot(h)
+		sl.local = true
+		s.slots.push(sl)
+		s.complete(sl, protocol.UnsupportedApiVersions(h.CorrelationID), nil)
+		return true
+	}
+	expect := true
+	if h.Key == 0 {
+		acks, err := protocol.ProduceAcks(frame, h)
+		if err != nil {
+			s.p.log.Warn("closing client: malformed produce request", "client", s.remote, "err", err)
+			return false
+		}
+		expect = acks != 0
+	}
+	hook := s.p.opts.Hook
+	intercept := hook != nil && h.Key != 18 && h.Body >= 0 && hook.Intercepts(h.Key)
+	var sl *slot
+	if expect || intercept {
+		sl = s.newSlot(h)
+		sl.noResp = !expect
+		sl.hooked = intercept
+		s.slots.push(sl)
+		if expect {
+			s.inflight.push(sl)
+		}
+	}
+	if !intercept {
+		s.send(frame)
+		return true
+	}
+	cp := append([]byte(nil), frame...)
+	if h.ClientID != nil {
+		h.ClientID = cp[14 : 14+len(h.ClientID)]
+	}
+	s.hooks = append(s.hooks, hookItem{pos: len(s.pend), frame: cp, hdr: h, slot: sl})
+	s.drain()
+	return true
+}
+
+func (s *session) newSlot(h protocol.RequestHeader) *slot {
+	var sl *slot
+	if n := len(s.free); n > 0 {
+		sl = s.free[n-1]
+		s.free = s.free[:n-1]
+	} else {
+		sl = new(slot)
+	}
+	*sl = slot{corr: h.CorrelationID, key: h.Key, ver: h.Version}
+	return sl
+}
+
+// drain forwards waiting bytes up to the next intercepted request and starts its Begin.
+func (s *session) drain() {
+	if s.up == nil || s.hookBusy || s.closed {
+		return
+	}
+	if len(s.hooks) == 0 {
+		if len(s.pend) > 0 {
+			if _, err := s.up.Write(s.pend); err != nil {
+				s.p.log.Debug("write to broker", "client", s.remote, "err", err)
+			}
+			s.pend = s.pend[:0]
+		}
+		return
+	}
+	hi := s.hooks[0]
+	s.hooks = s.hooks[1:]
+	if hi.pos > 0 {
+		if _, err := s.up.Write(s.pend[:hi.pos]); err != nil {
+			s.p.log.Debug("write to broker", "client", s.remote, "err", err)
+		}
+		n := copy(s.pend, s.pend[hi.pos:])
+		s.pend = s.pend[:n]
+		for i := range s.hooks {
+			s.hooks[i].pos -= hi.pos
+		}
+	}
+	s.hookBusy = true
+	go s.begin(hi)
+}
+
+// begin runs the hook's Begin off the loop, then acts on its Step on the loop.
+func (s *session) begin(hi hookItem) {
+	req, err := protocol.DecodeRequest(hi.frame, hi.hdr)
+	var step Step
+	if err == nil {
+		info := ConnInfo{RemoteAddr: s.remote, ClientID: string(hi.hdr.ClientID), NodeID: s.node}
+		step = s.p.opts.Hook.Begin(s.ctx, info, req)
+	}
+	var local []byte
+	if err == nil && step.Local != nil && !hi.slot.noResp {
+		step.Local.SetVersion(hi.hdr.Version)
+		local = protocol.AppendResponse(nil, hi.hdr.CorrelationID, step.Local)
+	}
+	frame := hi.frame
+	if err == nil && step.Local == nil && step.Forward != nil {
+		frame = protocol.AppendRequest(nil, hi.hdr, step.Forward)
+	}
+	s.onLoop(func() {
+		s.hookBusy = false
+		if s.closed {
+			return
+		}
+		if err != nil {
+			s.fail("undecodable intercepted request", err)
+			return
+		}
+		sl := hi.slot
+		if step.Local != nil {
+			sl.local = true
+			s.complete(sl, local, nil)
+		} else {
+			sl.finish = step.Finish
+			if s.up != nil {
+				if _, werr := s.up.Write(frame); werr != nil {
+					s.p.log.Debug("write to broker", "client", s.remote, "err", werr)
+				}
+			}
+			if sl.noResp {
+				s.complete(sl, nil, nil)
+			}
+		}
+		s.drain()
+	})
+}
+
+// onLoop runs fn on the session's event loop.
+func (s *session) onLoop(fn func()) {
+	err := s.c.EventLoop().Execute(s.ctx, gnet.RunnableFunc(func(context.Context) error {
+		fn()
+		return nil
+	}))
+	if err != nil {
+		s.p.log.Debug("schedule on event loop", "client", s.remote, "err", err)
+	}
+}
+
+// onUpTraffic reads broker responses on the loop and completes their slots.
+func (s *session) onUpTraffic(up gnet.Conn) gnet.Action {
+	for {
+		prefix, err := up.Peek(4)
+		if err != nil || len(prefix) < 4 {
+			return gnet.None
+		}
+		size := int(protocol.FrameSize(prefix))
+		if size < 4 || size > maxResponseFrame {
+			s.fail("bad response from broker", fmt.Errorf("frame size %d", size))
+			return gnet.Close
+		}
+		if up.InboundBuffered() < 4+size {
+			return gnet.None
+		}
+		frame, err := up.Next(4 + size)
+		if err != nil {
+			s.fail("read broker response", err)
+			return gnet.Close
+		}
+		sl := s.inflight.pop()
+		for sl != nil && sl.local {
+			sl = s.inflight.pop()
+		}
+		if sl == nil {
+			s.fail("bad response from broker", errors.New("response without a pending request"))
+			return gnet.Close
+		}
+		if corr := int32(binary.BigEndian.Uint32(frame[4:])); corr != sl.corr {
+			s.fail("bad response from broker", fmt.Errorf("correlation id %d, expected %d", corr, sl.corr))
+			return gnet.Close
+		}
+		out, resp, err := s.response(sl, frame)
+		if err != nil {
+			s.fail("bad response from broker", err)
+			return gnet.Close
+		}
+		s.complete(sl, out, resp)
+	}
+}
+
+// response turns a broker response into what the client gets: the broker's bytes (still aliasing
+// gnet's buffer), a rewritten frame, or, for a hook's Finish, the decoded response with the
+// proxy's addresses.
+func (s *session) response(sl *slot, frame []byte) ([]byte, kmsg.Response, error) {
+	switch {
+	case sl.key == 18:
+		out, err := protocol.RewriteApiVersions(frame, sl.ver)
+		return out, nil, err
+	case sl.finish != nil:
+		resp, err := protocol.DecodeResponse(frame, sl.key, sl.ver)
+		if err != nil {
+			return nil, nil, err
+		}
+		protocol.RewriteAddrs(resp, s.p.mapAddr)
+		return nil, resp, nil
+	default:
+		out, err := protocol.RewriteResponse(frame, sl.key, sl.ver, s.p.mapAddr)
+		return out, nil, err
+	}
+}
+
+// complete marks a slot done and writes every completed slot at the head of the order. out may
+// alias gnet's buffer: it is written now or copied.
+func (s *session) complete(sl *slot, out []byte, resp kmsg.Response) {
+	sl.done, sl.resp = true, resp
+	if s.slots.front() == sl && sl.finish == nil {
+		// The common case: written straight from the broker's bytes.
+		s.slots.pop()
+		s.write(out)
+		s.recycle(sl)
+	} else if out != nil {
+		sl.out = append([]byte(nil), out...)
+	}
+	s.flush()
+}
+
+// flush writes completed head slots in order; a Finish at the head runs on its own goroutine and
+// comes back to the loop when done, holding back every later response meanwhile.
+func (s *session) flush() {
+	for {
+		sl := s.slots.front()
+		if sl == nil || !sl.done {
+			return
+		}
+		if sl.finish != nil {
+			if !s.finBusy {
+				s.finBusy = true
+				go s.finish(sl)
+			}
+			return
+		}
+		s.slots.pop()
+		s.write(sl.out)
+		s.recycle(sl)
+	}
+}
+
+// finish runs a slot's Finish off the loop.
+func (s *session) finish(sl *slot) {
+	r := sl.finish(s.ctx, sl.resp)
+	var out []byte
+	if r != nil && !sl.noResp {
+		out = protocol.AppendResponse(nil, sl.corr, r)
+	}
+	s.onLoop(func() {
+		s.finBusy = false
+		sl.finish, sl.resp, sl.out = nil, nil, out
+		if !s.closed {
+			s.flush()
+		}
+	})
+}
+
+func (s *session) write(b []byte) {
+	if len(b) == 0 || s.closed {
+		return
+	}
+	if _, err := s.c.Write(b); err != nil {
+		s.p.log.Debug("write to client", "client", s.remote, "err", err)
+	}
+}
+
+func (s *session) recycle(sl *slot) {
+	if !sl.hooked {
+		*sl = slot{}
+		s.free = append(s.free, sl)
+	}
+}

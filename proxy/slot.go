@@ -1,0 +1,61 @@
+package proxy
+
+import (
+	"context"
+
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// slot is the place of one expected response in a connection's response order. Slots complete
+// in any order (broker responses, local answers, hook results) and are written to the client
+// strictly in request order.
+type slot struct {
+	corr     int32
+	key, ver int16
+	// local: answered by the proxy; the broker sends nothing for it (the reader skips it).
+	local bool
+	// noResp: Produce acks=0 kept only to run a hook's Finish in order; nothing is written.
+	noResp bool
+	// hooked slots may still be referenced from the inflight queue after being written, so they
+	// are never recycled.
+	hooked bool
+	done   bool
+	out    []byte
+	resp   kmsg.Response
+	finish func(context.Context, kmsg.Response) kmsg.Response
+}
+
+// fifo is a queue of slots.
+type fifo struct {
+	buf  []*slot
+	head int
+}
+
+func (q *fifo) push(s *slot) { q.buf = append(q.buf, s) }
+
+func (q *fifo) front() *slot {
+	if q.head == len(q.buf) {
+		return nil
+	}
+	return q.buf[q.head]
+}
+
+func (q *fifo) pop() *slot {
+	s := q.front()
+	if s == nil {
+		return nil
+	}
+	q.buf[q.head] = nil
+	q.head++
+	switch {
+	case q.head == len(q.buf):
+		q.buf, q.head = q.buf[:0], 0
+	case q.head >= 256 && q.head*2 >= len(q.buf):
+		n := copy(q.buf, q.buf[q.head:])
+		clear(q.buf[n:])
+		q.buf, q.head = q.buf[:n], 0
+	}
+	return s
+}
+
+func (q *fifo) len() int { return len(q.buf) - q.head }

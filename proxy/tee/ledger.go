@@ -1,0 +1,117 @@
+package tee
+
+import (
+	"container/list"
+	"context"
+	"sync"
+)
+
+// batchesPerProducerPartition mirrors the broker: Kafka deduplicates an idempotent producer's
+// retries against the last five batches of each partition, so that is all a retry can refer to.
+const batchesPerProducerPartition = 5
+
+// producerPartition identifies one idempotent producer session writing one partition.
+type producerPartition struct {
+	producerID int64
+	epoch      int16
+	topic      string
+	partition  int32
+}
+
+// batchProgress records which rows of one batch are stored in OpenMLDB. While an attempt is
+// writing, busy is open: a retry waits for it, because Puts that outlived the client's deadline
+// may still land, and writing their rows again would duplicate them.
+type batchProgress struct {
+	baseSequence int32
+	stored       []bool
+	busy         chan struct{} // nil when no attempt is writing
+}
+
+// ledger remembers, per (producer id, epoch, partition, base sequence), which rows of recent
+// idempotent batches are already in OpenMLDB. A client retrying a batch (because the proxy
+// answered a retriable error, or because the answer was lost) sends the same base sequence; the
+// broker deduplicates the append and the ledger tells the tee which rows are still missing, so no
+// row is lost and none is written twice. It is bounded: the least recently used producer
+// partitions are forgotten beyond max entries.
+type ledger struct {
+	mu    sync.Mutex
+	max   int
+	items map[producerPartition]*list.Element
+	lru   *list.List // of *ledgerEntry, front = most recent
+}
+
+type ledgerEntry struct {
+	key     producerPartition
+	batches []*batchProgress // oldest first, at most batchesPerProducerPartition
+}
+
+func newLedger(max int) *ledger {
+	if max <= 0 {
+		max = 100_000
+	}
+	return &ledger{max: max, items: make(map[producerPartition]*list.Element), lru: list.New()}
+}
+
+// acquire starts an attempt at writing a batch of n rows. It waits (until ctx ends) for an
+// earlier attempt at the same batch that is still writing, then returns which rows must be
+// written now — all for a new batch, the missing ones for a retry — and a release function the
+// attempt must call with the rows it stored (stored[i] true), whenever its writes have ended.
+func (l *ledger) acquire(ctx context.Context, key producerPartition, baseSequence int32, n int) ([]bool, func(stored []bool), error) {
+	for {
+		l.mu.Lock()
+		b := l.batch(key, baseSequence, n)
+		if b.busy == nil {
+			b.busy = make(chan struct{})
+			todo := make([]bool, n)
+			for i, done := range b.stored {
+				todo[i] = !done
+			}
+			l.mu.Unlock()
+			release := func(stored []bool) {
+				l.mu.Lock()
+				for i, done := range stored {
+					b.stored[i] = b.stored[i] || done
+				}
+				close(b.busy)
+				b.busy = nil
+				l.mu.Unlock()
+			}
+			return todo, release, nil
+		}
+		busy := b.busy
+		l.mu.Unlock()
+		select {
+		case <-busy:
+		case <-ctx.Done():
+			return nil, nil, ctx.Err()
+		}
+	}
+}
+
+// batch finds or adds the progress of a batch; l.mu must be held.
+func (l *ledger) batch(key producerPartition, baseSequence int32, n int) *batchProgress {
+	el, ok := l.items[key]
+	if !ok {
+		el = l.lru.PushFront(&ledgerEntry{key: key})
+		l.items[key] = el
+		for l.lru.Len() > l.max {
+			old := l.lru.Back()
+			l.lru.Remove(old)
+			delete(l.items, old.Value.(*ledgerEntry).key)
+		}
+	} else {
+		l.lru.MoveToFront(el)
+	}
+	e := el.Value.(*ledgerEntry)
+	for _, b := range e.batches {
+		if b.baseSequence == baseSequence && len(b.stored) == n {
+			return b
+		}
+	}
+	b := &batchProgress{baseSequence: baseSequence, stored: make([]bool, n)}
+	e.batches = append(e.batches, b)
+	if len(e.batches) > batchesPerProducerPartition {
+		e.batches = e.batches[1:]
+	}
+	return b
+}

@@ -1,0 +1,93 @@
+package tee
+
+import (
+	"context"
+	"reflect"
+	"testing"
+	"time"
+)
+
+func acquireT(t *testing.T, l *ledger, k producerPartition, seq int32, n int) ([]bool, func([]bool)) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	todo, release, err := l.acquire(ctx, k, seq, n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return todo, release
+}
+
+func TestLedgerRetryWritesOnlyMissingRows(t *testing.T) {
+	l := newLedger(10)
+	k := producerPartition{producerID: 7, epoch: 1, topic: "t", partition: 3}
+	todo, release := acquireT(t, l, k, 100, 3)
+	if !reflect.DeepEqual(todo, []bool{true, true, true}) {
+		t.Fatalf("new batch todo = %v", todo)
+	}
+	release([]bool{true, false, true})
+	todo, release = acquireT(t, l, k, 100, 3)
+	if !reflect.DeepEqual(todo, []bool{false, true, false}) {
+		t.Fatalf("retry todo = %v, want only row 1", todo)
+	}
+	release([]bool{false, true, false})
+	todo, release = acquireT(t, l, k, 100, 3)
+	release(nil)
+	if !reflect.DeepEqual(todo, []bool{false, false, false}) {
+		t.Fatalf("after second attempt todo = %v, want none", todo)
+	}
+	// A different epoch is a different producer session: nothing is known about it.
+	k2 := k
+	k2.epoch = 2
+	if todo, _ := acquireT(t, l, k2, 100, 3); !reflect.DeepEqual(todo, []bool{true, true, true}) {
+		t.Fatalf("other epoch todo = %v", todo)
+	}
+}
+
+func TestLedgerRetryWaitsForAttemptStillWriting(t *testing.T) {
+	l := newLedger(10)
+	k := producerPartition{producerID: 1, topic: "t"}
+	_, release := acquireT(t, l, k, 0, 2)
+	// The retry arrives while the first attempt's Puts are still out: it must not start.
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	if _, _, err := l.acquire(ctx, k, 0, 2); err == nil {
+		t.Fatal("retry started while the first attempt was still writing")
+	}
+	got := make(chan []bool)
+	go func() {
+		todo, release2 := acquireT(t, l, k, 0, 2)
+		release2(nil)
+		got <- todo
+	}()
+	release([]bool{true, false}) // the late Puts landed for row 0 only
+	if todo := <-got; !reflect.DeepEqual(todo, []bool{false, true}) {
+		t.Fatalf("retry todo = %v, want row 1 only", todo)
+	}
+}
+
+func TestLedgerKeepsFiveBatchesAndBoundsProducers(t *testing.T) {
+	l := newLedger(2)
+	k := producerPartition{producerID: 1, topic: "t"}
+	for seq := int32(0); seq < 6; seq++ {
+		_, release := acquireT(t, l, k, seq*10, 1)
+		release([]bool{true})
+	}
+	if todo, release := acquireT(t, l, k, 0, 1); !todo[0] {
+		t.Fatal("the sixth batch should have evicted the first")
+	} else {
+		release(nil)
+	}
+	if todo, release := acquireT(t, l, k, 50, 1); todo[0] {
+		t.Fatal("the newest batch must be remembered")
+	} else {
+		release(nil)
+	}
+	for _, id := range []int64{2, 3} {
+		_, release := acquireT(t, l, producerPartition{producerID: id}, 0, 1)
+		release([]bool{true})
+	}
+	if todo, _ := acquireT(t, l, k, 50, 1); !todo[0] {
+		t.Fatal("producer 1 should have been evicted by the bound of 2 producer partitions")
+	}
+}

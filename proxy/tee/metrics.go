@@ -1,0 +1,52 @@
+package tee
+
+import "github.com/prometheus/client_golang/prometheus"
+
+// Metrics are the tee's Prometheus series, labelled by "db.table".
+type Metrics struct {
+	rowsWritten      *prometheus.CounterVec
+	rowsRejected     *prometheus.CounterVec
+	rowsFailed       *prometheus.CounterVec
+	rowsDeduplicated *prometheus.CounterVec
+	rowsDeadLettered *prometheus.CounterVec
+	tombstones       *prometheus.CounterVec
+	batchesRejected  *prometheus.CounterVec
+	txnRowsDropped   prometheus.Counter
+	acks0Failures    prometheus.Counter
+	writeLatency     *prometheus.HistogramVec
+	produceLatency   *prometheus.HistogramVec
+}
+
+// NewMetrics creates the tee's metrics and registers them with reg (nil: unregistered).
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	table := []string{"table"}
+	m := &Metrics{
+		rowsWritten: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "okp_tee_rows_written_total",
+			Help: "Rows stored in OpenMLDB."}, table),
+		rowsRejected: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "okp_tee_rows_invalid_total",
+			Help: "Records that could not become rows (rejected, dead-lettered or skipped by policy)."}, table),
+		rowsFailed: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "okp_tee_rows_failed_total",
+			Help: "Rows OpenMLDB did not store in time; the producer is told to retry."}, table),
+		rowsDeduplicated: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "okp_tee_rows_retried_deduplicated_total",
+			Help: "Rows of retried idempotent batches that were already stored and not written again."}, table),
+		rowsDeadLettered: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "okp_tee_rows_dead_lettered_total",
+			Help: "Invalid records produced to a dead-letter topic."}, table),
+		tombstones: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "okp_tee_tombstones_skipped_total",
+			Help: "Records with a null value, skipped."}, table),
+		batchesRejected: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "okp_tee_partitions_rejected_total",
+			Help: "Produce partitions answered with an error before reaching the broker."}, table),
+		txnRowsDropped: prometheus.NewCounter(prometheus.CounterOpts{Name: "okp_tee_txn_rows_dropped_total",
+			Help: "Held rows of aborted transactions."}),
+		acks0Failures: prometheus.NewCounter(prometheus.CounterOpts{Name: "okp_tee_acks0_write_failures_total",
+			Help: "acks=0 partitions whose rows were not all stored (the producer cannot be told)."}),
+		writeLatency: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "okp_tee_openmldb_write_seconds",
+			Help: "Time to store one partition's rows in OpenMLDB.", Buckets: prometheus.ExponentialBuckets(0.0001, 2, 16)}, table),
+		produceLatency: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "okp_tee_produce_seconds",
+			Help: "Produce round trip through the tee, from request to answer.", Buckets: prometheus.ExponentialBuckets(0.0001, 2, 16)}, []string{"path"}),
+	}
+	if reg != nil {
+		reg.MustRegister(m.rowsWritten, m.rowsRejected, m.rowsFailed, m.rowsDeduplicated, m.rowsDeadLettered,
+			m.tombstones, m.batchesRejected, m.txnRowsDropped, m.acks0Failures, m.writeLatency, m.produceLatency)
+	}
+	return m
+}

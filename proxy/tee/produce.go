@@ -1,0 +1,454 @@
+package tee
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/openmldb-kafka-proxy/openmldb-kafka-proxy/config"
+	"github.com/openmldb-kafka-proxy/openmldb-kafka-proxy/openmldb"
+	"github.com/openmldb-kafka-proxy/openmldb-kafka-proxy/protocol"
+	"github.com/openmldb-kafka-proxy/openmldb-kafka-proxy/protocol/connect"
+	"github.com/openmldb-kafka-proxy/openmldb-kafka-proxy/proxy"
+)
+
+// Error codes the tee answers with, chosen for how every client reacts to them:
+//   - INVALID_RECORD (87): a record can never become a row; not retriable, and record_errors
+//     (Produce v8+) names each bad record.
+//   - NOT_ENOUGH_REPLICAS (19): OpenMLDB cannot be reached before the batch was forwarded;
+//     nothing was appended, the client retries.
+//   - NOT_ENOUGH_REPLICAS_AFTER_APPEND (20): the broker appended the batch but some rows are not
+//     in OpenMLDB yet. Kafka defines it as "written to the log, but to fewer replicas than
+//     required", which is exactly this state; librdkafka, franz-go and the Java producer all
+//     retry it, and an idempotent retry is deduplicated by the broker while the ledger writes
+//     only the missing rows.
+var (
+	codeInvalidRecord          = kerr.InvalidRecord.Code
+	codeCorrupt                = kerr.CorruptMessage.Code
+	codeUnsupportedFormat      = kerr.UnsupportedForMessageFormat.Code
+	codeOpenMLDBUnavailable    = kerr.NotEnoughReplicas.Code
+	codeRowsMissingAfterAppend = kerr.NotEnoughReplicasAfterAppend.Code
+)
+
+// partitionPlan is what the tee decided for one teed partition before it is forwarded.
+type partitionPlan struct {
+	db        string
+	topic     string
+	partition int32
+	sink      *config.Sink
+	state     *tableState
+
+	rows     []openmldb.Row
+	nRecords int
+	invalid  []badRecord
+
+	// Identity of the (first) batch, for the ledger and transactions.
+	producerID    int64
+	epoch         int16
+	baseSequence  int32
+	transactional bool
+
+	// reject is set when the partition must not reach the broker: code and message for the
+	// client, with per-record errors when records are at fault.
+	reject        bool
+	rejectCode    int16
+	rejectMessage string
+}
+
+// badRecord is an invalid record: its position in the partition and why it was refused.
+type badRecord struct {
+	index   int // position among the partition's records, across batches
+	inBatch int // position within its batch (record_errors' batch_index)
+	err     error
+	key     []byte
+	value   []byte
+}
+
+func (p *partitionPlan) idempotent() bool { return p.producerID >= 0 && p.baseSequence >= 0 }
+
+func (p *partitionPlan) tableName() string {
+	return p.db + "." + p.sink.TableFor(p.topic)
+}
+
+func (t *Tee) beginProduce(ctx context.Context, c proxy.ConnInfo, req *kmsg.ProduceRequest) proxy.Step {
+	start := time.Now()
+	var plans []*partitionPlan
+	total := 0
+	for ti := range req.Topics {
+		tp := &req.Topics[ti]
+		total += len(tp.Partitions)
+		sink := config.SinkFor(t.sinks, tp.Topic)
+		if sink == nil {
+			continue
+		}
+		for pi := range tp.Partitions {
+			plans = append(plans, t.planPartition(ctx, sink, tp.Topic, tp.Partitions[pi].Partition, tp.Partitions[pi].Records))
+		}
+	}
+	if len(plans) == 0 {
+		return proxy.Step{}
+	}
+	var rejected []*partitionPlan
+	for _, p := range plans {
+		if p.reject {
+			rejected = append(rejected, p)
+			t.metrics.batchesRejected.WithLabelValues(p.tableName()).Inc()
+			t.log.Warn("rejected produce partition", "client", c.RemoteAddr, "client_id", c.ClientID,
+				"topic", p.topic, "partition", p.partition, "code", p.rejectCode, "reason", p.rejectMessage)
+		}
+	}
+	timeout := time.Duration(req.TimeoutMillis) * time.Millisecond
+	if timeout <= 0 || req.Acks == 0 {
+		timeout = DefaultWriteTimeout
+	}
+	deadline := start.Add(timeout)
+	var step proxy.Step
+	if len(rejected) > 0 {
+		if len(rejected) == total {
+			// Nothing reaches the broker. (With acks=0 the proxy drops this answer: the client
+			// expects none, and the rejection is only logged and counted.)
+			resp := req.ResponseKind().(*kmsg.ProduceResponse)
+			addRejections(resp, rejected)
+			return proxy.Step{Local: resp}
+		}
+		step.Forward = withoutPartitions(req, rejected)
+	}
+	step.Finish = func(ctx context.Context, resp kmsg.Response) kmsg.Response {
+		pr, _ := resp.(*kmsg.ProduceResponse)
+		t.finishProduce(ctx, c, plans, pr, deadline)
+		if pr != nil {
+			addRejections(pr, rejected)
+			t.metrics.produceLatency.WithLabelValues("tee").Observe(time.Since(start).Seconds())
+			return pr
+		}
+		return resp
+	}
+	return step
+}
+
+// planPartition decodes and converts one partition's records. It never returns nil.
+func (t *Tee) planPartition(ctx context.Context, s *config.Sink, topic string, partition int32, records []byte) *partitionPlan {
+	p := &partitionPlan{db: t.db, topic: topic, partition: partition, sink: s, producerID: -1, baseSequence: -1}
+	batches, err := protocol.DecodeBatches(records, t.dec)
+	if err != nil {
+		p.reject, p.rejectCode = true, codeCorrupt
+		if errors.Is(err, protocol.ErrLegacyMessageFormat) {
+			p.rejectCode = codeUnsupportedFormat
+		}
+		p.rejectMessage = fmt.Sprintf("topic %s partition %d: cannot decode record batch: %v", topic, partition, err)
+		return p
+	}
+	var rec connect.Record
+	for bi, b := range batches {
+		if bi == 0 {
+			p.producerID, p.epoch, p.baseSequence, p.transactional = b.ProducerID, b.ProducerEpoch, b.FirstSequence, b.Transactional
+		}
+		if b.Control {
+			p.nRecords += len(b.Records)
+			continue
+		}
+		for ri := range b.Records {
+			r := &b.Records[ri]
+			idx := p.nRecords
+			p.nRecords++
+			if r.Value == nil {
+				t.metrics.tombstones.WithLabelValues(s.TableFor(topic)).Inc()
+				continue
+			}
+			row, err := t.convert(ctx, p, &rec, r.Value)
+			if err != nil {
+				if isUnavailable(err) {
+					p.reject, p.rejectCode = true, codeOpenMLDBUnavailable
+					p.rejectMessage = fmt.Sprintf("OpenMLDB table %s is not reachable: %v", p.tableName(), err)
+					return p
+				}
+				p.invalid = append(p.invalid, badRecord{index: idx, inBatch: ri, err: err, key: r.Key, value: r.Value})
+				continue
+			}
+			p.rows = append(p.rows, row)
+		}
+	}
+	if len(p.invalid) > 0 {
+		t.metrics.rowsRejected.WithLabelValues(p.tableName()).Add(float64(len(p.invalid)))
+		if s.OnInvalid == config.OnInvalidReject {
+			p.reject, p.rejectCode = true, codeInvalidRecord
+			first := p.invalid[0]
+			p.rejectMessage = fmt.Sprintf("%d of %d records cannot be written to OpenMLDB table %s, nothing of this batch was stored; record %d: %v",
+				len(p.invalid), p.nRecords, p.tableName(), first.index, first.err)
+			p.rows = nil
+		}
+	}
+	return p
+}
+
+// convert turns one record value into a row of the sink's table, resolving (and if allowed
+// creating) the table on first use.
+func (t *Tee) convert(ctx context.Context, p *partitionPlan, rec *connect.Record, value []byte) (openmldb.Row, error) {
+	if p.sink.Format == config.FormatJSON {
+		if p.state == nil {
+			st, err := t.table(ctx, p.sink, p.topic, nil)
+			if err != nil {
+				return nil, err
+			}
+			p.state = st
+		}
+		row, err := p.state.conv.ConvertJSON(value, nil)
+		if err != nil {
+			return nil, AsRecordError(err)
+		}
+		return row, validateRow(p.state.table, row)
+	}
+	if err := t.parser.Parse(value, rec); err != nil {
+		return nil, AsRecordError(err)
+	}
+	if p.state == nil {
+		st, err := t.table(ctx, p.sink, p.topic, rec)
+		if err != nil {
+			return nil, err
+		}
+		p.state = st
+	}
+	row, err := p.state.conv.Convert(rec, nil)
+	if err != nil {
+		return nil, AsRecordError(err)
+	}
+	return row, validateRow(p.state.table, row)
+}
+
+// validateRow runs the checks OpenMLDB's SDK makes before sending (NOT NULL, TS columns present
+// and not negative, date ranges), so a row the tablets would refuse is an invalid record now,
+// before the batch reaches Kafka, rather than a write that fails after the append.
+func validateRow(tbl *openmldb.Table, row openmldb.Row) error {
+	err := tbl.Validate(row)
+	var ce *openmldb.ColumnError
+	if errors.As(err, &ce) {
+		return &RecordError{Field: ce.Column, Reason: ce.Reason}
+	}
+	if err != nil {
+		return &RecordError{Reason: err.Error()}
+	}
+	return nil
+}
+
+// isUnavailable tells OpenMLDB being unreachable (retry later) from a record or table that can
+// never work (reject).
+func isUnavailable(err error) bool {
+	var re *RecordError
+	if errors.As(err, &re) || errors.Is(err, openmldb.ErrTableNotFound) || errors.Is(err, openmldb.ErrUnsupportedTable) {
+		return false
+	}
+	var se *openmldb.ServerError
+	return !errors.As(err, &se)
+}
+
+// finishProduce writes the rows of every partition the broker accepted, marking partitions whose
+// rows did not all reach OpenMLDB before the deadline with a retriable error.
+func (t *Tee) finishProduce(ctx context.Context, c proxy.ConnInfo, plans []*partitionPlan, resp *kmsg.ProduceResponse, deadline time.Time) {
+	ctx, cancel := context.WithDeadline(ctx, deadline)
+	defer cancel()
+	var wg sync.WaitGroup
+	for _, p := range plans {
+		if p.reject {
+			continue
+		}
+		var part *kmsg.ProduceResponseTopicPartition
+		if resp != nil {
+			part = findPartition(resp, p.topic, p.partition)
+			if part == nil || part.ErrorCode != 0 {
+				continue // the broker refused it; the client retries and the rows come again
+			}
+		}
+		wg.Add(1)
+		go func() { // one goroutine per partition, never per row
+			defer wg.Done()
+			if msg := t.storePartition(ctx, c, p, part); msg != "" {
+				if part != nil {
+					part.ErrorCode = codeRowsMissingAfterAppend
+					part.ErrorMessage = &msg
+				} else {
+					t.log.Error("acks=0 produce: rows not stored", "client", c.RemoteAddr, "topic", p.topic, "partition", p.partition, "reason", msg)
+					t.metrics.acks0Failures.Inc()
+				}
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+// storePartition writes one partition's rows (only the missing ones for an idempotent retry)
+// and dead-letters its invalid records. It returns "" on success or what the client should read.
+func (t *Tee) storePartition(ctx context.Context, c proxy.ConnInfo, p *partitionPlan, part *kmsg.ProduceResponseTopicPartition) string {
+	if len(p.invalid) > 0 && p.sink.OnInvalid == config.OnInvalidDLQ {
+		var base int64 = -1
+		if part != nil {
+			base = part.BaseOffset
+		}
+		if err := t.deadLetter(ctx, p, base); err != nil {
+			return fmt.Sprintf("dead-letter topic %s: %v", p.sink.DLQTopic, err)
+		}
+	}
+	if len(p.rows) == 0 || p.state == nil {
+		return ""
+	}
+	key := producerPartition{producerID: p.producerID, epoch: p.epoch, topic: p.topic, partition: p.partition}
+	todo := make([]bool, len(p.rows))
+	for i := range todo {
+		todo[i] = true
+	}
+	release := func([]bool) {}
+	if p.idempotent() {
+		var err error
+		todo, release, err = t.ledger.acquire(ctx, key, p.baseSequence, len(p.rows))
+		if err != nil {
+			return fmt.Sprintf("an earlier attempt at this batch is still writing to OpenMLDB table %s; retry", p.tableName())
+		}
+	}
+	rows := make([]openmldb.Row, 0, len(p.rows))
+	at := make([]int, 0, len(p.rows))
+	for i, need := range todo {
+		if need {
+			rows = append(rows, p.rows[i])
+			at = append(at, i)
+		}
+	}
+	if len(rows) < len(p.rows) {
+		t.metrics.rowsDeduplicated.WithLabelValues(p.tableName()).Add(float64(len(p.rows) - len(rows)))
+	}
+	if len(rows) == 0 {
+		release(nil)
+		return ""
+	}
+	if p.transactional {
+		// Held until EndTxn; a retried batch of the same transaction is held only once.
+		t.txns.hold(p.producerID, p.epoch, p.state, p.sink.ExactlyOnce, rows)
+		all := make([]bool, len(p.rows))
+		for i := range all {
+			all[i] = true
+		}
+		release(all)
+		return ""
+	}
+
+	// The write runs detached from the request: when the client's deadline passes first, the
+	// Puts still out may land, and the ledger must learn their outcome before a retry decides
+	// what is missing.
+	type outcome struct {
+		failed   int
+		firstErr error
+	}
+	done := make(chan outcome, 1)
+	go func() {
+		wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), DefaultWriteTimeout)
+		defer cancel()
+		start := time.Now()
+		errs := t.store.Write(wctx, p.state.table, rows, openmldb.WriteOptions{PutIfAbsent: p.sink.ExactlyOnce})
+		t.metrics.writeLatency.WithLabelValues(p.tableName()).Observe(time.Since(start).Seconds())
+		stored := make([]bool, len(p.rows))
+		var o outcome
+		for j, err := range errs {
+			if err == nil {
+				stored[at[j]] = true
+				continue
+			}
+			o.failed++
+			if o.firstErr == nil {
+				o.firstErr = err
+			}
+		}
+		release(stored)
+		t.metrics.rowsWritten.WithLabelValues(p.tableName()).Add(float64(len(rows) - o.failed))
+		t.metrics.rowsFailed.WithLabelValues(p.tableName()).Add(float64(o.failed))
+		done <- o
+	}()
+	var o outcome
+	select {
+	case o = <-done:
+	case <-ctx.Done():
+		return fmt.Sprintf("the batch is in Kafka but its %d rows were still being written to OpenMLDB table %s when the request timeout expired; retry",
+			len(rows), p.tableName())
+	}
+	if o.failed == 0 {
+		return ""
+	}
+	how := "an idempotent retry writes only the missing rows"
+	if !p.idempotent() {
+		how = "the producer is not idempotent, so a retry appends the batch to Kafka again and rewrites all its rows"
+	}
+	return fmt.Sprintf("the batch is in Kafka but %d of %d rows are not stored in OpenMLDB table %s (%v); %s",
+		o.failed, len(p.rows), p.tableName(), o.firstErr, how)
+}
+
+// addRejections puts the rejected partitions' answers into the response, under their topics.
+func addRejections(resp *kmsg.ProduceResponse, rejected []*partitionPlan) {
+	for _, p := range rejected {
+		msg := p.rejectMessage
+		rp := kmsg.NewProduceResponseTopicPartition()
+		rp.Partition, rp.ErrorCode, rp.ErrorMessage = p.partition, p.rejectCode, &msg
+		rp.BaseOffset, rp.LogAppendTime, rp.LogStartOffset = -1, -1, -1
+		for _, bad := range p.invalid {
+			e := kmsg.NewProduceResponseTopicPartitionErrorRecord()
+			m := bad.err.Error()
+			e.RelativeOffset, e.ErrorMessage = int32(bad.inBatch), &m
+			rp.ErrorRecords = append(rp.ErrorRecords, e)
+		}
+		var topic *kmsg.ProduceResponseTopic
+		for i := range resp.Topics {
+			if resp.Topics[i].Topic == p.topic {
+				topic = &resp.Topics[i]
+				break
+			}
+		}
+		if topic == nil {
+			resp.Topics = append(resp.Topics, kmsg.NewProduceResponseTopic())
+			topic = &resp.Topics[len(resp.Topics)-1]
+			topic.Topic = p.topic
+		}
+		topic.Partitions = append(topic.Partitions, rp)
+	}
+}
+
+// withoutPartitions copies req without the rejected partitions; record bytes are shared, so the
+// broker still receives exactly the client's batches for the rest.
+func withoutPartitions(req *kmsg.ProduceRequest, rejected []*partitionPlan) *kmsg.ProduceRequest {
+	drop := map[string]map[int32]bool{}
+	for _, p := range rejected {
+		if drop[p.topic] == nil {
+			drop[p.topic] = map[int32]bool{}
+		}
+		drop[p.topic][p.partition] = true
+	}
+	out := *req
+	out.Topics = nil
+	for _, tp := range req.Topics {
+		kept := tp
+		kept.Partitions = nil
+		for _, p := range tp.Partitions {
+			if !drop[tp.Topic][p.Partition] {
+				kept.Partitions = append(kept.Partitions, p)
+			}
+		}
+		if len(kept.Partitions) > 0 {
+			out.Topics = append(out.Topics, kept)
+		}
+	}
+	return &out
+}
+
+func findPartition(resp *kmsg.ProduceResponse, topic string, partition int32) *kmsg.ProduceResponseTopicPartition {
+	for i := range resp.Topics {
+		if resp.Topics[i].Topic != topic {
+			continue
+		}
+		for j := range resp.Topics[i].Partitions {
+			if resp.Topics[i].Partitions[j].Partition == partition {
+				return &resp.Topics[i].Partitions[j]
+			}
+		}
+	}
+	return nil
+}

@@ -1,0 +1,238 @@
+// Package tee writes the records of teed Kafka topics into OpenMLDB online tables inside the
+// Produce round trip: it validates and converts records before the request is forwarded, lets the
+// broker append them, writes the rows, and only then releases the broker's answer. It plugs into
+// the proxy as a proxy.Hook for Produce (key 0) and EndTxn (key 26).
+package tee
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/openmldb-kafka-proxy/openmldb-kafka-proxy/config"
+	"github.com/openmldb-kafka-proxy/openmldb-kafka-proxy/openmldb"
+	"github.com/openmldb-kafka-proxy/openmldb-kafka-proxy/protocol/connect"
+	"github.com/openmldb-kafka-proxy/openmldb-kafka-proxy/proxy"
+)
+
+// DefaultWriteTimeout bounds OpenMLDB writes that have no Kafka deadline to inherit: acks=0
+// produces and transaction commits.
+const DefaultWriteTimeout = 30 * time.Second
+
+// Options configures a Tee.
+type Options struct {
+	Sinks    []config.Sink // normalized (config.NormalizeSinks)
+	Database string
+	Store    *openmldb.Client
+	// KafkaBootstrap is used to produce dead-lettered records (only with an on_invalid: dlq sink).
+	KafkaBootstrap []string
+	Logger         *slog.Logger
+	Metrics        *Metrics // nil: a private, unregistered set
+}
+
+// Tee implements proxy.Hook.
+type Tee struct {
+	sinks   []config.Sink
+	db      string
+	store   *openmldb.Client
+	log     *slog.Logger
+	metrics *Metrics
+	parser  *connect.Parser
+	dec     kgo.Decompressor
+	ledger  *ledger
+	txns    *heldRows
+	dlq     *kgo.Client
+
+	mu       sync.Mutex
+	tables   map[string]*tableState // by table name
+	creating map[string]*sync.Mutex
+}
+
+// tableState is a table as the catalog last showed it, with a converter for its columns.
+type tableState struct {
+	table *openmldb.Table
+	conv  *Converter
+}
+
+// New builds a Tee. It refuses configurations that cannot work, such as exactly_once on a
+// table whose indexes have no TS column.
+func New(opts Options) (*Tee, error) {
+	if opts.Store == nil {
+		return nil, errors.New("tee: no OpenMLDB client")
+	}
+	if opts.Database == "" {
+		return nil, errors.New("openmldb.database: required when sinks are configured")
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	m := opts.Metrics
+	if m == nil {
+		m = NewMetrics(nil)
+	}
+	t := &Tee{
+		sinks: opts.Sinks, db: opts.Database, store: opts.Store, log: log, metrics: m,
+		parser: connect.NewParser(256), dec: kgo.DefaultDecompressor(),
+		ledger: newLedger(0), txns: newHeldRows(),
+		tables: map[string]*tableState{}, creating: map[string]*sync.Mutex{},
+	}
+	for _, s := range opts.Sinks {
+		if s.OnInvalid == config.OnInvalidDLQ {
+			cl, err := kgo.NewClient(kgo.SeedBrokers(opts.KafkaBootstrap...), kgo.RecordPartitioner(kgo.RoundRobinPartitioner()))
+			if err != nil {
+				return nil, fmt.Errorf("dead-letter producer: %w", err)
+			}
+			t.dlq = cl
+			break
+		}
+	}
+	for i := range opts.Sinks {
+		if err := t.checkExactlyOnce(&opts.Sinks[i]); err != nil {
+			t.Close()
+			return nil, err
+		}
+	}
+	return t, nil
+}
+
+// checkExactlyOnce refuses exactly_once for existing tables with an index lacking a TS column:
+// put_if_absent on such an index compares the new row with every row stored under the key, a
+// cost that grows without bound. Tables created later are checked when first used.
+func (t *Tee) checkExactlyOnce(s *config.Sink) error {
+	if !s.ExactlyOnce {
+		return nil
+	}
+	for _, topic := range s.Topics {
+		tbl, err := t.store.Table(t.db, s.TableFor(topic))
+		if err != nil {
+			continue
+		}
+		if err := exactlyOnceUsable(tbl); err != nil {
+			return fmt.Errorf("sink for topic %s: exactly_once: %w", topic, err)
+		}
+	}
+	if s.AutoCreate && len(s.Index.Key) > 0 && s.Index.TS == "" {
+		return fmt.Errorf("sink for %v: exactly_once needs index.ts: without a TS column OpenMLDB's put_if_absent scans every row of a key", s.Topics)
+	}
+	if s.AutoCreate && len(s.Index.Key) == 0 {
+		return fmt.Errorf("sink for %v: exactly_once needs an index with a TS column (index.key and index.ts); the default index has none", s.Topics)
+	}
+	return nil
+}
+
+func exactlyOnceUsable(tbl *openmldb.Table) error {
+	for _, ix := range tbl.Indexes {
+		if !ix.Deleted && ix.TS == "" {
+			return fmt.Errorf("table %s.%s index %s has no TS column, so put_if_absent would scan whole key lists", tbl.DB, tbl.Name, ix.Name)
+		}
+	}
+	return nil
+}
+
+// Close releases the dead-letter producer.
+func (t *Tee) Close() {
+	if t.dlq != nil {
+		t.dlq.Close()
+	}
+}
+
+// Intercepts claims Produce (to tee records) and EndTxn (to release held transactional rows).
+func (t *Tee) Intercepts(key int16) bool { return key == 0 || key == 26 }
+
+// Begin dispatches an intercepted request.
+func (t *Tee) Begin(ctx context.Context, c proxy.ConnInfo, req kmsg.Request) proxy.Step {
+	switch r := req.(type) {
+	case *kmsg.ProduceRequest:
+		return t.beginProduce(ctx, c, r)
+	case *kmsg.EndTxnRequest:
+		return t.beginEndTxn(r)
+	}
+	return proxy.Step{}
+}
+
+// table returns the current state of a sink's table for topic, creating the table from the
+// record's schema when the sink allows it.
+func (t *Tee) table(ctx context.Context, s *config.Sink, topic string, rec *connect.Record) (*tableState, error) {
+	name := s.TableFor(topic)
+	tbl, err := t.store.Table(t.db, name)
+	if errors.Is(err, openmldb.ErrTableNotFound) && s.AutoCreate {
+		tbl, err = t.createTable(ctx, s, name, rec)
+	}
+	if err != nil {
+		if errors.Is(err, openmldb.ErrTableNotFound) {
+			return nil, &RecordError{Reason: fmt.Sprintf("table %s.%s does not exist; create it or set auto_create for topic %s", t.db, name, topic)}
+		}
+		return nil, err
+	}
+	if tbl.Unsupported != nil {
+		return nil, &RecordError{Reason: fmt.Sprintf("table %s.%s cannot be written: %v", t.db, name, tbl.Unsupported)}
+	}
+	t.mu.Lock()
+	st := t.tables[name]
+	t.mu.Unlock()
+	if st != nil && st.table == tbl {
+		return st, nil
+	}
+	// First use, or the catalog changed (new TableInfo after a notify): rebuild the converter.
+	if s.ExactlyOnce {
+		if err := exactlyOnceUsable(tbl); err != nil {
+			return nil, &RecordError{Reason: "exactly_once: " + err.Error()}
+		}
+	}
+	conv, err := NewConverter(tbl.Columns, ConvertOptions{Fields: s.Fields})
+	if err != nil {
+		return nil, &RecordError{Reason: fmt.Sprintf("table %s.%s: %v", t.db, name, err)}
+	}
+	st = &tableState{table: tbl, conv: conv}
+	t.mu.Lock()
+	t.tables[name] = st
+	t.mu.Unlock()
+	return st, nil
+}
+
+// createTable creates the table from the first record's schema, once even when several
+// connections race for it.
+func (t *Tee) createTable(ctx context.Context, s *config.Sink, name string, rec *connect.Record) (*openmldb.Table, error) {
+	t.mu.Lock()
+	lock := t.creating[name]
+	if lock == nil {
+		lock = &sync.Mutex{}
+		t.creating[name] = lock
+	}
+	t.mu.Unlock()
+	lock.Lock()
+	defer lock.Unlock()
+	if tbl, err := t.store.Table(t.db, name); err == nil {
+		return tbl, nil
+	}
+	if rec == nil || rec.Schema == nil {
+		return nil, &RecordError{Reason: fmt.Sprintf("table %s.%s does not exist and the record has no schema to create it from", t.db, name)}
+	}
+	cols, err := ColumnsFromSchema(rec.Schema)
+	if err != nil {
+		return nil, AsRecordError(err)
+	}
+	spec := openmldb.TableSpec{DB: t.db, Name: name, Columns: cols, IfNotExists: true,
+		PartitionNum: uint32(s.PartitionNum), ReplicaNum: uint32(s.ReplicaNum)}
+	if len(s.Index.Key) > 0 {
+		ttl, _ := config.ParseTTL(s.Index.TTL) // validated with the config
+		ix := openmldb.Index{Keys: s.Index.Key, TS: s.Index.TS, TTL: openmldb.TTL{Type: openmldb.TTLAbsolute, AbsMinutes: ttl.AbsMinutes}}
+		if ttl.Latest > 0 {
+			ix.TTL = openmldb.TTL{Type: openmldb.TTLLatest, Latest: ttl.Latest}
+		}
+		spec.Indexes = []openmldb.Index{ix}
+	}
+	tbl, err := t.store.CreateTable(ctx, spec)
+	if err != nil {
+		return nil, fmt.Errorf("auto-create table %s.%s: %w", t.db, name, err)
+	}
+	t.log.Info("created table", "db", t.db, "table", name, "columns", len(cols))
+	return tbl, nil
+}

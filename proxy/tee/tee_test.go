@@ -1,0 +1,567 @@
+package tee_test
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"hash/crc32"
+	"log/slog"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/openmldb-kafka-proxy/openmldb-kafka-proxy/config"
+	"github.com/openmldb-kafka-proxy/openmldb-kafka-proxy/openmldb"
+	"github.com/openmldb-kafka-proxy/openmldb-kafka-proxy/openmldb/openmldbtest"
+	"github.com/openmldb-kafka-proxy/openmldb-kafka-proxy/proxy"
+	"github.com/openmldb-kafka-proxy/openmldb-kafka-proxy/proxy/tee"
+)
+
+// seedMessage is the seed guide's message.json.
+const seedMessage = `{"schema":{"type":"struct","fields":[{"type":"int16","optional":true,"field":"c1_int16"},{"type":"int32","optional":true,"field":"c2_int32"},{"type":"int64","optional":true,"field":"c3_int64"},{"type":"float","optional":true,"field":"c4_float"},{"type":"double","optional":true,"field":"c5_double"},{"type":"boolean","optional":true,"field":"c6_boolean"},{"type":"string","optional":true,"field":"c7_string"},{"type":"int64","name":"org.apache.kafka.connect.data.Date","optional":true,"field":"c8_date"},{"type":"int64","name":"org.apache.kafka.connect.data.Timestamp","optional":true,"field":"c9_timestamp"}],"optional":false,"name":"foobar"},"payload":{"c1_int16":1,"c2_int32":2,"c3_int64":3,"c4_float":4.4,"c5_double":5.555,"c6_boolean":true,"c7_string":"c77777","c8_date":19109,"c9_timestamp":1651051906000}}`
+
+// env is kfake + the OpenMLDB-compatible cluster + the proxy with the tee, all in process.
+type env struct {
+	kafka   *kfake.Cluster
+	cluster *openmldbtest.Cluster
+	store   *openmldb.Client
+	proxy   *proxy.Proxy
+	addr    string
+	reg     *prometheus.Registry
+}
+
+// metric sums every series of a tee counter.
+func (e *env) metric(t *testing.T, name string) float64 {
+	t.Helper()
+	mfs, err := e.reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sum float64
+	for _, mf := range mfs {
+		if mf.GetName() == name {
+			for _, m := range mf.GetMetric() {
+				sum += m.GetCounter().GetValue()
+			}
+		}
+	}
+	return sum
+}
+
+func freePortBlock(t *testing.T, n int) int {
+	t.Helper()
+	for attempt := 0; attempt < 50; attempt++ {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		base := l.Addr().(*net.TCPAddr).Port
+		l.Close()
+		ok := true
+		for i := 1; i <= n; i++ {
+			l2, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(base+i))
+			if err != nil {
+				ok = false
+				break
+			}
+			l2.Close()
+		}
+		if ok {
+			return base
+		}
+	}
+	t.Fatal("no block of free ports")
+	return 0
+}
+
+const partitions = 6
+
+func startEnv(t *testing.T, sinks []config.Sink, topics ...string) *env {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	e := &env{}
+	var err error
+	e.kafka, err = kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(partitions, topics...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(e.kafka.Close)
+	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	e.cluster, err = openmldbtest.Start(ctx, openmldbtest.Options{Logger: logger})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(e.cluster.Close)
+	e.store, err = openmldb.Open(ctx, openmldb.Options{Nameserver: e.cluster.Nameserver(), Logger: logger})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(e.store.Close)
+	if err := e.store.CreateDatabase(ctx, "kafka_test", true); err != nil {
+		t.Fatal(err)
+	}
+	if err := config.NormalizeSinks(sinks); err != nil {
+		t.Fatal(err)
+	}
+	e.reg = prometheus.NewRegistry()
+	tt, err := tee.New(tee.Options{Sinks: sinks, Database: "kafka_test", Store: e.store, KafkaBootstrap: e.kafka.ListenAddrs(),
+		Logger: logger, Metrics: tee.NewMetrics(e.reg)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(tt.Close)
+	port := freePortBlock(t, 2)
+	e.addr = "127.0.0.1:" + strconv.Itoa(port)
+	e.proxy, err = proxy.New(proxy.Options{Listen: e.addr, Bootstrap: e.kafka.ListenAddrs(), Hook: tt, Logger: logger})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.proxy.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		e.proxy.Close(ctx)
+	})
+	return e
+}
+
+func (e *env) client(t *testing.T, opts ...kgo.Opt) *kgo.Client {
+	t.Helper()
+	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(e.addr), kgo.RequestRetries(3)}, opts...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cl.Close)
+	return cl
+}
+
+// tableRows reads every row of kafka_test.name back from the cluster through the client.
+func (e *env) tableRows(t *testing.T, name string) []openmldb.Row {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := e.store.Refresh(ctx); err != nil {
+		t.Fatal(err)
+	}
+	tbl, err := e.store.Table("kafka_test", name)
+	if errors.Is(err, openmldb.ErrTableNotFound) {
+		return nil
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rows []openmldb.Row
+	err = e.store.Traverse(ctx, tbl, func(b []byte) error {
+		r, err := openmldb.DecodeRow(tbl.Columns, b)
+		rows = append(rows, r)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rows
+}
+
+// topicRecords consumes everything in topic directly from the broker (not through the proxy).
+func (e *env) topicRecords(t *testing.T, topic string) []string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	adm, err := kgo.NewClient(kgo.SeedBrokers(e.kafka.ListenAddrs()...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer adm.Close()
+	lo := kmsg.NewPtrListOffsetsRequest()
+	lt := kmsg.NewListOffsetsRequestTopic()
+	lt.Topic = topic
+	for p := int32(0); p < partitions; p++ {
+		lp := kmsg.NewListOffsetsRequestTopicPartition()
+		lp.Partition, lp.Timestamp = p, -1
+		lt.Partitions = append(lt.Partitions, lp)
+	}
+	lo.Topics = append(lo.Topics, lt)
+	resp, err := lo.RequestWith(ctx, adm)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want int64
+	for _, p := range resp.Topics[0].Partitions {
+		want += p.Offset
+	}
+	if want == 0 {
+		return nil
+	}
+	cl, err := kgo.NewClient(kgo.SeedBrokers(e.kafka.ListenAddrs()...), kgo.ConsumeTopics(topic),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	var out []string
+	for int64(len(out)) < want {
+		fs := cl.PollFetches(ctx)
+		if ctx.Err() != nil {
+			t.Fatalf("consumed %d of %d records of %s", len(out), want, topic)
+		}
+		fs.EachRecord(func(r *kgo.Record) { out = append(out, string(r.Value)) })
+	}
+	return out
+}
+
+func TestSeedMessageAutoCreatesAndLands(t *testing.T) {
+	e := startEnv(t, []config.Sink{{Topics: []string{"topic1"}, AutoCreate: true}}, "topic1")
+	cl := e.client(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := cl.ProduceSync(ctx, &kgo.Record{Topic: "topic1", Value: []byte(seedMessage)}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	rows := e.tableRows(t, "topic1")
+	if len(rows) != 1 {
+		t.Fatalf("table has %d rows, want 1", len(rows))
+	}
+	r := rows[0]
+	want := openmldb.Row{openmldb.Int(1), openmldb.Int(2), openmldb.Int(3), openmldb.Float(float64(float32(4.4))),
+		openmldb.Float(5.555), openmldb.Bool(true), openmldb.Str("c77777"), openmldb.Date(2022, 4, 27), openmldb.Int(1651051906000)}
+	for i := range want {
+		if r[i] != want[i] {
+			t.Errorf("column %d = %+v, want %+v", i, r[i], want[i])
+		}
+	}
+	if got := e.topicRecords(t, "topic1"); len(got) != 1 || got[0] != seedMessage {
+		t.Fatalf("topic holds %q", got)
+	}
+}
+
+// rawBatch encodes values as one uncompressed, non-idempotent record batch.
+func rawBatch(values ...string) []byte {
+	var recs []byte
+	for i, v := range values {
+		var body []byte
+		body = append(body, 0)                          // attributes
+		body = binary.AppendVarint(body, 0)             // timestamp delta
+		body = binary.AppendVarint(body, int64(i))      // offset delta
+		body = binary.AppendVarint(body, -1)            // null key
+		body = binary.AppendVarint(body, int64(len(v))) // value
+		body = append(body, v...)
+		body = binary.AppendVarint(body, 0) // no headers
+		recs = binary.AppendVarint(recs, int64(len(body)))
+		recs = append(recs, body...)
+	}
+	b := kmsg.RecordBatch{
+		FirstOffset: 0, PartitionLeaderEpoch: -1, Magic: 2, LastOffsetDelta: int32(len(values) - 1),
+		FirstTimestamp: time.Now().UnixMilli(), MaxTimestamp: time.Now().UnixMilli(),
+		ProducerID: -1, ProducerEpoch: -1, FirstSequence: -1, NumRecords: int32(len(values)), Records: recs,
+	}
+	out := b.AppendTo(nil)
+	binary.BigEndian.PutUint32(out[8:], uint32(len(out)-12))
+	binary.BigEndian.PutUint32(out[17:], crc32.Checksum(out[21:], crc32.MakeTable(crc32.Castagnoli)))
+	return out
+}
+
+func produceRaw(t *testing.T, cl *kgo.Client, topic string, partition int32, batch []byte) kmsg.ProduceResponseTopicPartition {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	req := kmsg.NewPtrProduceRequest()
+	req.Acks, req.TimeoutMillis = -1, 5000
+	rt := kmsg.NewProduceRequestTopic()
+	rt.Topic = topic
+	rp := kmsg.NewProduceRequestTopicPartition()
+	rp.Partition, rp.Records = partition, batch
+	rt.Partitions = append(rt.Partitions, rp)
+	req.Topics = append(req.Topics, rt)
+	resp, err := req.RequestWith(ctx, cl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(resp.Topics) != 1 || len(resp.Topics[0].Partitions) != 1 {
+		t.Fatalf("response %+v", resp)
+	}
+	return resp.Topics[0].Partitions[0]
+}
+
+func TestInvalidRecordRejectsWholeBatch(t *testing.T) {
+	e := startEnv(t, []config.Sink{{Topics: []string{"topic1"}, AutoCreate: true}}, "topic1")
+	cl := e.client(t)
+	bad := strings.Replace(seedMessage, `"c2_int32":2`, `"c2_int32":2.5`, 1)
+	p := produceRaw(t, cl, "topic1", 0, rawBatch(seedMessage, bad))
+	if p.ErrorCode != kerr.InvalidRecord.Code {
+		t.Fatalf("error code %d, want INVALID_RECORD", p.ErrorCode)
+	}
+	if len(p.ErrorRecords) != 1 || p.ErrorRecords[0].RelativeOffset != 1 || p.ErrorRecords[0].ErrorMessage == nil ||
+		!strings.Contains(*p.ErrorRecords[0].ErrorMessage, `c2_int32`) {
+		t.Fatalf("record errors %+v", p.ErrorRecords)
+	}
+	if p.ErrorMessage == nil || !strings.Contains(*p.ErrorMessage, "1 of 2 records") {
+		t.Fatalf("error message %v", p.ErrorMessage)
+	}
+	if got := e.topicRecords(t, "topic1"); len(got) != 0 {
+		t.Fatalf("broker got %d records of a rejected batch", len(got))
+	}
+	if rows := e.tableRows(t, "topic1"); len(rows) != 0 {
+		t.Fatalf("table got %d rows of a rejected batch", len(rows))
+	}
+	// kgo surfaces the same rejection as kerr.InvalidRecord.
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	err := cl.ProduceSync(ctx, &kgo.Record{Topic: "topic1", Value: []byte(bad)}).FirstErr()
+	if !errors.Is(err, kerr.InvalidRecord) {
+		t.Fatalf("kgo error = %v, want INVALID_RECORD", err)
+	}
+}
+
+// seedRow is the seed message with c3_int64 = id, so every row is distinguishable.
+func seedRow(id int) string {
+	return strings.Replace(seedMessage, `"c3_int64":3`, `"c3_int64":`+strconv.Itoa(id), 1)
+}
+
+func TestIdempotentRetriesAfterPutFailuresAndStallStoreEachRowOnce(t *testing.T) {
+	e := startEnv(t, []config.Sink{{Topics: []string{"topic1"}, AutoCreate: true,
+		Index: config.Index{Key: []string{"c3_int64"}}}}, "topic1")
+	cl := e.client(t, kgo.ProduceRequestTimeout(1500*time.Millisecond), kgo.RequestRetries(100),
+		kgo.RecordDeliveryTimeout(2*time.Minute), kgo.ProducerLinger(5*time.Millisecond))
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	// Create the table first so the faults hit row writes, not the DDL.
+	if err := cl.ProduceSync(ctx, &kgo.Record{Topic: "topic1", Value: []byte(seedRow(0))}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	const n = 50_000
+	errs := make(chan error, n)
+	for i := 1; i < n; i++ {
+		switch i {
+		case 5_000:
+			e.cluster.FailPuts(300, 116) // kPutFailed: a data error the client must not retry itself
+		case 20_000:
+			e.cluster.StallPuts(2500 * time.Millisecond) // longer than the produce timeout
+		}
+		cl.Produce(ctx, &kgo.Record{Topic: "topic1", Value: []byte(seedRow(i))}, func(_ *kgo.Record, err error) { errs <- err })
+	}
+	if err := cl.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for i := 1; i < n; i++ {
+		if err := <-errs; err != nil {
+			t.Fatalf("produce failed for good: %v", err)
+		}
+	}
+	records := e.topicRecords(t, "topic1")
+	if len(records) != n {
+		t.Fatalf("topic holds %d records, want %d", len(records), n)
+	}
+	rows := e.tableRows(t, "topic1")
+	seen := make(map[int64]int, len(rows))
+	for _, r := range rows {
+		seen[r[2].I]++
+	}
+	for id, c := range seen {
+		if c != 1 {
+			t.Errorf("row %d stored %d times", id, c)
+		}
+	}
+	if len(rows) != n || len(seen) != n {
+		t.Fatalf("table holds %d rows (%d distinct), want %d", len(rows), len(seen), n)
+	}
+	// The faults really forced retries: rows failed, and retried batches skipped stored rows.
+	if f := e.metric(t, "okp_tee_rows_failed_total"); f < 300 {
+		t.Errorf("only %v rows failed; the injected faults did not bite", f)
+	}
+	if d := e.metric(t, "okp_tee_rows_retried_deduplicated_total"); d == 0 {
+		t.Error("no retried batch reused the ledger")
+	}
+	t.Logf("rows failed %v, rows skipped on retry %v", e.metric(t, "okp_tee_rows_failed_total"), e.metric(t, "okp_tee_rows_retried_deduplicated_total"))
+}
+
+func TestTransactionRowsLandOnlyOnCommit(t *testing.T) {
+	e := startEnv(t, []config.Sink{{Topics: []string{"topic1"}, AutoCreate: true}}, "topic1")
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cl := e.client(t, kgo.TransactionalID("tee-txn"))
+	// Create the table outside the transactions.
+	plain := e.client(t)
+	if err := plain.ProduceSync(ctx, &kgo.Record{Topic: "topic1", Value: []byte(seedRow(0))}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	run := func(first int, commit bool) {
+		if err := cl.BeginTransaction(); err != nil {
+			t.Fatal(err)
+		}
+		for i := first; i < first+10; i++ {
+			if err := cl.ProduceSync(ctx, &kgo.Record{Topic: "topic1", Value: []byte(seedRow(i))}).FirstErr(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if commit {
+			// Produced and appended, but not committed: OpenMLDB must not show the rows yet.
+			if rows := e.tableRows(t, "topic1"); len(rows) != 1 {
+				t.Fatalf("before commit the table has %d rows, want only the 1 non-transactional row", len(rows))
+			}
+		}
+		if err := cl.EndTransaction(ctx, kgo.TransactionEndTry(commit)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	run(100, true)
+	run(200, false)
+	rows := e.tableRows(t, "topic1")
+	ids := map[int64]bool{}
+	for _, r := range rows {
+		ids[r[2].I] = true
+	}
+	if len(rows) != 11 || !ids[0] || !ids[100] || !ids[109] || ids[200] {
+		t.Fatalf("table has %d rows with ids %v; want 0 and 100..109 only", len(rows), ids)
+	}
+}
+
+func TestCompressedBatchesAllCodecs(t *testing.T) {
+	e := startEnv(t, []config.Sink{{Topics: []string{"topic1"}, AutoCreate: true}}, "topic1")
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	codecs := map[string]kgo.CompressionCodec{"gzip": kgo.GzipCompression(), "snappy": kgo.SnappyCompression(),
+		"lz4": kgo.Lz4Compression(), "zstd": kgo.ZstdCompression()}
+	id := 0
+	for name, codec := range codecs {
+		cl := e.client(t, kgo.ProducerBatchCompression(codec), kgo.ProducerLinger(20*time.Millisecond))
+		var recs []*kgo.Record
+		for i := 0; i < 100; i++ {
+			id++
+			recs = append(recs, &kgo.Record{Topic: "topic1", Value: []byte(seedRow(id))})
+		}
+		if err := cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+	}
+	if rows := e.tableRows(t, "topic1"); len(rows) != 400 {
+		t.Fatalf("table has %d rows, want 400", len(rows))
+	}
+}
+
+func TestDeadLetterAndSkipPolicies(t *testing.T) {
+	e := startEnv(t, []config.Sink{
+		{Topics: []string{"dlqd"}, AutoCreate: true, OnInvalid: config.OnInvalidDLQ, DLQTopic: "bad"},
+		{Topics: []string{"skipped"}, AutoCreate: true, OnInvalid: config.OnInvalidSkip},
+	}, "dlqd", "skipped", "bad")
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cl := e.client(t)
+	bad := strings.Replace(seedMessage, `"c1_int16":1`, `"c1_int16":70000`, 1)
+	for _, topic := range []string{"dlqd", "skipped"} {
+		// The first record creates the table; then a good and a bad record in one batch, all
+		// into partition 0, so the bad record's offset is 2.
+		if p := produceRaw(t, cl, topic, 0, rawBatch(seedRow(1))); p.ErrorCode != 0 {
+			t.Fatalf("%s: first record: error code %d", topic, p.ErrorCode)
+		}
+		p := produceRaw(t, cl, topic, 0, rawBatch(seedRow(2), bad))
+		if p.ErrorCode != 0 {
+			t.Fatalf("%s: error code %d (%v), want success under a tolerant policy", topic, p.ErrorCode, p.ErrorMessage)
+		}
+		if got := e.topicRecords(t, topic); len(got) != 3 {
+			t.Fatalf("%s: topic holds %d records, want all 3", topic, len(got))
+		}
+		if rows := e.tableRows(t, topic); len(rows) != 2 {
+			t.Fatalf("%s: table holds %d rows, want the 2 valid ones", topic, len(rows))
+		}
+	}
+	// The dead-letter record carries the original value and where it came from.
+	dl, err := kgo.NewClient(kgo.SeedBrokers(e.kafka.ListenAddrs()...), kgo.ConsumeTopics("bad"),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dl.Close()
+	var got []*kgo.Record
+	for len(got) < 1 && ctx.Err() == nil {
+		dl.PollFetches(ctx).EachRecord(func(r *kgo.Record) { got = append(got, r) })
+	}
+	if len(got) != 1 || string(got[0].Value) != bad {
+		t.Fatalf("dead letters %v", got)
+	}
+	h := map[string]string{}
+	for _, kv := range got[0].Headers {
+		h[kv.Key] = string(kv.Value)
+	}
+	if h["__connect.errors.topic"] != "dlqd" || h["__connect.errors.partition"] != "0" || h["__connect.errors.offset"] != "2" ||
+		!strings.Contains(h["__connect.errors.exception.message"], "c1_int16") {
+		t.Fatalf("dead-letter headers %v", h)
+	}
+	if got := e.topicRecords(t, "bad"); len(got) != 1 {
+		t.Fatalf("dead-letter topic holds %d records, want 1 (skip must not dead-letter)", len(got))
+	}
+}
+
+func TestSchemalessJSONIntoExistingTable(t *testing.T) {
+	e := startEnv(t, []config.Sink{{Topics: []string{"plain"}, Format: config.FormatJSON}}, "plain")
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	_, err := e.store.CreateTable(ctx, openmldb.TableSpec{DB: "kafka_test", Name: "plain", Columns: []openmldb.Column{
+		{Name: "id", Type: openmldb.TypeBigInt, NotNull: true},
+		{Name: "name", Type: openmldb.TypeString},
+		{Name: "day", Type: openmldb.TypeDate},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cl := e.client(t)
+	if err := cl.ProduceSync(ctx, &kgo.Record{Topic: "plain", Value: []byte(`{"id":7,"name":"x","day":"2022-04-27"}`)}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	err = cl.ProduceSync(ctx, &kgo.Record{Topic: "plain", Value: []byte(`{"name":"no id"}`)}).FirstErr()
+	if !errors.Is(err, kerr.InvalidRecord) {
+		t.Fatalf("missing NOT NULL column: err = %v, want INVALID_RECORD", err)
+	}
+	rows := e.tableRows(t, "plain")
+	if len(rows) != 1 || rows[0][0] != openmldb.Int(7) || rows[0][1] != openmldb.Str("x") || rows[0][2] != openmldb.Date(2022, 4, 27) {
+		t.Fatalf("rows %+v", rows)
+	}
+}
+
+func TestAcksZeroWritesBestEffort(t *testing.T) {
+	e := startEnv(t, []config.Sink{{Topics: []string{"topic1"}, AutoCreate: true}}, "topic1")
+	cl := e.client(t, kgo.RequiredAcks(kgo.NoAck()), kgo.DisableIdempotentWrite())
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for i := 0; i < 20; i++ {
+		cl.Produce(ctx, &kgo.Record{Topic: "topic1", Value: []byte(seedRow(i))}, nil)
+	}
+	if err := cl.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for ctx.Err() == nil {
+		if len(e.tableRows(t, "topic1")) == 20 && len(e.topicRecords(t, "topic1")) == 20 {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("acks=0: table %d rows, topic %d records, want 20 each", len(e.tableRows(t, "topic1")), len(e.topicRecords(t, "topic1")))
+}
+
+func TestNullTSColumnRejectedBeforeKafka(t *testing.T) {
+	e := startEnv(t, []config.Sink{{Topics: []string{"topic1"}, AutoCreate: true,
+		Index: config.Index{Key: []string{"c7_string"}, TS: "c9_timestamp"}}}, "topic1")
+	cl := e.client(t)
+	if p := produceRaw(t, cl, "topic1", 0, rawBatch(seedRow(1))); p.ErrorCode != 0 {
+		t.Fatalf("seed row: code %d", p.ErrorCode)
+	}
+	noTS := strings.Replace(seedMessage, `"c9_timestamp":1651051906000`, `"c9_timestamp":null`, 1)
+	p := produceRaw(t, cl, "topic1", 0, rawBatch(noTS))
+	if p.ErrorCode != kerr.InvalidRecord.Code || len(p.ErrorRecords) != 1 || !strings.Contains(*p.ErrorRecords[0].ErrorMessage, "c9_timestamp") {
+		t.Fatalf("NULL TS column: code %d, record errors %+v", p.ErrorCode, p.ErrorRecords)
+	}
+	if got := e.topicRecords(t, "topic1"); len(got) != 1 {
+		t.Fatalf("topic holds %d records, want only the valid one", len(got))
+	}
+}
