@@ -9,18 +9,24 @@ import (
 	"os/signal"
 	"strconv"
 	"syscall"
+	"time"
 
 	"github.com/spf13/pflag"
 	"github.com/twmb/franz-go/pkg/kfake"
 
 	"github.com/openmldb-kafka-proxy/openmldb-kafka-proxy/config"
+	"github.com/openmldb-kafka-proxy/openmldb-kafka-proxy/openmldb"
+	"github.com/openmldb-kafka-proxy/openmldb-kafka-proxy/openmldb/openmldbtest"
 )
 
-// demoCmd starts an embedded kfake broker (seed topic topic1) and the proxy in front of it.
+// demoCmd is the seed guide's whole setup in one process: an embedded kfake broker (topic
+// topic1), an OpenMLDB-compatible cluster with the database kafka_test, and the proxy in front
+// with a sink for topic1 that auto-creates its table.
 func demoCmd(args []string) error {
 	fs := pflag.NewFlagSet("demo", pflag.ContinueOnError)
 	listen := fs.String("listen", config.DefaultListen, "proxy bootstrap address")
 	kafkaPort := fs.Int("kafka_port", 9092, "port of the embedded broker on 127.0.0.1")
+	zkAddr := fs.String("zk", "", "register the OpenMLDB-compatible cluster in this ZooKeeper (host:port) under /openmldb and use cluster mode; default standalone")
 	level := fs.String("log.level", config.DefaultLogLevel, "log level")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, pflag.ErrHelp) {
@@ -30,6 +36,8 @@ func demoCmd(args []string) error {
 	}
 	logCfg := config.Log{Level: *level, Format: config.DefaultLogFormat}
 	log := newLogger(logCfg)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
 
 	cluster, err := kfake.NewCluster(
 		kfake.Ports(*kafkaPort),
@@ -41,18 +49,40 @@ func demoCmd(args []string) error {
 	}
 	defer cluster.Close()
 	broker := net.JoinHostPort("127.0.0.1", strconv.Itoa(*kafkaPort))
-	log.Info("embedded kafka broker", "addr", broker, "topic", "topic1")
+
+	startCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	om, err := openmldbtest.Start(startCtx, openmldbtest.Options{ZK: *zkAddr, Logger: log})
+	if err != nil {
+		return fmt.Errorf("start OpenMLDB-compatible cluster: %w", err)
+	}
+	defer om.Close()
+	omCfg := config.OpenMLDB{Nameserver: om.Nameserver(), ZKPath: config.DefaultZKPath, Database: "kafka_test", User: config.DefaultOpenMLDBUser}
+	scanHint := "openmldb-kafka-proxy scan --openmldb.nameserver " + om.Nameserver() + " kafka_test.topic1"
+	if *zkAddr != "" {
+		omCfg.Nameserver, omCfg.ZKCluster, omCfg.ZKPath = "", *zkAddr, om.ZKPath()
+		scanHint = "openmldb-kafka-proxy scan --openmldb.zk_cluster " + *zkAddr + " --openmldb.zk_path " + om.ZKPath() + " kafka_test.topic1"
+	}
+	admin, err := openmldb.Open(startCtx, openmldbOptions(omCfg, log))
+	if err != nil {
+		return fmt.Errorf("connect to the OpenMLDB-compatible cluster: %w", err)
+	}
+	err = admin.CreateDatabase(startCtx, omCfg.Database, true)
+	admin.Close()
+	if err != nil {
+		return fmt.Errorf("create database %s: %w", omCfg.Database, err)
+	}
 
 	cfg := &config.Config{
 		Listen:        *listen,
 		Kafka:         config.Kafka{Bootstrap: []string{broker}},
 		MaxFrameBytes: config.DefaultMaxFrameBytes,
 		Log:           logCfg,
+		OpenMLDB:      omCfg,
+		Sinks:         []config.Sink{{Topics: []string{"topic1"}, AutoCreate: true}},
 	}
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	return serve(ctx, log, proxyOptions(cfg, log))
+	return serve(ctx, log, cfg, "openmldb_nameserver", om.Nameserver(), "openmldb_zk", *zkAddr, "database", omCfg.Database, "scan", scanHint)
 }

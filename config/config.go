@@ -19,6 +19,8 @@ const (
 	DefaultMaxFrameBytes = 100 << 20
 	DefaultLogLevel      = "info"
 	DefaultLogFormat     = "text"
+	DefaultZKPath        = "/openmldb"
+	DefaultOpenMLDBUser  = "root"
 )
 
 // Config is the whole configuration of the proxy.
@@ -39,6 +41,14 @@ type Config struct {
 	MaxFrameBytes int `koanf:"max_frame_bytes"`
 	// Log configures log/slog output.
 	Log Log `koanf:"log"`
+	// OpenMLDB is the cluster teed rows are written to.
+	OpenMLDB OpenMLDB `koanf:"openmldb"`
+	// Sinks route topics into tables; topics no sink matches are never decoded.
+	Sinks []Sink `koanf:"sinks"`
+	// ConnectorConfig names a Kafka Connect JDBC sink .properties file imported as one more sink.
+	ConnectorConfig string `koanf:"connector_config"`
+	// ConnectorIgnored lists the keys of ConnectorConfig that have no effect, for one warning.
+	ConnectorIgnored []string `koanf:"-"`
 }
 
 // Kafka is the upstream Kafka cluster.
@@ -66,6 +76,14 @@ func registerFlags(fs *pflag.FlagSet) {
 	fs.Int("max_frame_bytes", DefaultMaxFrameBytes, "largest request frame accepted from a client, in bytes")
 	fs.String("log.level", DefaultLogLevel, "log level: debug, info, warn, error")
 	fs.String("log.format", DefaultLogFormat, "log format: text or json")
+	fs.String("openmldb.zk_cluster", "", "OpenMLDB ZooKeeper hosts (cluster mode), comma-separated host:port")
+	fs.String("openmldb.zk_path", DefaultZKPath, "OpenMLDB root path in ZooKeeper")
+	fs.String("openmldb.zk_auth", "", "ZooKeeper digest credential user:password, if the cluster uses one")
+	fs.String("openmldb.nameserver", "", "OpenMLDB nameserver host:port (standalone mode, instead of ZooKeeper)")
+	fs.String("openmldb.database", "", "database of the sinks' tables")
+	fs.String("openmldb.user", DefaultOpenMLDBUser, "OpenMLDB user")
+	fs.String("openmldb.password", "", "OpenMLDB password")
+	fs.String("connector_config", "", "Kafka Connect JDBC sink .properties file to import as a sink")
 }
 
 // SlogLevel returns the slog level of Log.Level (Validate has checked it).

@@ -62,6 +62,11 @@ func Load(name string, args, environ []string) (*Config, error) {
 		return nil, err
 	}
 	c.BrokerPorts = ports
+	if c.ConnectorConfig != "" {
+		if err := c.importConnector(); err != nil {
+			return nil, err
+		}
+	}
 	if err := c.Validate(); err != nil {
 		return nil, err
 	}
@@ -179,5 +184,68 @@ func (c *Config) Validate() error {
 	if c.Log.Format != "text" && c.Log.Format != "json" {
 		errs = append(errs, fmt.Errorf("log.format: %q must be text or json", c.Log.Format))
 	}
+	errs = append(errs, c.validateOpenMLDB()...)
 	return errors.Join(errs...)
+}
+
+// importConnector merges the Kafka Connect sink file: its sink is added, and its connection URL
+// fills the openmldb keys that were left at their defaults (explicit settings win).
+func (c *Config) importConnector() error {
+	imp, err := LoadConnectorProperties(c.ConnectorConfig)
+	if err != nil {
+		return err
+	}
+	o, from := &c.OpenMLDB, imp.OpenMLDB
+	if o.ZKCluster == "" && o.Nameserver == "" {
+		o.ZKCluster, o.Nameserver = from.ZKCluster, from.Nameserver
+		if from.ZKPath != "" && o.ZKPath == DefaultZKPath {
+			o.ZKPath = from.ZKPath
+		}
+	}
+	if o.Database == "" {
+		o.Database = from.Database
+	} else if o.Database != from.Database {
+		return fmt.Errorf("connector_config: connection.url names database %q but openmldb.database is %q", from.Database, o.Database)
+	}
+	if from.User != "" && (o.User == "" || o.User == DefaultOpenMLDBUser) {
+		o.User = from.User
+	}
+	if from.Password != "" && o.Password == "" {
+		o.Password = from.Password
+	}
+	c.Sinks = append(c.Sinks, imp.Sink)
+	c.ConnectorIgnored = imp.Ignored
+	return nil
+}
+
+// validateOpenMLDB checks the openmldb keys and the sinks.
+func (c *Config) validateOpenMLDB() []error {
+	var errs []error
+	o := &c.OpenMLDB
+	if o.ZKCluster != "" && o.Nameserver != "" {
+		errs = append(errs, errors.New("openmldb.nameserver: set either openmldb.zk_cluster (cluster mode) or openmldb.nameserver (standalone), not both"))
+	}
+	for _, hp := range append(strings.Split(o.ZKCluster, ","), o.Nameserver) {
+		if hp == "" {
+			continue
+		}
+		if _, _, err := net.SplitHostPort(strings.TrimSpace(hp)); err != nil {
+			errs = append(errs, fmt.Errorf("openmldb: %q is not host:port", hp))
+		}
+	}
+	if !strings.HasPrefix(o.ZKPath, "/") {
+		errs = append(errs, fmt.Errorf("openmldb.zk_path: %q must start with /", o.ZKPath))
+	}
+	if len(c.Sinks) > 0 {
+		if !o.Enabled() {
+			errs = append(errs, errors.New("openmldb.zk_cluster: sinks are configured but no OpenMLDB cluster is (set openmldb.zk_cluster or openmldb.nameserver)"))
+		}
+		if o.Database == "" {
+			errs = append(errs, errors.New("openmldb.database: required when sinks are configured"))
+		}
+		if err := NormalizeSinks(c.Sinks); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errs
 }
