@@ -189,31 +189,31 @@ func (t *Tee) planPartition(ctx context.Context, s *config.Sink, topic string, p
 // convert turns one record value into a row of the sink's table, resolving (and if allowed
 // creating) the table on first use.
 func (t *Tee) convert(ctx context.Context, p *partitionPlan, rec *connect.Record, value []byte) (openmldb.Row, error) {
-	if p.sink.Format == config.FormatJSON {
-		if p.state == nil {
-			st, err := t.table(ctx, p.sink, p.topic, nil)
-			if err != nil {
-				return nil, err
-			}
-			p.state = st
-		}
-		row, err := p.state.conv.ConvertJSON(value, nil)
-		if err != nil {
+	schemaless := p.sink.Format == config.FormatJSON
+	if !schemaless {
+		if err := t.parser.Parse(value, rec); err != nil {
 			return nil, AsRecordError(err)
 		}
-		return row, validateRow(p.state.table, row)
-	}
-	if err := t.parser.Parse(value, rec); err != nil {
-		return nil, AsRecordError(err)
 	}
 	if p.state == nil {
-		st, err := t.table(ctx, p.sink, p.topic, rec)
+		// A schemaless record cannot create a table (config refuses auto_create with json).
+		from := rec
+		if schemaless {
+			from = nil
+		}
+		st, err := t.table(ctx, p.sink, p.topic, from)
 		if err != nil {
 			return nil, err
 		}
 		p.state = st
 	}
-	row, err := p.state.conv.Convert(rec, nil)
+	var row openmldb.Row
+	var err error
+	if schemaless {
+		row, err = p.state.conv.ConvertJSON(value, nil)
+	} else {
+		row, err = p.state.conv.Convert(rec, nil)
+	}
 	if err != nil {
 		return nil, AsRecordError(err)
 	}
