@@ -11,6 +11,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -142,8 +143,7 @@ type pending struct {
 }
 
 // rpcConn is one TCP connection with many calls in flight, matched by correlation id. Frames
-// are appended to a shared buffer and written by one flusher goroutine, so concurrent callers
-// coalesce into few syscalls while keeping each caller's issue order on the wire.
+// are appended to a shared buffer that one caller at a time writes (see start).
 type rpcConn struct {
 	addr string
 	nc   net.Conn
@@ -154,7 +154,7 @@ type rpcConn struct {
 	spare    []byte
 	authSent bool
 	auth     []byte
-	wsig     chan struct{}
+	writing  bool // a caller is writing wbuf's contents
 
 	pmu     sync.Mutex
 	pending map[int64]pending
@@ -170,12 +170,10 @@ func newRPCConn(nc net.Conn, addr string, auth []byte, log *slog.Logger) *rpcCon
 		nc:      nc,
 		log:     log,
 		auth:    auth,
-		wsig:    make(chan struct{}, 1),
 		pending: make(map[int64]pending),
 		closed:  make(chan struct{}),
 	}
 	go c.readLoop()
-	go c.flushLoop()
 	go c.sweepLoop()
 	return c
 }
@@ -205,7 +203,10 @@ func (c *rpcConn) fail(err error) {
 	}
 }
 
-// start registers cb and queues the frame built by build; cb is always called exactly once.
+// start registers cb and sends the frame built by build; cb is always called exactly once.
+// The caller that finds no write in progress becomes the writer and writes everything queued,
+// including frames other callers append meanwhile, so concurrent calls coalesce into few system
+// calls without a hand-off to another goroutine, and each caller's issue order is kept on the wire.
 func (c *rpcConn) start(ctx context.Context, deadline time.Time, id int64, cb callback,
 	build func(dst []byte, auth []byte) ([]byte, error)) {
 	c.pmu.Lock()
@@ -232,17 +233,45 @@ func (c *rpcConn) start(ctx context.Context, deadline time.Time, id int64, cb ca
 	} else {
 		c.wbuf = c.wbuf[:n]
 	}
-	c.wmu.Unlock()
 	if err != nil {
+		c.wmu.Unlock()
 		if p, ok := c.take(id); ok {
 			p.cb(nil, err)
 		}
 		return
 	}
-	select {
-	case c.wsig <- struct{}{}:
-	default:
+	if c.writing {
+		c.wmu.Unlock()
+		return
 	}
+	c.writing = true
+	// Let callers woken by the same burst of responses append their frames first: one write
+	// then carries them all.
+	c.wmu.Unlock()
+	runtime.Gosched()
+	c.wmu.Lock()
+	for len(c.wbuf) > 0 {
+		buf := c.wbuf
+		c.wbuf = c.spare[:0]
+		c.wmu.Unlock()
+		werr := c.nc.SetWriteDeadline(time.Now().Add(writeTimeout))
+		if werr == nil {
+			_, werr = c.nc.Write(buf)
+		}
+		c.wmu.Lock()
+		if werr != nil {
+			c.wbuf = c.wbuf[:0]
+			c.writing = false
+			c.wmu.Unlock()
+			c.fail(fmt.Errorf("write: %w", werr))
+			return
+		}
+		if cap(buf) <= 1<<20 {
+			c.spare = buf[:0]
+		}
+	}
+	c.writing = false
+	c.wmu.Unlock()
 }
 
 // take removes and returns a pending call.
@@ -254,33 +283,6 @@ func (c *rpcConn) take(id int64) (pending, bool) {
 		delete(c.pending, id)
 	}
 	return p, ok
-}
-
-func (c *rpcConn) flushLoop() {
-	for {
-		select {
-		case <-c.closed:
-			return
-		case <-c.wsig:
-		}
-		c.wmu.Lock()
-		buf := c.wbuf
-		c.wbuf = c.spare[:0]
-		c.wmu.Unlock()
-		if len(buf) == 0 {
-			c.spare = buf
-			continue
-		}
-		if err := c.nc.SetWriteDeadline(time.Now().Add(writeTimeout)); err != nil {
-			c.fail(fmt.Errorf("set write deadline: %w", err))
-			return
-		}
-		if _, err := c.nc.Write(buf); err != nil {
-			c.fail(fmt.Errorf("write: %w", err))
-			return
-		}
-		c.spare = buf[:0]
-	}
 }
 
 func (c *rpcConn) readLoop() {
@@ -437,6 +439,13 @@ func (p *rpcPool) dial(addr string, d *dialState) {
 // goCall starts an asynchronous call; cb runs exactly once, possibly on the connection's reader
 // goroutine, so it must not block.
 func (p *rpcPool) goCall(ctx context.Context, addr, service, method string, req proto.Message, cb callback) {
+	p.goFrame(ctx, addr, cb, func(dst []byte, id int64, auth []byte) ([]byte, error) {
+		return AppendRequestFrame(dst, service, method, id, auth, req)
+	})
+}
+
+// goFrame is goCall with the request frame built by build for the call's correlation id.
+func (p *rpcPool) goFrame(ctx context.Context, addr string, cb callback, build func(dst []byte, id int64, auth []byte) ([]byte, error)) {
 	c, err := p.conn(ctx, addr)
 	if err != nil {
 		cb(nil, err)
@@ -448,7 +457,7 @@ func (p *rpcPool) goCall(ctx context.Context, addr, service, method string, req 
 	}
 	id := p.nextID.Add(1)
 	c.start(ctx, deadline, id, cb, func(dst, auth []byte) ([]byte, error) {
-		return AppendRequestFrame(dst, service, method, id, auth, req)
+		return build(dst, id, auth)
 	})
 }
 

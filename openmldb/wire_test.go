@@ -143,3 +143,56 @@ func TestDecodeRejectsBadSize(t *testing.T) {
 		t.Fatalf("truncated row decoded: %v", err)
 	}
 }
+
+// TestPutFrameFastPath checks the hand-encoded Put frame against protobuf's deterministic
+// marshalling of the same request, with and without credential and put_if_absent.
+func TestPutFrameFastPath(t *testing.T) {
+	value, err := AppendRow(nil, seedColumns(), seedRow())
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys := []byte("xc77777|2022042715")
+	dims := []putDim{{idx: 0, start: 1, end: 7}, {idx: 300, start: 8, end: 18}}
+	for _, tc := range []struct {
+		auth     []byte
+		ifAbsent bool
+		id       int64
+	}{{nil, false, 1}, {Credential("root", "x"), true, 1 << 40}} {
+		req := &apipb.PutRequest{
+			Time: proto.Int64(1651051906000), Value: value, Tid: proto.Uint32(70000), Pid: proto.Uint32(3),
+			Dimensions: []*apipb.Dimension{
+				{Key: proto.String("c77777"), Idx: proto.Uint32(0)},
+				{Key: proto.String("2022042715"), Idx: proto.Uint32(300)},
+			},
+		}
+		if tc.ifAbsent {
+			req.PutIfAbsent = proto.Bool(true)
+		}
+		want, err := AppendRequestFrame([]byte("prefix"), TabletService, "Put", tc.id, tc.auth, req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := appendPutFrame([]byte("prefix"), tc.id, tc.auth, &putFrame{tid: 70000, pid: 3, time: 1651051906000,
+			value: value, keys: keys, dims: dims, ifAbsent: tc.ifAbsent})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(got, want) {
+			t.Fatalf("fast Put frame\n got %x\nwant %x", got, want)
+		}
+	}
+}
+
+func TestParsePutResponse(t *testing.T) {
+	b, err := proto.Marshal(&apipb.PutResponse{Code: proto.Int32(103), Msg: proto.String("table is follower")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	code, msg, err := parsePutResponse(append(b, 0x18, 0x05)) // plus an unknown varint field 3
+	if err != nil || code != 103 || msg != "table is follower" {
+		t.Fatalf("got %d %q %v", code, msg, err)
+	}
+	if _, _, err := parsePutResponse([]byte{0x08}); err == nil {
+		t.Fatal("truncated response accepted")
+	}
+}

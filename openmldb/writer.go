@@ -8,9 +8,7 @@ import (
 	"sync"
 	"time"
 
-	"google.golang.org/protobuf/proto"
-
-	"github.com/openmldb-kafka-proxy/openmldb-kafka-proxy/openmldb/pb/apipb"
+	"unsafe"
 )
 
 // OpenMLDB return codes (src/base/status.h) the writer treats specially.
@@ -44,7 +42,7 @@ var ErrPartialWrite = errors.New("row stored in some partitions only")
 type putOp struct {
 	row  int
 	pid  uint32
-	dims []*apipb.Dimension
+	dims []putDim // keys in Write's key arena
 	err  error
 	done bool
 }
@@ -113,28 +111,54 @@ func (c *Client) Write(ctx context.Context, t *Table, rows []Row, opts WriteOpti
 		prev = ends[i]
 	}
 	// One Put per (row, distinct pid), carrying that pid's dimensions.
-	var ops []putOp
-	var keyBuf []byte
+	ops := make([]putOp, 0, len(rows))
+	// Dimensions of all ops share one backing array (ops of one row are adjacent, so each op's
+	// dims are a sub-slice) and their keys one arena.
+	allDims := make([]putDim, 0, len(rows)*len(t.keyCols))
+	var keys []byte
 	for i, r := range rows {
 		if errs[i] != nil {
 			continue
 		}
 		first := len(ops)
+		dimStart := len(allDims)
 		for idx, kc := range t.keyCols {
 			if kc == nil {
 				continue
 			}
-			keyBuf = AppendKey(keyBuf[:0], t.Columns, kc, r)
-			key := string(keyBuf)
-			pid := PartitionOf(key, t.PartitionCount)
-			dim := &apipb.Dimension{Key: proto.String(key), Idx: proto.Uint32(uint32(idx))}
+			ks := len(keys)
+			keys = AppendKey(keys, t.Columns, kc, r)
+			pid := PartitionOf(unsafe.String(unsafe.SliceData(keys[ks:]), len(keys)-ks), t.PartitionCount)
+			allDims = append(allDims, putDim{idx: uint32(idx), pid: pid, start: ks, end: len(keys)})
 			j := first
 			for ; j < len(ops) && ops[j].pid != pid; j++ {
 			}
 			if j == len(ops) {
 				ops = append(ops, putOp{row: i, pid: pid})
 			}
-			ops[j].dims = append(ops[j].dims, dim)
+		}
+		// Group this row's dims by op (ops in first-appearance order), keeping index order
+		// within each op; each op's dims are then one sub-slice.
+		rowDims := allDims[dimStart:]
+		if len(ops)-first > 1 {
+			grouped := make([]putDim, 0, len(rowDims))
+			for j := first; j < len(ops); j++ {
+				for _, d := range rowDims {
+					if d.pid == ops[j].pid {
+						grouped = append(grouped, d)
+					}
+				}
+			}
+			copy(rowDims, grouped)
+		}
+		pos := 0
+		for j := first; j < len(ops); j++ {
+			n := 0
+			for pos+n < len(rowDims) && rowDims[pos+n].pid == ops[j].pid {
+				n++
+			}
+			ops[j].dims = rowDims[pos : pos+n : pos+n]
+			pos += n
 		}
 		if len(ops) == first {
 			// An empty dimension list is silently accepted and stores nothing: never send it.
@@ -148,7 +172,7 @@ func (c *Client) Write(ctx context.Context, t *Table, rows []Row, opts WriteOpti
 	backoff := 50 * time.Millisecond
 	for round := 1; len(pending) > 0; round++ {
 		roundStart := time.Now()
-		retry := c.issuePuts(ctx, t, ops, pending, values, times, opts)
+		retry := c.issuePuts(ctx, t, ops, pending, values, times, keys, opts)
 		if len(retry) == 0 {
 			break
 		}
@@ -221,7 +245,7 @@ func sameLayout(a, b *Table) bool {
 
 // issuePuts sends the pending ops, one goroutine per partition issuing that partition's Puts in
 // order without waiting for each to complete; it returns the ops to retry.
-func (c *Client) issuePuts(ctx context.Context, t *Table, ops []putOp, pending []int, values [][]byte, times []int64, opts WriteOptions) []int {
+func (c *Client) issuePuts(ctx context.Context, t *Table, ops []putOp, pending []int, values [][]byte, times []int64, keys []byte, opts WriteOptions) []int {
 	byPid := make([][]int, t.PartitionCount)
 	for _, oi := range pending {
 		ops[oi].err = nil
@@ -264,35 +288,29 @@ func (c *Client) issuePuts(ctx context.Context, t *Table, ops []putOp, pending [
 					continue
 				}
 				op := &ops[oi]
-				req := &apipb.PutRequest{
-					Time:       proto.Int64(times[op.row]),
-					Value:      values[op.row],
-					Tid:        proto.Uint32(t.TID),
-					Pid:        proto.Uint32(pid),
-					Dimensions: op.dims,
-				}
-				if opts.PutIfAbsent {
-					req.PutIfAbsent = proto.Bool(true)
-				}
+				pf := putFrame{tid: t.TID, pid: pid, time: times[op.row], value: values[op.row],
+					keys: keys, dims: op.dims, ifAbsent: opts.PutIfAbsent}
 				calls.Add(1)
-				c.pool.goCall(ctx, addr, TabletService, "Put", req, func(body []byte, err error) {
+				c.pool.goFrame(ctx, addr, func(body []byte, err error) {
 					defer calls.Done()
 					defer func() { <-c.inflight }()
 					if err != nil {
 						finish(oi, err, retriableErr(ctx, err))
 						return
 					}
-					var resp apipb.PutResponse
-					if err := proto.Unmarshal(body, &resp); err != nil {
-						finish(oi, fmt.Errorf("unmarshal PutResponse: %w", err), false)
+					code, msg, err := parsePutResponse(body)
+					if err != nil {
+						finish(oi, err, false)
 						return
 					}
-					if code := resp.GetCode(); code != 0 {
-						finish(oi, &ServerError{Method: "Put", Code: code, Msg: resp.GetMsg()},
+					if code != 0 {
+						finish(oi, &ServerError{Method: "Put", Code: code, Msg: msg},
 							code == CodeTableIsFollower || code == CodeTableNotExist || code == CodeTableIsLoading)
 						return
 					}
 					finish(oi, nil, false)
+				}, func(dst []byte, id int64, auth []byte) ([]byte, error) {
+					return appendPutFrame(dst, id, auth, &pf)
 				})
 			}
 		}(uint32(pid), list)

@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"sync"
 	"syscall"
 	"time"
 )
@@ -24,10 +25,15 @@ const Jar = "/usr/share/java/zookeeper.jar"
 type Server struct {
 	// Addr is host:port of the client port.
 	Addr string
-	cmd  *exec.Cmd
+	java string
+	cfg  string // zoo.cfg path
 	dir  string
-	done chan struct{}
-	log  *bytes.Buffer
+
+	mu      sync.Mutex // serializes Restart and Stop
+	stopped bool
+	cmd     *exec.Cmd
+	done    chan struct{} // closed when cmd has exited
+	log     *bytes.Buffer
 }
 
 // ErrUnavailable is returned when java or the ZooKeeper jar is not installed.
@@ -51,58 +57,127 @@ func Start(ctx context.Context) (*Server, error) {
 		os.RemoveAll(dir)
 		return nil, err
 	}
-	cfg := fmt.Sprintf("tickTime=2000\ndataDir=%s\nclientPort=%d\nclientPortAddress=127.0.0.1\nmaxClientCnxns=0\nadmin.enableServer=false\n4lw.commands.whitelist=ruok,srvr,stat,mntr\n",
-		filepath.Join(dir, "data"), port)
 	if err := os.MkdirAll(filepath.Join(dir, "data"), 0o755); err != nil {
 		os.RemoveAll(dir)
 		return nil, fmt.Errorf("zookeeper data dir: %w", err)
 	}
-	cfgPath := filepath.Join(dir, "zoo.cfg")
-	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
+	s := &Server{Addr: "127.0.0.1:" + strconv.Itoa(port), dir: dir, java: java}
+	if s.cfg, err = s.writeConfig("zoo.cfg", port); err != nil {
 		os.RemoveAll(dir)
-		return nil, fmt.Errorf("zookeeper config: %w", err)
+		return nil, err
 	}
-	s := &Server{Addr: "127.0.0.1:" + strconv.Itoa(port), dir: dir, done: make(chan struct{}), log: &bytes.Buffer{}}
-	s.cmd = exec.Command(java, "-Xmx256m", "-cp", Jar, "org.apache.zookeeper.server.ZooKeeperServerMain", cfgPath)
+	if err := s.launch(ctx, s.cfg, s.Addr); err != nil {
+		os.RemoveAll(dir)
+		return nil, err
+	}
+	return s, nil
+}
+
+// launch starts java with config cfg and waits until it answers `ruok` on addr; on failure the
+// process is gone.
+func (s *Server) launch(ctx context.Context, cfg, addr string) error {
+	s.log = &bytes.Buffer{}
+	s.done = make(chan struct{})
+	s.cmd = exec.Command(s.java, "-Xmx256m", "-cp", Jar, "org.apache.zookeeper.server.ZooKeeperServerMain", cfg)
 	s.cmd.Stdout = s.log
 	s.cmd.Stderr = s.log
 	// Its own process group, so a test binary killed by a timeout does not leave java behind
 	// holding the port forever: Pdeathsig ends it with us.
 	s.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if err := s.cmd.Start(); err != nil {
-		os.RemoveAll(dir)
-		return nil, fmt.Errorf("start zookeeper: %w", err)
+		close(s.done)
+		return fmt.Errorf("start zookeeper: %w", err)
 	}
-	go func() { s.cmd.Wait(); close(s.done) }()
+	cmd, done := s.cmd, s.done
+	go func() { cmd.Wait(); close(done) }()
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		if ruok(s.Addr) {
-			return s, nil
+		if ruok(addr) {
+			return nil
 		}
 		select {
-		case <-s.done:
-			out := s.log.String()
-			os.RemoveAll(dir)
-			return nil, fmt.Errorf("zookeeper exited before it was ready: %s", out)
+		case <-done:
+			return fmt.Errorf("zookeeper exited before it was ready: %s", s.log.String())
 		case <-ctx.Done():
-			s.Stop()
-			return nil, ctx.Err()
+			s.kill()
+			return ctx.Err()
 		case <-time.After(50 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
-			s.Stop()
-			return nil, fmt.Errorf("zookeeper on %s not ready after 30s", s.Addr)
+			s.kill()
+			return fmt.Errorf("zookeeper on %s not ready after 30s", addr)
 		}
 	}
 }
 
-// Stop kills the server and removes its data.
-func (s *Server) Stop() {
+// kill ends the java process group and waits for it.
+func (s *Server) kill() {
 	if s.cmd.Process != nil {
 		syscall.Kill(-s.cmd.Process.Pid, syscall.SIGKILL)
 	}
 	<-s.done
+}
+
+// Stop kills the server and removes its data.
+func (s *Server) Stop() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.stopped {
+		return
+	}
+	s.stopped = true
+	s.kill()
 	os.RemoveAll(s.dir)
+}
+
+// Restart takes the server away from its clients for downtime, then serves again on the same
+// port with the same data directory, so persistent znodes survive. It kills java (SIGKILL, like
+// a crash) and, for the downtime, runs it on a private port: ZooKeeper persists sessions and
+// restores them with a fresh timeout on start, so a plain kill and restart would let every
+// client resume its session. Running unreachable instead lets sessions expire as they do for
+// clients cut off from a live ensemble: a session whose timeout plus one tick (2s) is shorter
+// than downtime expires and its ephemeral nodes are deleted; its client gets StateExpired on
+// reconnecting and then a new session. Restart returns once the server answers `ruok` on Addr.
+func (s *Server) Restart(downtime time.Duration) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.stopped {
+		return errors.New("zookeeper restart: server stopped")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	s.kill()
+	if downtime > 0 {
+		port, err := freePort()
+		if err != nil {
+			return fmt.Errorf("zookeeper restart: %w", err)
+		}
+		private, err := s.writeConfig("zoo-private.cfg", port)
+		if err != nil {
+			return fmt.Errorf("zookeeper restart: %w", err)
+		}
+		addr := "127.0.0.1:" + strconv.Itoa(port)
+		if err := s.launch(ctx, private, addr); err != nil {
+			return fmt.Errorf("zookeeper restart (unreachable phase on %s): %w", addr, err)
+		}
+		time.Sleep(downtime)
+		s.kill()
+	}
+	if err := s.launch(ctx, s.cfg, s.Addr); err != nil {
+		return fmt.Errorf("zookeeper restart on %s: %w", s.Addr, err)
+	}
+	return nil
+}
+
+// writeConfig writes a zoo.cfg for port into the server's directory and returns its path.
+func (s *Server) writeConfig(name string, port int) (string, error) {
+	cfg := fmt.Sprintf("tickTime=2000\ndataDir=%s\nclientPort=%d\nclientPortAddress=127.0.0.1\nmaxClientCnxns=0\nadmin.enableServer=false\n4lw.commands.whitelist=ruok,srvr,stat,mntr\n",
+		filepath.Join(s.dir, "data"), port)
+	p := filepath.Join(s.dir, name)
+	if err := os.WriteFile(p, []byte(cfg), 0o644); err != nil {
+		return "", fmt.Errorf("zookeeper config: %w", err)
+	}
+	return p, nil
 }
 
 // TB is the part of testing.TB that StartT needs (kept small so this package does not import testing).

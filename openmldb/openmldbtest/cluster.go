@@ -103,7 +103,7 @@ func (c *Cluster) start(ctx context.Context) error {
 		auth = func(b []byte) bool { return string(b) == want || string(b) == "sdefault" }
 	}
 	if !c.standalone {
-		conn, err := dialZK(ctx, c.opts.ZK, c.log)
+		conn, err := dialZK(ctx, c.opts.ZK, c.log, c.recompete)
 		if err != nil {
 			return fmt.Errorf("nameserver: %w", err)
 		}
@@ -119,11 +119,13 @@ func (c *Cluster) start(ctx context.Context) error {
 		}
 		c.tablets = append(c.tablets, t)
 	}
-	ns, err := newRPCServer(c.log.With("server", "nameserver"), auth, c.nameServerService())
+	ns, err := newRPCServer(c.log.With("server", "nameserver"), auth, nil, c.nameServerService())
 	if err != nil {
 		return fmt.Errorf("nameserver: %w", err)
 	}
+	c.mu.Lock()
 	c.ns = ns
+	c.mu.Unlock()
 	if c.zkc != nil {
 		if _, err := c.zkc.Create(c.paths.leader+"/lock_request", []byte(ns.addr()),
 			zk.FlagEphemeral|zk.FlagSequence, zk.WorldACL(zk.PermAll)); err != nil {
@@ -227,4 +229,20 @@ func (c *Cluster) publish(t *table) error {
 		return err
 	}
 	return bumpCounter(c.zkc, c.paths.notify)
+}
+
+// recompete re-enters the nameserver leader election in a new ZooKeeper session: the old
+// session's lock_request node is gone, and OpenMLDB's nameserver re-creates one after
+// reconnecting. With a single nameserver it wins again.
+func (c *Cluster) recompete(conn *zk.Conn) {
+	c.mu.RLock()
+	ns := c.ns
+	c.mu.RUnlock()
+	if ns == nil {
+		return
+	}
+	if _, err := conn.Create(c.paths.leader+"/lock_request", []byte(ns.addr()),
+		zk.FlagEphemeral|zk.FlagSequence, zk.WorldACL(zk.PermAll)); err != nil && !errors.Is(err, zk.ErrClosing) {
+		c.log.Warn("nameserver re-election failed", "err", err)
+	}
 }

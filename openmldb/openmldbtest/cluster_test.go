@@ -123,7 +123,7 @@ func TestClusterZooKeeper(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	zc, err := dialZK(ctx, zs.Addr, c.log)
+	zc, err := dialZK(ctx, zs.Addr, c.log, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,6 +3,7 @@ package openmldbtest
 import (
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"google.golang.org/protobuf/proto"
@@ -17,15 +18,29 @@ type faults struct {
 	failCode   int32
 	stallUntil time.Time
 	stallMoved chan struct{} // closed whenever StallPuts changes the deadline
+
+	// Lock-free mirrors for the Put fast path: the stall deadline (unix ns) and whether any
+	// injected failure is pending.
+	stallNs atomic.Int64
+	failing atomic.Bool
+}
+
+// stalling reports whether Puts arriving now are held by StallPuts.
+func (f *faults) stalling() bool {
+	return time.Now().UnixNano() < f.stallNs.Load()
 }
 
 func (f *faults) takeFailure() (int32, bool) {
+	if !f.failing.Load() {
+		return 0, false
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.failN <= 0 {
 		return 0, false
 	}
 	f.failN--
+	f.failing.Store(f.failN > 0)
 	return f.failCode, true
 }
 
@@ -35,6 +50,7 @@ func (c *Cluster) FailPuts(n int, code int32) {
 	c.faults.mu.Lock()
 	defer c.faults.mu.Unlock()
 	c.faults.failN, c.faults.failCode = n, code
+	c.faults.failing.Store(n > 0)
 }
 
 // StallPuts holds every Put that arrives within the next d (on any tablet) until d has elapsed
@@ -45,6 +61,7 @@ func (c *Cluster) StallPuts(d time.Duration) {
 	c.faults.mu.Lock()
 	defer c.faults.mu.Unlock()
 	c.faults.stallUntil = time.Now().Add(d)
+	c.faults.stallNs.Store(c.faults.stallUntil.UnixNano())
 	if c.faults.stallMoved != nil {
 		close(c.faults.stallMoved)
 	}

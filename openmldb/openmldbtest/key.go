@@ -2,7 +2,6 @@ package openmldbtest
 
 import (
 	"strconv"
-	"strings"
 
 	"github.com/openmldb-kafka-proxy/openmldb-kafka-proxy/openmldb/pb/typepb"
 )
@@ -16,29 +15,33 @@ const (
 // keyText rebuilds the index key the SDK would send for a decoded row: the key columns' texts
 // joined by '|'.
 func keyText(cols []column, keyCols []int, cells []cell) string {
-	var sb strings.Builder
+	return string(appendKeyText(nil, cols, keyCols, cells))
+}
+
+// appendKeyText appends keyText's result to dst.
+func appendKeyText(dst []byte, cols []column, keyCols []int, cells []cell) []byte {
 	for n, ci := range keyCols {
 		if n > 0 {
-			sb.WriteByte('|')
+			dst = append(dst, '|')
 		}
 		c := cells[ci]
 		if c.null {
-			sb.WriteString(nullToken)
+			dst = append(dst, nullToken...)
 			continue
 		}
 		switch cols[ci].typ {
 		case typepb.DataType_kBool:
-			sb.WriteString(strconv.FormatBool(c.b))
+			dst = strconv.AppendBool(dst, c.b)
 		case typepb.DataType_kVarchar, typepb.DataType_kString:
 			if c.s == "" {
-				sb.WriteString(emptyToken)
+				dst = append(dst, emptyToken...)
 			} else {
-				sb.WriteString(c.s)
+				dst = append(dst, c.s...)
 			}
 		default:
 			// smallint/int/bigint/timestamp as decimal; date as its packed int.
-			sb.WriteString(strconv.FormatInt(c.i, 10))
+			dst = strconv.AppendInt(dst, c.i, 10)
 		}
 	}
-	return sb.String()
+	return dst
 }

@@ -41,7 +41,8 @@ func (t *tablet) put(ctx context.Context, req *apipb.PutRequest) (*apipb.PutResp
 		return putResp(codeInvalidDimension, "ts_dimensions is deprecated; the tablet derives timestamps itself"), nil
 	}
 	row := req.GetValue()
-	cells, err := decodeRow(tb.cols, 1, row)
+	var cellBuf [32]cell
+	cells, err := decodeRowInto(cellBuf[:0], tb.cols, 1, row)
 	if err != nil {
 		return putResp(codePutFailed, "decode row for %s.%s: %v", tb.db, tb.name, err), nil
 	}
@@ -50,8 +51,16 @@ func (t *tablet) put(ctx context.Context, req *apipb.PutRequest) (*apipb.PutResp
 			return putResp(codePutFailed, "column %q: negative timestamp %d", col.name, cells[i].i), nil
 		}
 	}
-	dims := make([]dimWrite, 0, len(req.GetDimensions()))
-	seen := make(map[uint32]bool, len(req.GetDimensions()))
+	var dimBuf [8]dimWrite
+	dims := dimBuf[:0]
+	var seenBuf [64]bool
+	seen := seenBuf[:0]
+	if len(tb.indexes) > len(seenBuf) {
+		seen = make([]bool, len(tb.indexes))
+	} else {
+		seen = seenBuf[:len(tb.indexes)]
+	}
+	var keyBuf [128]byte
 	for _, d := range req.GetDimensions() {
 		idx := d.GetIdx()
 		if int(idx) >= len(tb.indexes) || tb.indexes[idx].deleted {
@@ -66,7 +75,7 @@ func (t *tablet) put(ctx context.Context, req *apipb.PutRequest) (*apipb.PutResp
 		if key == "" {
 			return putResp(codeInvalidDimension, "dimension idx %d: empty key", idx), nil
 		}
-		if want := keyText(tb.cols, ix.keyCols, cells); key != want {
+		if want := appendKeyText(keyBuf[:0], tb.cols, ix.keyCols, cells); key != string(want) {
 			return putResp(codeInvalidDimension, "dimension idx %d (%s): key %q != %q rebuilt from the row", idx, ix.name, key, want), nil
 		}
 		if got := pidOf(key, n); got != pid {
@@ -104,11 +113,17 @@ func (t *tablet) put(ctx context.Context, req *apipb.PutRequest) (*apipb.PutResp
 			fp.put(dims, row, false)
 		}
 	}
-	return &apipb.PutResponse{Code: proto.Int32(codeOK)}, nil
+	return putOK, nil
 }
+
+// putOK is the shared success answer; marshalling only reads it.
+var putOK = &apipb.PutResponse{Code: proto.Int32(codeOK)}
 
 // waitStall holds a Put while StallPuts is in effect.
 func (f *faults) waitStall(ctx context.Context, done <-chan struct{}) *rpcError {
+	if !f.stalling() {
+		return nil
+	}
 	for {
 		f.mu.Lock()
 		until, moved := f.stallUntil, f.stallMoved

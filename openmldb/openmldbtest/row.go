@@ -94,6 +94,11 @@ func readOffset(b []byte, w int) int {
 // header equal to len(buf), every field inside the buffer, strings contiguous and ending exactly
 // at Size, bools 0 or 1, dates well formed, and NOT NULL columns present.
 func decodeRow(cols []column, version byte, buf []byte) ([]cell, error) {
+	return decodeRowInto(nil, cols, version, buf)
+}
+
+// decodeRowInto is decodeRow reusing dst's storage for the cells when it is large enough.
+func decodeRowInto(dst []cell, cols []column, version byte, buf []byte) ([]cell, error) {
 	n := len(cols)
 	bitmapLen := (n + 7) / 8
 	if len(buf) < 6+bitmapLen {
@@ -110,7 +115,13 @@ func decodeRow(cols []column, version byte, buf []byte) ([]cell, error) {
 		return nil, fmt.Errorf("row size header %d != value length %d", size, len(buf))
 	}
 	bitmap := buf[6 : 6+bitmapLen]
-	cells := make([]cell, n)
+	var cells []cell
+	if cap(dst) >= n {
+		cells = dst[:n]
+		clear(cells)
+	} else {
+		cells = make([]cell, n)
+	}
 	pos := 6 + bitmapLen
 	nStr := 0
 	for i, c := range cols {
@@ -170,7 +181,13 @@ func decodeRow(cols []column, version byte, buf []byte) ([]cell, error) {
 	if tableEnd > size {
 		return nil, fmt.Errorf("string offset table (%d x %d bytes at %d) past row size %d", nStr, w, pos, size)
 	}
-	offsets := make([]int, nStr)
+	var offBuf [16]int
+	offsets := offBuf[:0]
+	if nStr > len(offBuf) {
+		offsets = make([]int, nStr)
+	} else {
+		offsets = offBuf[:nStr]
+	}
 	for k := range offsets {
 		offsets[k] = readOffset(buf[pos+k*w:], w)
 	}

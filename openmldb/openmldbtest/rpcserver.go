@@ -24,8 +24,11 @@ type rpcError struct {
 
 // method is one RPC: how to allocate its request and how to serve it.
 type method struct {
-	newReq func() proto.Message
-	call   func(ctx context.Context, req proto.Message) (proto.Message, *rpcError)
+	// reusable: the handler keeps nothing of the request message after returning (bytes and
+	// strings it stores are copies made by Unmarshal), so a connection may reuse it.
+	reusable bool
+	newReq   func() proto.Message
+	call     func(ctx context.Context, req proto.Message) (proto.Message, *rpcError)
 }
 
 // service is a named set of methods, named like brpc does: the proto's full service name.
@@ -40,7 +43,10 @@ type rpcServer struct {
 	ln       net.Listener
 	services map[string]*service
 	auth     func([]byte) bool // nil: no credential check
-	log      *slog.Logger
+	// inline reports whether requests may be served on the connection's reading goroutine now;
+	// nil means never (each request gets its own goroutine).
+	inline func() bool
+	log    *slog.Logger
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -49,13 +55,13 @@ type rpcServer struct {
 	wg     sync.WaitGroup
 }
 
-func newRPCServer(log *slog.Logger, auth func([]byte) bool, svcs ...*service) (*rpcServer, error) {
+func newRPCServer(log *slog.Logger, auth func([]byte) bool, inline func() bool, svcs ...*service) (*rpcServer, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, fmt.Errorf("listen: %w", err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	s := &rpcServer{ln: ln, services: map[string]*service{}, auth: auth, log: log,
+	s := &rpcServer{ln: ln, services: map[string]*service{}, auth: auth, inline: inline, log: log,
 		ctx: ctx, cancel: cancel, conns: map[net.Conn]struct{}{}}
 	for _, svc := range svcs {
 		s.services[svc.name] = svc
@@ -102,20 +108,31 @@ func (s *rpcServer) acceptLoop() {
 	}
 }
 
+// serveConn reads request frames and answers them. Requests are served on the reading goroutine
+// while s.inline allows it (the common case: no goroutine per request), their answers collected
+// in one buffer that is written with a single system call once no further complete frame is
+// buffered, so pipelined requests share reads and writes. Otherwise (a stalled Put, a nameserver
+// call) each request runs on its own goroutine and its answer is written as soon as it is ready,
+// as brpc answers requests of one connection concurrently.
 func (s *rpcServer) serveConn(c net.Conn) {
 	defer s.wg.Done()
 	ctx, cancel := context.WithCancel(s.ctx)
-	out := make(chan []byte, 256)
-	writerDone := make(chan struct{})
-	go writeLoop(c, out, writerDone)
-
-	var inflight sync.WaitGroup
+	w := &respWriter{nc: c}
+	var async sync.WaitGroup
 	br := bufio.NewReaderSize(c, 64<<10)
-	hdr := make([]byte, 12)
+	fr := &frameReader{r: br}
+	reqs := map[methodKey]proto.Message{}
 	first := true
 	graceful := false
 	for {
-		f, err := readFrame(br, hdr)
+		if !fr.complete() {
+			// Nothing more to answer without blocking: send what the batch produced.
+			if err := w.flush(); err != nil {
+				s.log.Debug("connection write ended", "addr", s.addr(), "err", err)
+				break
+			}
+		}
+		f, err := fr.next()
 		if err != nil {
 			if errors.Is(err, errMalformed) {
 				s.log.Warn("closing connection on malformed frame", "addr", s.addr(), "remote", c.RemoteAddr(), "err", err)
@@ -130,70 +147,122 @@ func (s *rpcServer) serveConn(c net.Conn) {
 		}
 		if first && s.auth != nil && !s.auth(f.meta.GetAuthenticationData()) {
 			s.log.Warn("closing connection: authentication failed", "addr", s.addr(), "remote", c.RemoteAddr())
-			if b, err := errorFrame(f.meta.GetCorrelationId(), &rpcError{errRPCAuth, "authentication failed"}); err == nil {
-				out <- b
-			}
+			w.append(f.meta.GetCorrelationId(), nil, &rpcError{errRPCAuth, "authentication failed"})
 			graceful = true
 			break
 		}
 		first = false
-		inflight.Add(1)
+		if s.inline != nil && s.inline() {
+			resp, rerr := s.dispatch(ctx, f, reqs)
+			w.append(f.meta.GetCorrelationId(), resp, rerr)
+			continue
+		}
+		f = f.clone()
+		async.Add(1)
 		go func() {
-			defer inflight.Done()
-			b, err := s.dispatch(ctx, f)
-			if err != nil {
-				s.log.Error("encode response", "err", err)
-				return
+			defer async.Done()
+			resp, rerr := s.dispatch(ctx, f, nil)
+			w.append(f.meta.GetCorrelationId(), resp, rerr)
+			if err := w.flush(); err != nil {
+				s.log.Debug("connection write ended", "addr", s.addr(), "err", err)
 			}
-			out <- b
 		}()
 	}
 	if !graceful {
 		c.Close()
 	}
 	cancel()
-	inflight.Wait()
-	close(out)
-	<-writerDone
+	async.Wait()
+	if graceful {
+		_ = w.flush()
+	}
 	c.Close()
 	s.mu.Lock()
 	delete(s.conns, c)
 	s.mu.Unlock()
 }
 
-// writeLoop writes response frames, flushing whenever no more are queued so pipelined answers
-// share system calls. After a write error it keeps draining so handlers never block.
-func writeLoop(c net.Conn, out <-chan []byte, done chan<- struct{}) {
-	defer close(done)
-	bw := bufio.NewWriterSize(c, 64<<10)
-	failed := false
-	for b := range out {
-		if failed {
-			continue
-		}
-		if _, err := bw.Write(b); err != nil {
-			failed = true
-			c.Close()
-			continue
-		}
-		if len(out) == 0 {
-			if err := bw.Flush(); err != nil {
-				failed = true
-				c.Close()
-			}
-		}
+// methodKey names a method for the per-connection cache of reusable request messages.
+type methodKey struct {
+	svc  *service
+	name string
+}
+
+// respWriter collects encoded answers of one connection; flush writes them in one system call.
+// After a write error the connection is closed and later answers are dropped.
+type respWriter struct {
+	nc     net.Conn
+	mu     sync.Mutex
+	buf    []byte
+	meta   brpcpb.RpcMeta
+	rmeta  brpcpb.RpcResponseMeta
+	cid    int64
+	code   int32
+	zero   int32
+	text   string
+	failed error
+}
+
+// append encodes one answer: resp on success, or rerr as a framework error with an empty body.
+func (w *respWriter) append(cid int64, resp proto.Message, rerr *rpcError) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.failed != nil {
+		return
 	}
-	if !failed {
-		bw.Flush()
+	// The meta is reused: its fields point at the writer's own variables.
+	w.cid, w.code, w.zero = cid, 0, 0
+	w.rmeta = brpcpb.RpcResponseMeta{ErrorCode: &w.code}
+	if rerr != nil {
+		w.code, w.text = rerr.code, rerr.text
+		w.rmeta.ErrorText = &w.text
+	}
+	w.meta = brpcpb.RpcMeta{Response: &w.rmeta, CorrelationId: &w.cid, CompressType: &w.zero}
+	start := len(w.buf)
+	var err error
+	w.buf, err = appendFrameMsg(w.buf, &w.meta, resp)
+	if err != nil && rerr == nil {
+		w.buf = w.buf[:start]
+		w.code, w.text = errInternal, fmt.Sprintf("marshal response: %v", err)
+		w.rmeta.ErrorText = &w.text
+		w.buf, err = appendFrameMsg(w.buf, &w.meta, nil)
+	}
+	if err != nil {
+		w.buf = w.buf[:start]
+		w.failed = fmt.Errorf("encode response: %w", err)
+		w.nc.Close()
 	}
 }
 
-// dispatch serves one request frame and returns the encoded response frame.
-func (s *rpcServer) dispatch(ctx context.Context, f *frame) ([]byte, error) {
-	cid := f.meta.GetCorrelationId()
+// flush writes every collected answer.
+func (w *respWriter) flush() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.failed != nil {
+		return w.failed
+	}
+	if len(w.buf) == 0 {
+		return nil
+	}
+	_, err := w.nc.Write(w.buf)
+	if cap(w.buf) > 1<<20 {
+		w.buf = nil // do not pin a burst's buffer for the connection's lifetime
+	} else {
+		w.buf = w.buf[:0]
+	}
+	if err != nil {
+		w.failed = fmt.Errorf("write responses: %w", err)
+		w.nc.Close()
+	}
+	return w.failed
+}
+
+// dispatch serves one request frame. With reqs non-nil, request messages of methods that keep
+// nothing of them are reused across calls.
+func (s *rpcServer) dispatch(ctx context.Context, f *frame, reqs map[methodKey]proto.Message) (proto.Message, *rpcError) {
 	rm := f.meta.GetRequest()
 	if ct := f.meta.GetCompressType(); ct != 0 {
-		return errorFrame(cid, &rpcError{errRequest, fmt.Sprintf("compress_type %d not supported (OpenMLDB never compresses)", ct)})
+		return nil, &rpcError{errRequest, fmt.Sprintf("compress_type %d not supported (OpenMLDB never compresses)", ct)}
 	}
 	svc := s.services[rm.GetServiceName()]
 	if svc == nil && !strings.Contains(rm.GetServiceName(), ".") {
@@ -205,40 +274,26 @@ func (s *rpcServer) dispatch(ctx context.Context, f *frame) ([]byte, error) {
 		}
 	}
 	if svc == nil {
-		return errorFrame(cid, &rpcError{errNoService, fmt.Sprintf("Fail to find service=%s", rm.GetServiceName())})
+		return nil, &rpcError{errNoService, fmt.Sprintf("Fail to find service=%s", rm.GetServiceName())}
 	}
 	m, ok := svc.methods[rm.GetMethodName()]
 	if !ok {
-		return errorFrame(cid, &rpcError{errNoMethod, fmt.Sprintf("Fail to find method=%s in service=%s", rm.GetMethodName(), svc.name)})
+		return nil, &rpcError{errNoMethod, fmt.Sprintf("Fail to find method=%s in service=%s", rm.GetMethodName(), svc.name)}
 	}
-	req := m.newReq()
+	var req proto.Message
+	if m.reusable && reqs != nil {
+		k := methodKey{svc, rm.GetMethodName()}
+		if req = reqs[k]; req == nil {
+			req = m.newReq()
+			reqs[methodKey{svc, strings.Clone(k.name)}] = req
+		}
+	} else {
+		req = m.newReq()
+	}
 	if err := proto.Unmarshal(f.payload, req); err != nil {
-		return errorFrame(cid, &rpcError{errRequest, fmt.Sprintf("Fail to parse request message %s: %v", req.ProtoReflect().Descriptor().FullName(), err)})
+		return nil, &rpcError{errRequest, fmt.Sprintf("Fail to parse request message %s: %v", req.ProtoReflect().Descriptor().FullName(), err)}
 	}
-	resp, rerr := m.call(ctx, req)
-	if rerr != nil {
-		return errorFrame(cid, rerr)
-	}
-	payload, err := proto.Marshal(resp)
-	if err != nil {
-		return errorFrame(cid, &rpcError{errInternal, fmt.Sprintf("marshal response: %v", err)})
-	}
-	meta := &brpcpb.RpcMeta{
-		Response:      &brpcpb.RpcResponseMeta{ErrorCode: proto.Int32(0)},
-		CorrelationId: proto.Int64(cid),
-		CompressType:  proto.Int32(0),
-	}
-	return appendFrame(make([]byte, 0, 12+32+len(payload)), meta, payload)
-}
-
-// errorFrame is a framework error answer: error_code/error_text set, empty body.
-func errorFrame(cid int64, e *rpcError) ([]byte, error) {
-	meta := &brpcpb.RpcMeta{
-		Response:      &brpcpb.RpcResponseMeta{ErrorCode: proto.Int32(e.code), ErrorText: proto.String(e.text)},
-		CorrelationId: proto.Int64(cid),
-		CompressType:  proto.Int32(0),
-	}
-	return appendFrame(nil, meta, nil)
+	return m.call(ctx, req)
 }
 
 // typed adapts a typed handler to a method.

@@ -2,6 +2,7 @@ package openmldbtest
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"path"
 	"sync"
@@ -38,14 +39,17 @@ type tablet struct {
 
 func startTablet(ctx context.Context, c *Cluster, idx int, auth func([]byte) bool) (*tablet, error) {
 	t := &tablet{c: c, idx: idx, started: time.Now(), done: make(chan struct{}), parts: map[partKey]*partition{}}
-	srv, err := newRPCServer(c.log.With("server", "tablet", "tablet", idx), auth, t.service())
+	// Requests are served inline unless a stall is in effect, so a held Put does not hold up
+	// the rest of its connection.
+	srv, err := newRPCServer(c.log.With("server", "tablet", "tablet", idx), auth,
+		func() bool { return !c.faults.stalling() }, t.service())
 	if err != nil {
 		return nil, err
 	}
 	t.srv = srv
 	t.endpoint = srv.addr()
 	if c.opts.ZK != "" {
-		conn, err := dialZK(ctx, c.opts.ZK, c.log)
+		conn, err := dialZK(ctx, c.opts.ZK, c.log, t.reregister)
 		if err != nil {
 			srv.close()
 			return nil, err
@@ -60,6 +64,19 @@ func startTablet(ctx context.Context, c *Cluster, idx int, auth func([]byte) boo
 		}
 	}
 	return t, nil
+}
+
+// reregister re-creates the tablet's ephemeral node in a new session, as OpenMLDB's tablet
+// does after reconnecting (holding its endpoint; "startup_" marks only the first registration).
+func (t *tablet) reregister(conn *zk.Conn) {
+	if t.stopped.Load() {
+		return
+	}
+	p := path.Join(t.c.paths.nodes, t.endpoint)
+	_, err := conn.Create(p, []byte(t.endpoint), zk.FlagEphemeral, zk.WorldACL(zk.PermAll))
+	if err != nil && !errors.Is(err, zk.ErrNodeExists) {
+		t.c.log.Warn("tablet re-register failed", "endpoint", t.endpoint, "err", err)
+	}
 }
 
 // stop closes the listener and every connection and ends the ZooKeeper session.
@@ -95,8 +112,10 @@ func (t *tablet) removePartition(tid, pid uint32) {
 }
 
 func (t *tablet) service() *service {
+	put := typed(func() *apipb.PutRequest { return &apipb.PutRequest{} }, t.put)
+	put.reusable = true
 	return &service{name: tabletServerService, methods: map[string]method{
-		"Put":      typed(func() *apipb.PutRequest { return &apipb.PutRequest{} }, t.put),
+		"Put":      put,
 		"Get":      typed(func() *apipb.GetRequest { return &apipb.GetRequest{} }, t.get),
 		"Scan":     typed(func() *apipb.ScanRequest { return &apipb.ScanRequest{} }, t.scan),
 		"Traverse": typed(func() *apipb.TraverseRequest { return &apipb.TraverseRequest{} }, t.traverse),

@@ -24,8 +24,11 @@ func (l zkLogger) Printf(format string, args ...any) {
 	l.log.Debug(fmt.Sprintf(format, args...), "component", "zk")
 }
 
-// dialZK opens a ZooKeeper session and waits until it is established.
-func dialZK(ctx context.Context, addr string, log *slog.Logger) (*zk.Conn, error) {
+// dialZK opens a ZooKeeper session and waits until it is established. When that session later
+// expires and go-zookeeper establishes a new one, renew runs (on its own goroutine) so the
+// caller can re-create its ephemeral nodes, as OpenMLDB's servers do after a reconnect; nil
+// for none.
+func dialZK(ctx context.Context, addr string, log *slog.Logger, renew func(*zk.Conn)) (*zk.Conn, error) {
 	conn, events, err := zk.Connect(strings.Split(addr, ","), zkSessionTimeout,
 		zk.WithLogger(zkLogger{log}), zk.WithLogInfo(false))
 	if err != nil {
@@ -41,7 +44,18 @@ func dialZK(ctx context.Context, addr string, log *slog.Logger) (*zk.Conn, error
 			if ev.State == zk.StateHasSession {
 				// The library keeps sending events; drain them so it never blocks.
 				go func() {
-					for range events {
+					expired := false
+					for ev := range events {
+						switch ev.State {
+						case zk.StateExpired:
+							expired = true
+						case zk.StateHasSession:
+							if expired && renew != nil {
+								log.Info("zookeeper session renewed; re-registering", "session", conn.SessionID())
+								go renew(conn)
+							}
+							expired = false
+						}
 					}
 				}()
 				return conn, nil

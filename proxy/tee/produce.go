@@ -251,7 +251,11 @@ func isUnavailable(err error) bool {
 func (t *Tee) finishProduce(ctx context.Context, c proxy.ConnInfo, plans []*partitionPlan, resp *kmsg.ProduceResponse, deadline time.Time) {
 	ctx, cancel := context.WithDeadline(ctx, deadline)
 	defer cancel()
-	var wg sync.WaitGroup
+	type job struct {
+		plan *partitionPlan
+		part *kmsg.ProduceResponseTopicPartition
+	}
+	var jobs []job
 	for _, p := range plans {
 		if p.reject {
 			continue
@@ -263,18 +267,31 @@ func (t *Tee) finishProduce(ctx context.Context, c proxy.ConnInfo, plans []*part
 				continue // the broker refused it; the client retries and the rows come again
 			}
 		}
+		jobs = append(jobs, job{p, part})
+	}
+	store := func(j job) {
+		msg := t.storePartition(ctx, c, j.plan, j.part)
+		if msg == "" {
+			return
+		}
+		if j.part != nil {
+			j.part.ErrorCode = codeRowsMissingAfterAppend
+			j.part.ErrorMessage = &msg
+			return
+		}
+		t.log.Error("acks=0 produce: rows not stored", "client", c.RemoteAddr, "topic", j.plan.topic, "partition", j.plan.partition, "reason", msg)
+		t.metrics.acks0Failures.Inc()
+	}
+	if len(jobs) == 1 { // the usual case: no extra goroutine hop
+		store(jobs[0])
+		return
+	}
+	var wg sync.WaitGroup
+	for _, j := range jobs {
 		wg.Add(1)
-		go func() { // one goroutine per partition, never per row
+		go func() { // partitions are written concurrently: one goroutine per partition, never per row
 			defer wg.Done()
-			if msg := t.storePartition(ctx, c, p, part); msg != "" {
-				if part != nil {
-					part.ErrorCode = codeRowsMissingAfterAppend
-					part.ErrorMessage = &msg
-				} else {
-					t.log.Error("acks=0 produce: rows not stored", "client", c.RemoteAddr, "topic", p.topic, "partition", p.partition, "reason", msg)
-					t.metrics.acks0Failures.Inc()
-				}
-			}
+			store(j)
 		}()
 	}
 	wg.Wait()
