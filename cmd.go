@@ -39,7 +39,8 @@ func dispatch(args []string) error {
 	return cmd(args[1:])
 }
 
-// runCmd starts the proxy from the configuration and serves until SIGINT or SIGTERM.
+// runCmd starts the proxy from the configuration and serves until SIGINT or SIGTERM (which
+// drain it first); SIGHUP reloads the configuration from the same file, environment and flags.
 func runCmd(args []string) error {
 	cfg, err := config.LoadOS("run", args)
 	if errors.Is(err, pflag.ErrHelp) {
@@ -48,13 +49,17 @@ func runCmd(args []string) error {
 	if err != nil {
 		return err
 	}
-	log := newLogger(cfg.Log)
+	log, level := newLoggerVar(cfg.Log)
 	if len(cfg.ConnectorIgnored) > 0 {
 		log.Warn("connector config keys with no effect here", "file", cfg.ConnectorConfig, "keys", strings.Join(cfg.ConnectorIgnored, ","))
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	return serve(ctx, log, cfg)
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	return serveOps(ctx, log, cfg, opsRuntime{level: level, reload: hup,
+		load: func() (*config.Config, error) { return config.LoadOS("run", args) }})
 }
 
 // proxyOptions maps the configuration onto the proxy's options.
@@ -66,23 +71,34 @@ func proxyOptions(cfg *config.Config, log *slog.Logger) proxy.Options {
 		Bootstrap:      cfg.Kafka.Bootstrap,
 		MaxFrameBytes:  cfg.MaxFrameBytes,
 		Logger:         log,
+		TLS:            serverTLS(cfg.TLS),
+		UpstreamTLS:    upstreamTLS(cfg.Kafka.TLS),
+		Limits: proxy.Limits{
+			MaxConnections:           cfg.Limits.MaxConnections,
+			MaxInflightPerConnection: cfg.Limits.MaxInflightPerConnection,
+			MaxQueuedBytes:           cfg.Limits.MaxQueuedBytes,
+		},
 	}
 }
 
 // openTee connects to OpenMLDB and builds the tee for the configured sinks; nil when there are
-// none, so the proxy stays pure L4.
-func openTee(ctx context.Context, log *slog.Logger, cfg *config.Config) (*tee.Tee, *openmldb.Client, error) {
+// none, so the proxy stays pure L4. m registers the tee's and the OpenMLDB client's metrics.
+func openTee(ctx context.Context, log *slog.Logger, cfg *config.Config, m teeMetrics) (*tee.Tee, *openmldb.Client, error) {
 	if len(cfg.Sinks) == 0 {
 		return nil, nil, nil
 	}
 	octx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	store, err := openmldb.Open(octx, openmldbOptions(cfg.OpenMLDB, log))
+	oo := openmldbOptions(cfg.OpenMLDB, log)
+	if m.rpc != nil {
+		oo.OnRPC = m.rpc.Observe
+	}
+	store, err := openmldb.Open(octx, oo)
 	if err != nil {
 		return nil, nil, fmt.Errorf("connect to OpenMLDB: %w", err)
 	}
 	t, err := tee.New(tee.Options{Sinks: cfg.Sinks, Database: cfg.OpenMLDB.Database, Store: store,
-		KafkaBootstrap: cfg.Kafka.Bootstrap, Logger: log})
+		KafkaBootstrap: cfg.Kafka.Bootstrap, Logger: log, Metrics: m.tee, LogPayloads: cfg.Log.Payloads})
 	if err != nil {
 		store.Close()
 		return nil, nil, err
@@ -96,42 +112,24 @@ func openmldbOptions(o config.OpenMLDB, log *slog.Logger) openmldb.Options {
 }
 
 // serve runs a proxy (with the tee when sinks are configured) until ctx ends, logging one
-// "ready" line once it accepts connections. extra is appended to that line.
+// "ready" line once it accepts connections. extra is appended to that line. It does not reload.
 func serve(ctx context.Context, log *slog.Logger, cfg *config.Config, extra ...any) error {
-	opts := proxyOptions(cfg, log)
-	t, store, err := openTee(ctx, log, cfg)
-	if err != nil {
-		return err
-	}
-	if t != nil {
-		defer store.Close()
-		defer t.Close()
-		opts.Hook = t
-	}
-	p, err := proxy.New(opts)
-	if err != nil {
-		return err
-	}
-	startCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	err = p.Start(startCtx)
-	cancel()
-	if err != nil {
-		return fmt.Errorf("start proxy: %w", err)
-	}
-	attrs := []any{"listen", p.Addr(), "advertised_host", opts.AdvertisedHost, "kafka", strings.Join(opts.Bootstrap, ","), "sinks", len(cfg.Sinks)}
-	log.Info("ready", append(attrs, extra...)...)
-	<-ctx.Done()
-	log.Info("shutting down")
-	stopCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	return p.Close(stopCtx)
+	return serveOps(ctx, log, cfg, opsRuntime{}, extra...)
 }
 
 // newLogger builds the process logger on stderr.
 func newLogger(l config.Log) *slog.Logger {
-	o := &slog.HandlerOptions{Level: l.SlogLevel()}
+	log, _ := newLoggerVar(l)
+	return log
+}
+
+// newLoggerVar builds the process logger on stderr with a level that SIGHUP can change.
+func newLoggerVar(l config.Log) (*slog.Logger, *slog.LevelVar) {
+	lv := new(slog.LevelVar)
+	lv.Set(l.SlogLevel())
+	o := &slog.HandlerOptions{Level: lv}
 	if l.Format == "json" {
-		return slog.New(slog.NewJSONHandler(os.Stderr, o))
+		return slog.New(slog.NewJSONHandler(os.Stderr, o)), lv
 	}
-	return slog.New(slog.NewTextHandler(os.Stderr, o))
+	return slog.New(slog.NewTextHandler(os.Stderr, o)), lv
 }

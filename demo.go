@@ -24,9 +24,12 @@ import (
 // with a sink for topic1 that auto-creates its table.
 func demoCmd(args []string) error {
 	fs := pflag.NewFlagSet("demo", pflag.ContinueOnError)
+	fs.SetNormalizeFunc(config.DashesAsUnderscores)
 	listen := fs.String("listen", config.DefaultListen, "proxy bootstrap address")
 	kafkaPort := fs.Int("kafka_port", 9092, "port of the embedded broker on 127.0.0.1")
+	nsAddr := fs.String("openmldb_nameserver", "127.0.0.1:7527", "listen address of the embedded OpenMLDB-compatible nameserver")
 	zkAddr := fs.String("zk", "", "register the OpenMLDB-compatible cluster in this ZooKeeper (host:port) under /openmldb and use cluster mode; default standalone")
+	zkPath := fs.String("zk_path", config.DefaultZKPath, "root path of the cluster in ZooKeeper (with --zk)")
 	level := fs.String("log.level", config.DefaultLogLevel, "log level")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, pflag.ErrHelp) {
@@ -52,7 +55,7 @@ func demoCmd(args []string) error {
 
 	startCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	om, err := openmldbtest.Start(startCtx, openmldbtest.Options{ZK: *zkAddr, Logger: log})
+	om, err := openmldbtest.Start(startCtx, openmldbtest.Options{ZK: *zkAddr, ZKPath: *zkPath, NameserverAddr: *nsAddr, Logger: log})
 	if err != nil {
 		return fmt.Errorf("start OpenMLDB-compatible cluster: %w", err)
 	}
@@ -73,14 +76,20 @@ func demoCmd(args []string) error {
 		return fmt.Errorf("create database %s: %w", omCfg.Database, err)
 	}
 
-	cfg := &config.Config{
-		Listen:        *listen,
-		Kafka:         config.Kafka{Bootstrap: []string{broker}},
-		MaxFrameBytes: config.DefaultMaxFrameBytes,
-		Log:           logCfg,
-		OpenMLDB:      omCfg,
-		Sinks:         []config.Sink{{Topics: []string{"topic1"}, AutoCreate: true}},
+	// The proxy's configuration goes through the same loader as run, so every key has its
+	// default; only the sink is added here.
+	flags := []string{"--listen", *listen, "--kafka.bootstrap", broker, "--log.level", *level,
+		"--openmldb.database", omCfg.Database}
+	if omCfg.ZKCluster != "" {
+		flags = append(flags, "--openmldb.zk_cluster", omCfg.ZKCluster, "--openmldb.zk_path", omCfg.ZKPath)
+	} else {
+		flags = append(flags, "--openmldb.nameserver", omCfg.Nameserver)
 	}
+	cfg, err := config.Load("demo", flags, nil)
+	if err != nil {
+		return err
+	}
+	cfg.Sinks = []config.Sink{{Topics: []string{"topic1"}, AutoCreate: true}}
 	if err := cfg.Validate(); err != nil {
 		return err
 	}

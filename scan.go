@@ -18,6 +18,7 @@ import (
 // scanCmd prints every row of DB.TABLE as JSON lines (or raw row bytes in hex with --raw).
 func scanCmd(args []string) error {
 	fs := pflag.NewFlagSet("scan", pflag.ContinueOnError)
+	fs.SetNormalizeFunc(config.DashesAsUnderscores)
 	var o config.OpenMLDB
 	fs.StringVar(&o.ZKCluster, "openmldb.zk_cluster", "", "OpenMLDB ZooKeeper hosts (cluster mode)")
 	fs.StringVar(&o.ZKPath, "openmldb.zk_path", config.DefaultZKPath, "OpenMLDB root path in ZooKeeper")

@@ -39,8 +39,16 @@ type Config struct {
 	// MaxFrameBytes is the largest request frame accepted from a client (payload, without the size
 	// prefix); bigger frames close the connection.
 	MaxFrameBytes int `koanf:"max_frame_bytes"`
+	// TLS terminates client TLS on the proxy's listeners.
+	TLS TLS `koanf:"tls"`
+	// Limits bounds connections, in-flight requests and queued bytes.
+	Limits Limits `koanf:"limits"`
 	// Log configures log/slog output.
 	Log Log `koanf:"log"`
+	// Admin is the HTTP listener for metrics, health and pprof (ops.go).
+	Admin Admin `koanf:"admin"`
+	// Shutdown configures the drain on SIGTERM (ops.go).
+	Shutdown Shutdown `koanf:"shutdown"`
 	// OpenMLDB is the cluster teed rows are written to.
 	OpenMLDB OpenMLDB `koanf:"openmldb"`
 	// Sinks route topics into tables; topics no sink matches are never decoded.
@@ -56,6 +64,8 @@ type Kafka struct {
 	// Bootstrap lists upstream brokers as host:port; bootstrap connections of clients go to the
 	// first reachable one.
 	Bootstrap []string `koanf:"bootstrap"`
+	// TLS originates TLS to the brokers.
+	TLS KafkaTLS `koanf:"tls"`
 }
 
 // Log configures logging.
@@ -64,6 +74,8 @@ type Log struct {
 	Level string `koanf:"level"`
 	// Format is text or json.
 	Format string `koanf:"format"`
+	// Payloads includes record values in the log line of a rejected record batch.
+	Payloads bool `koanf:"payloads"`
 }
 
 // registerFlags declares one flag per key with its default. Flag names are the dotted koanf keys.
@@ -84,6 +96,9 @@ func registerFlags(fs *pflag.FlagSet) {
 	fs.String("openmldb.user", DefaultOpenMLDBUser, "OpenMLDB user")
 	fs.String("openmldb.password", "", "OpenMLDB password")
 	fs.String("connector_config", "", "Kafka Connect JDBC sink .properties file to import as a sink")
+	registerTLSFlags(fs)
+	registerLimitsFlags(fs)
+	registerOpsFlags(fs)
 }
 
 // SlogLevel returns the slog level of Log.Level (Validate has checked it).

@@ -113,3 +113,15 @@ func TestSinkValidation(t *testing.T) {
 		t.Fatalf("ParseTTL(1440m) = %+v, %v", ttl, err)
 	}
 }
+
+func TestConnectorConfigFlagBothSpellings(t *testing.T) {
+	for _, flag := range []string{"--connector-config", "--connector_config"} {
+		c, err := Load("run", []string{"--kafka.bootstrap", "k:9092", flag, "../../shared/seed/openmldb-sink.properties"}, nil)
+		if err != nil {
+			t.Fatalf("%s: %v", flag, err)
+		}
+		if len(c.Sinks) != 1 || c.OpenMLDB.ZKCluster != "127.0.0.1:2181" || c.OpenMLDB.Database != "kafka_test" {
+			t.Fatalf("%s: sinks %+v openmldb %+v", flag, c.Sinks, c.OpenMLDB)
+		}
+	}
+}

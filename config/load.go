@@ -28,6 +28,7 @@ var listKeys = map[string]bool{"kafka.bootstrap": true, "broker_ports": true}
 // order of increasing precedence, and validates the result. pflag.ErrHelp is returned for -h.
 func Load(name string, args, environ []string) (*Config, error) {
 	fs := pflag.NewFlagSet(name, pflag.ContinueOnError)
+	fs.SetNormalizeFunc(DashesAsUnderscores)
 	registerFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		return nil, err
@@ -185,6 +186,10 @@ func (c *Config) Validate() error {
 		errs = append(errs, fmt.Errorf("log.format: %q must be text or json", c.Log.Format))
 	}
 	errs = append(errs, c.validateOpenMLDB()...)
+	errs = append(errs, c.TLS.validate()...)
+	errs = append(errs, c.Kafka.TLS.validate()...)
+	errs = append(errs, c.Limits.validate()...)
+	errs = append(errs, c.validateOps()...)
 	return errors.Join(errs...)
 }
 
@@ -248,4 +253,11 @@ func (c *Config) validateOpenMLDB() []error {
 		}
 	}
 	return errs
+}
+
+// DashesAsUnderscores lets every flag be spelled with dashes too (--connector-config is
+// --connector_config, --max-frame-bytes is --max_frame_bytes): keys use underscores, as koanf
+// and the environment need, while Kafka tooling habitually writes dashes.
+func DashesAsUnderscores(_ *pflag.FlagSet, name string) pflag.NormalizedName {
+	return pflag.NormalizedName(strings.ReplaceAll(name, "-", "_"))
 }

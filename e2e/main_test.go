@@ -13,10 +13,13 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/openmldb-kafka-proxy/openmldb-kafka-proxy/e2e/internal/harness"
+	"github.com/openmldb-kafka-proxy/openmldb-kafka-proxy/internal/zktest"
 )
 
 // suiteConfig is decided once in TestMain and read by every test.
@@ -24,12 +27,38 @@ type suiteConfig struct {
 	bin      string // built proxy binary; empty in direct mode
 	direct   bool
 	buildErr error
+
+	// zk is the one ZooKeeper the tee tests share (each under its own root path), started by the
+	// first test that needs it: a JVM per test would cost seconds of CPU each on 2 cores.
+	zkOnce sync.Once
+	zk     *zktest.Server
+	zkErr  error
+	// zkSeq makes every tee test's ZooKeeper root unique, also across -count repetitions.
+	zkSeq atomic.Int64
 }
 
 var suite suiteConfig
 
 func TestMain(m *testing.M) {
-	os.Exit(runMain(m))
+	code := runMain(m)
+	if suite.zk != nil {
+		suite.zk.Stop()
+	}
+	os.Exit(code)
+}
+
+// sharedZK returns the suite's ZooKeeper, starting it on first use.
+func sharedZK(t *testing.T) *zktest.Server {
+	t.Helper()
+	suite.zkOnce.Do(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		suite.zk, suite.zkErr = zktest.Start(ctx)
+	})
+	if suite.zkErr != nil {
+		t.Fatalf("zookeeper: %v", suite.zkErr)
+	}
+	return suite.zk
 }
 
 func runMain(m *testing.M) int {

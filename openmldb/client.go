@@ -37,6 +37,9 @@ type Options struct {
 	MaxInFlight int
 	// Logger receives diagnostics; default slog.Default().
 	Logger *slog.Logger
+	// OnRPC, if set, is told the endpoint, duration and outcome (nil or the error) of every
+	// RPC, Puts included, from the connection's reader; it must be fast and must not block.
+	OnRPC func(endpoint string, d time.Duration, err error)
 }
 
 // Client talks to one OpenMLDB cluster. It is safe for concurrent use.
@@ -82,6 +85,7 @@ func Open(ctx context.Context, opts Options) (*Client, error) {
 		pool:     newRPCPool(Credential(opts.User, opts.Password), opts.RPCTimeout, opts.Logger),
 		inflight: make(chan struct{}, opts.MaxInFlight),
 	}
+	c.pool.observe = opts.OnRPC
 	if opts.ZKCluster != "" {
 		d, err := dialZK(ctx, opts.ZKCluster, opts.ZKPath, opts.ZKAuth, opts.Logger)
 		if err != nil {

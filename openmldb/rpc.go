@@ -11,7 +11,6 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -159,9 +158,12 @@ type rpcConn struct {
 	pmu     sync.Mutex
 	pending map[int64]pending
 	dead    error
+	failed  atomic.Bool // dead != nil, readable without pmu
 
 	closed chan struct{}
 	once   sync.Once
+	// observe is Options.OnRPC (nil: calls are not observed).
+	observe func(endpoint string, d time.Duration, err error)
 }
 
 func newRPCConn(nc net.Conn, addr string, auth []byte, log *slog.Logger) *rpcConn {
@@ -180,9 +182,7 @@ func newRPCConn(nc net.Conn, addr string, auth []byte, log *slog.Logger) *rpcCon
 
 // isDead reports whether the connection has failed or was closed.
 func (c *rpcConn) isDead() bool {
-	c.pmu.Lock()
-	defer c.pmu.Unlock()
-	return c.dead != nil
+	return c.failed.Load()
 }
 
 // fail closes the connection and completes every pending call with err.
@@ -193,6 +193,7 @@ func (c *rpcConn) fail(err error) {
 		return
 	}
 	c.dead = err
+	c.failed.Store(true)
 	calls := c.pending
 	c.pending = nil
 	c.pmu.Unlock()
@@ -204,17 +205,33 @@ func (c *rpcConn) fail(err error) {
 }
 
 // start registers cb and sends the frame built by build; cb is always called exactly once.
-// The caller that finds no write in progress becomes the writer and writes everything queued,
-// including frames other callers append meanwhile, so concurrent calls coalesce into few system
-// calls without a hand-off to another goroutine, and each caller's issue order is kept on the wire.
 func (c *rpcConn) start(ctx context.Context, deadline time.Time, id int64, cb callback,
 	build func(dst []byte, auth []byte) ([]byte, error)) {
+	if c.enqueue(ctx, deadline, id, cb, build) {
+		c.flush()
+	}
+}
+
+// enqueue registers cb and appends the frame built by build to the write buffer without
+// writing it, so a caller issuing many calls pays one system call for all of them (flush).
+// It reports whether a frame was queued; when not, cb has already been called with the error.
+// A caller that queued frames must call flush before it blocks on anything those calls'
+// completions would release.
+func (c *rpcConn) enqueue(ctx context.Context, deadline time.Time, id int64, cb callback,
+	build func(dst []byte, auth []byte) ([]byte, error)) bool {
 	c.pmu.Lock()
 	if c.dead != nil {
 		err := c.dead
 		c.pmu.Unlock()
 		cb(nil, &ConnError{Addr: c.addr, Err: err})
-		return
+		return false
+	}
+	if obs := c.observe; obs != nil {
+		began, inner := time.Now(), cb
+		cb = func(body []byte, err error) {
+			obs(c.addr, time.Since(began), err)
+			inner(body, err)
+		}
 	}
 	c.pending[id] = pending{cb: cb, ctx: ctx, deadline: deadline}
 	c.pmu.Unlock()
@@ -233,23 +250,28 @@ func (c *rpcConn) start(ctx context.Context, deadline time.Time, id int64, cb ca
 	} else {
 		c.wbuf = c.wbuf[:n]
 	}
+	c.wmu.Unlock()
 	if err != nil {
-		c.wmu.Unlock()
 		if p, ok := c.take(id); ok {
 			p.cb(nil, err)
 		}
-		return
+		return false
 	}
+	return true
+}
+
+// flush writes everything queued. The caller that finds no write in progress becomes the
+// writer and also writes the frames other callers append meanwhile, so concurrent calls
+// coalesce into few system calls without a hand-off to another goroutine, and each caller's
+// issue order is kept on the wire. A caller finding a write in progress returns at once: the
+// writer picks its frames up before it stops.
+func (c *rpcConn) flush() {
+	c.wmu.Lock()
 	if c.writing {
 		c.wmu.Unlock()
 		return
 	}
 	c.writing = true
-	// Let callers woken by the same burst of responses append their frames first: one write
-	// then carries them all.
-	c.wmu.Unlock()
-	runtime.Gosched()
-	c.wmu.Lock()
 	for len(c.wbuf) > 0 {
 		buf := c.wbuf
 		c.wbuf = c.spare[:0]
@@ -289,7 +311,6 @@ func (c *rpcConn) readLoop() {
 	r := bufio.NewReaderSize(c.nc, 64<<10)
 	var hdr [frameHeaderSize]byte
 	var body []byte
-	meta := &brpcpb.RpcMeta{}
 	for {
 		if _, err := io.ReadFull(r, hdr[:]); err != nil {
 			c.fail(fmt.Errorf("read: %w", err))
@@ -313,21 +334,21 @@ func (c *rpcConn) readLoop() {
 			c.fail(fmt.Errorf("read body: %w", err))
 			return
 		}
-		meta.Reset()
-		if err := proto.Unmarshal(body[:metaSize], meta); err != nil {
-			c.fail(fmt.Errorf("unmarshal rpc meta: %w", err))
+		meta, err := parseResponseMeta(body[:metaSize])
+		if err != nil {
+			c.fail(err)
 			return
 		}
-		p, ok := c.take(meta.GetCorrelationId())
+		p, ok := c.take(meta.correlationID)
 		if !ok {
 			continue // timed out or cancelled already
 		}
-		if rm := meta.GetResponse(); rm.GetErrorCode() != 0 {
-			p.cb(nil, &RPCError{Code: rm.GetErrorCode(), Text: rm.GetErrorText()})
+		if meta.errorCode != 0 {
+			p.cb(nil, &RPCError{Code: meta.errorCode, Text: meta.errorText})
 			continue
 		}
 		msg := body[metaSize:]
-		if att := int(meta.GetAttachmentSize()); att > 0 && att <= len(msg) {
+		if att := int(meta.attachmentSize); att > 0 && att <= len(msg) {
 			msg = msg[:len(msg)-att]
 		}
 		p.cb(msg, nil)
@@ -371,9 +392,11 @@ type rpcPool struct {
 	log     *slog.Logger
 	nextID  atomic.Int64
 
-	mu    sync.Mutex
+	mu    sync.RWMutex
 	conns map[string]*rpcConn
 	dials map[string]*dialState
+	// observe is Options.OnRPC, handed to every connection; dial failures are reported too.
+	observe func(endpoint string, d time.Duration, err error)
 }
 
 type dialState struct {
@@ -384,6 +407,16 @@ type dialState struct {
 
 func newRPCPool(auth []byte, timeout time.Duration, log *slog.Logger) *rpcPool {
 	return &rpcPool{auth: auth, timeout: timeout, log: log, conns: map[string]*rpcConn{}, dials: map[string]*dialState{}}
+}
+
+// live returns the live connection to addr, or nil when it would have to be dialed.
+func (p *rpcPool) live(addr string) *rpcConn {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	if c := p.conns[addr]; c != nil && !c.isDead() {
+		return c
+	}
+	return nil
 }
 
 // conn returns a live connection to addr, dialing once for all concurrent callers.
@@ -422,6 +455,9 @@ func (p *rpcPool) dial(addr string, d *dialState) {
 	delete(p.dials, addr)
 	if err != nil {
 		d.err = &ConnError{Addr: addr, Err: err}
+		if p.observe != nil {
+			p.observe(addr, 0, d.err)
+		}
 	} else if p.conns == nil {
 		nc.Close()
 		d.err = &ConnError{Addr: addr, Err: net.ErrClosed}
@@ -430,6 +466,7 @@ func (p *rpcPool) dial(addr string, d *dialState) {
 			_ = tc.SetNoDelay(true)
 		}
 		d.conn = newRPCConn(nc, addr, p.auth, p.log)
+		d.conn.observe = p.observe
 		p.conns[addr] = d.conn
 		p.log.Debug("openmldb: connected", "addr", addr)
 	}
@@ -451,14 +488,20 @@ func (p *rpcPool) goFrame(ctx context.Context, addr string, cb callback, build f
 		cb(nil, err)
 		return
 	}
+	id := p.nextID.Add(1)
+	c.start(ctx, p.deadline(ctx), id, cb, func(dst, auth []byte) ([]byte, error) {
+		return build(dst, id, auth)
+	})
+}
+
+// deadline is when a call started now under ctx times out: the pool's timeout or ctx's
+// deadline, whichever comes first.
+func (p *rpcPool) deadline(ctx context.Context) time.Time {
 	deadline := time.Now().Add(p.timeout)
 	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
 		deadline = d
 	}
-	id := p.nextID.Add(1)
-	c.start(ctx, deadline, id, cb, func(dst, auth []byte) ([]byte, error) {
-		return build(dst, id, auth)
-	})
+	return deadline
 }
 
 // call is a synchronous call that unmarshals the response into resp.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"unsafe"
@@ -33,6 +34,9 @@ type WriteOptions struct {
 	// PutIfAbsent sets PutRequest.put_if_absent (INSERT OR IGNORE): a byte-identical row already
 	// stored under the same key is not stored again.
 	PutIfAbsent bool
+	// Validated says every row already passed t.Validate for the *Table given to Write, so
+	// Write does not check the rows again before encoding them.
+	Validated bool
 }
 
 // ErrPartialWrite is wrapped into a row's error when some of its partitions stored it and others
@@ -40,11 +44,12 @@ type WriteOptions struct {
 var ErrPartialWrite = errors.New("row stored in some partitions only")
 
 type putOp struct {
-	row  int
-	pid  uint32
-	dims []putDim // keys in Write's key arena
-	err  error
-	done bool
+	row   int
+	pid   uint32
+	value []byte   // the row's encoding, in Write's row arena
+	dims  []putDim // keys in Write's key arena
+	err   error
+	done  bool
 }
 
 // WriteTable is Write for a table looked up by database and name (refreshing the catalog once
@@ -78,20 +83,36 @@ func fillErr(n int, err error) []error {
 // missing-table (100) and transport errors refresh the catalog and are retried within ctx;
 // data errors are returned and never retried.
 func (c *Client) Write(ctx context.Context, t *Table, rows []Row, opts WriteOptions) []error {
-	errs := make([]error, len(rows))
+	ch := make(chan []error, 1)
+	c.WriteAsync(ctx, t, rows, opts, func(errs []error) { ch <- errs })
+	return <-ch
+}
+
+// WriteAsync is Write completing through done instead of blocking: the Puts are issued from the
+// calling goroutine (one write per tablet connection for the whole batch), and done runs once
+// with one result per row when every Put has completed, usually on a connection's reader
+// goroutine, so it must not block. Only a write needing a retry round moves to a goroutine of
+// its own. rows must not change until done runs.
+func (c *Client) WriteAsync(ctx context.Context, t *Table, rows []Row, opts WriteOptions, done func([]error)) {
 	if t.Unsupported != nil {
-		return fillErr(len(rows), t.Unsupported)
+		done(fillErr(len(rows), t.Unsupported))
+		return
 	}
 	if t.PartitionCount == 0 {
-		return fillErr(len(rows), fmt.Errorf("table %s.%s has no partitions", t.DB, t.Name))
+		done(fillErr(len(rows), fmt.Errorf("table %s.%s has no partitions", t.DB, t.Name)))
+		return
 	}
+	errs := make([]error, len(rows))
 	// Encode every row once into one arena; rows share it through sub-slices.
 	ends := make([]int, len(rows))
-	times := make([]int64, len(rows))
+	now := time.Now().UnixMilli() // the rows of one Write are stamped alike
 	var arena []byte
 	for i, r := range rows {
 		start := len(arena)
-		err := ValidateRow(t.Columns, t.tsCols, r)
+		var err error
+		if !opts.Validated {
+			err = ValidateRow(t.Columns, t.tsCols, r)
+		}
 		if err == nil {
 			arena, err = AppendRow(arena, t.Columns, r)
 		}
@@ -99,16 +120,11 @@ func (c *Client) Write(ctx context.Context, t *Table, rows []Row, opts WriteOpti
 			errs[i] = fmt.Errorf("row %d of %s.%s: %w", i, t.DB, t.Name, err)
 			arena = arena[:start]
 		}
-		ends[i] = len(arena)
-		times[i] = time.Now().UnixMilli()
-	}
-	values := make([][]byte, len(rows))
-	prev := 0
-	for i := range rows {
-		if errs[i] == nil {
-			values[i] = arena[prev:ends[i]:ends[i]]
+		if i == 0 && len(rows) > 1 {
+			// Rows of one batch are about the same size: grow once, not log(n) times.
+			arena = slices.Grow(arena, len(arena)*(len(rows)-1)+len(arena)/2)
 		}
-		prev = ends[i]
+		ends[i] = len(arena)
 	}
 	// One Put per (row, distinct pid), carrying that pid's dimensions.
 	ops := make([]putOp, 0, len(rows))
@@ -116,7 +132,10 @@ func (c *Client) Write(ctx context.Context, t *Table, rows []Row, opts WriteOpti
 	// dims are a sub-slice) and their keys one arena.
 	allDims := make([]putDim, 0, len(rows)*len(t.keyCols))
 	var keys []byte
+	prev := 0
 	for i, r := range rows {
+		value := arena[prev:ends[i]:ends[i]]
+		prev = ends[i]
 		if errs[i] != nil {
 			continue
 		}
@@ -134,7 +153,7 @@ func (c *Client) Write(ctx context.Context, t *Table, rows []Row, opts WriteOpti
 			for ; j < len(ops) && ops[j].pid != pid; j++ {
 			}
 			if j == len(ops) {
-				ops = append(ops, putOp{row: i, pid: pid})
+				ops = append(ops, putOp{row: i, pid: pid, value: value})
 			}
 		}
 		// Group this row's dims by op (ops in first-appearance order), keeping index order
@@ -165,64 +184,101 @@ func (c *Client) Write(ctx context.Context, t *Table, rows []Row, opts WriteOpti
 			errs[i] = fmt.Errorf("row %d of %s.%s: table has no live index", i, t.DB, t.Name)
 		}
 	}
-	pending := make([]int, len(ops))
-	for i := range pending {
-		pending[i] = i
+	w := &writeJob{c: c, ctx: ctx, t: t, errs: errs, ops: ops, now: now, keys: keys, opts: opts, done: done}
+	if len(ops) == 0 {
+		w.finish()
+		return
 	}
-	backoff := 50 * time.Millisecond
-	for round := 1; len(pending) > 0; round++ {
-		roundStart := time.Now()
-		retry := c.issuePuts(ctx, t, ops, pending, values, times, keys, opts)
-		if len(retry) == 0 {
-			break
+	w.round(1, nil, 50*time.Millisecond)
+}
+
+// writeJob is one Write in progress.
+type writeJob struct {
+	c    *Client
+	ctx  context.Context
+	t    *Table
+	errs []error // per row: encoding and dimension errors, then the outcome
+	ops  []putOp
+	now  int64 // Put time of every row (ms)
+	keys []byte
+	opts WriteOptions
+	done func([]error)
+}
+
+// round issues the pending ops (nil: all); what needs another round is retried after backoff on a
+// goroutine of its own, after a catalog refresh.
+func (w *writeJob) round(round int, pending []int, backoff time.Duration) {
+	roundStart := time.Now()
+	w.c.issuePuts(w.ctx, w.t, w.ops, pending, w.now, w.keys, w.opts, func(retry []int) {
+		if len(retry) == 0 || w.ctx.Err() != nil || round >= maxWriteRounds {
+			w.finish()
+			return
 		}
-		if ctx.Err() != nil || round >= maxWriteRounds {
-			break
+		go w.retry(round, roundStart, retry, backoff)
+	})
+}
+
+func (w *writeJob) retry(round int, roundStart time.Time, retry []int, backoff time.Duration) {
+	c, ctx, t := w.c, w.ctx, w.t
+	c.log.Debug("openmldb: retrying puts", "table", t.DB+"."+t.Name, "ops", len(retry), "round", round, "first_err", w.ops[retry[0]].err)
+	timer := time.NewTimer(backoff)
+	select {
+	case <-ctx.Done():
+	case <-timer.C:
+	}
+	timer.Stop()
+	if ctx.Err() != nil {
+		w.finish()
+		return
+	}
+	if err := c.refreshSince(ctx, roundStart); err != nil {
+		c.log.Warn("openmldb: catalog refresh before retry failed", "err", err)
+	}
+	nt, err := c.Table(t.DB, t.Name)
+	if err == nil && !sameLayout(t, nt) {
+		err = fmt.Errorf("table %s.%s changed (tid %d -> %d) while writing; rows must be re-encoded", t.DB, t.Name, t.TID, nt.TID)
+		for _, oi := range retry {
+			w.ops[oi].err = err
 		}
-		c.log.Debug("openmldb: retrying puts", "table", t.DB+"."+t.Name, "ops", len(retry), "round", round, "first_err", ops[retry[0]].err)
-		select {
-		case <-ctx.Done():
-		case <-time.After(backoff):
-		}
-		backoff = min(backoff*2, time.Second)
-		if ctx.Err() != nil {
-			break
-		}
-		if err := c.refreshSince(ctx, roundStart); err != nil {
-			c.log.Warn("openmldb: catalog refresh before retry failed", "err", err)
-		}
-		nt, err := c.Table(t.DB, t.Name)
-		if err == nil && !sameLayout(t, nt) {
-			err = fmt.Errorf("table %s.%s changed (tid %d -> %d) while writing; rows must be re-encoded", t.DB, t.Name, t.TID, nt.TID)
-			for _, oi := range retry {
-				ops[oi].err = err
+		w.finish()
+		return
+	}
+	if err == nil {
+		w.t = nt
+	}
+	w.round(round+1, retry, min(backoff*2, time.Second))
+}
+
+// finish turns the ops' outcomes into per-row results and hands them to done.
+func (w *writeJob) finish() {
+	t, errs := w.t, w.errs
+	// A row fails with the first error of any of its Puts; ops of one row are adjacent.
+	for i := 0; i < len(w.ops); {
+		row := w.ops[i].row
+		stored := false
+		var first error
+		for ; i < len(w.ops) && w.ops[i].row == row; i++ {
+			op := &w.ops[i]
+			if op.done {
+				stored = true
+				continue
 			}
-			break
-		}
-		if err == nil {
-			t = nt
-		}
-		pending = retry
-	}
-	// A row fails with the first error of any of its Puts.
-	stored := make([]bool, len(rows))
-	for i := range ops {
-		op := &ops[i]
-		if op.done {
-			stored[op.row] = true
-		} else if errs[op.row] == nil {
-			errs[op.row] = op.err
-			if op.err == nil {
-				errs[op.row] = fmt.Errorf("put %s.%s pid %d: not completed", t.DB, t.Name, op.pid)
+			if first == nil {
+				first = op.err
+				if first == nil {
+					first = fmt.Errorf("put %s.%s pid %d: not completed", t.DB, t.Name, op.pid)
+				}
 			}
 		}
-	}
-	for i := range rows {
-		if errs[i] != nil && stored[i] {
-			errs[i] = fmt.Errorf("%w: %w", ErrPartialWrite, errs[i])
+		switch {
+		case errs[row] != nil:
+		case first != nil && stored:
+			errs[row] = fmt.Errorf("%w: %w", ErrPartialWrite, first)
+		case first != nil:
+			errs[row] = first
 		}
 	}
-	return errs
+	w.done(errs)
 }
 
 // sameLayout reports whether rows encoded and hashed for a still fit b.
@@ -243,17 +299,23 @@ func sameLayout(a, b *Table) bool {
 	return true
 }
 
-// issuePuts sends the pending ops, one goroutine per partition issuing that partition's Puts in
-// order without waiting for each to complete; it returns the ops to retry.
-func (c *Client) issuePuts(ctx context.Context, t *Table, ops []putOp, pending []int, values [][]byte, times []int64, keys []byte, opts WriteOptions) []int {
-	byPid := make([][]int, t.PartitionCount)
-	for _, oi := range pending {
-		ops[oi].err = nil
-		byPid[ops[oi].pid] = append(byPid[ops[oi].pid], oi)
-	}
+// issuePuts sends the pending ops from the calling goroutine in op order, which keeps row order
+// per partition on the wire (a partition's Puts all go to its leader's one connection). Frames
+// are queued per connection and written together, so a batch costs one system call per tablet
+// instead of one per Put; the queue is flushed before waiting for an in-flight slot. done runs
+// once, when every Put has completed, with the ops to retry in op order. pending nil means
+// every op.
+func (c *Client) issuePuts(ctx context.Context, t *Table, ops []putOp, pending []int, now int64, keys []byte, opts WriteOptions, done func(retry []int)) {
 	var mu sync.Mutex
 	var retry []int
-	var calls sync.WaitGroup
+	var outstanding atomic.Int64
+	outstanding.Store(1) // the issuer's own share, dropped when everything is issued
+	complete := func() {
+		if outstanding.Add(-1) == 0 {
+			slices.Sort(retry)
+			done(retry)
+		}
+	}
 	finish := func(oi int, err error, retriable bool) {
 		op := &ops[oi]
 		if err == nil {
@@ -267,19 +329,52 @@ func (c *Client) issuePuts(ctx context.Context, t *Table, ops []putOp, pending [
 			mu.Unlock()
 		}
 	}
-	var issuers sync.WaitGroup
-	for pid, list := range byPid {
-		if len(list) == 0 {
-			continue
+	var queued []*rpcConn // connections holding frames not yet written
+	flush := func() {
+		for _, rc := range queued {
+			rc.flush()
 		}
-		issuers.Add(1)
-		go func(pid uint32, list []int) {
-			defer issuers.Done()
-			addr := t.Partitions[pid].Leader
-			for _, oi := range list {
-				if addr == "" {
-					finish(oi, fmt.Errorf("no alive leader"), true)
-					continue
+		queued = queued[:0]
+	}
+	var lastAddr string
+	var lastConn *rpcConn
+	deadline := c.pool.deadline(ctx)
+	// issue sends pending[from:]. When it would have to wait (for an in-flight slot or a dial)
+	// it hands the rest to a goroutine, so the caller never blocks past its own deadline.
+	var issue func(from int, mayBlock bool)
+	issue = func(from int, mayBlock bool) {
+		n := len(pending)
+		if pending == nil {
+			n = len(ops)
+		}
+		for i := from; i < n; i++ {
+			oi := i
+			if pending != nil {
+				oi = pending[i]
+			}
+			op := &ops[oi]
+			op.err = nil
+			addr := t.Partitions[op.pid].Leader
+			if addr == "" {
+				finish(oi, errors.New("no alive leader"), true)
+				continue
+			}
+			rc := lastConn
+			if addr != lastAddr || rc == nil || rc.isDead() {
+				rc = c.pool.live(addr)
+				if rc == nil && !mayBlock {
+					flush()
+					go issue(i, true)
+					return
+				}
+			}
+			select {
+			case c.inflight <- struct{}{}:
+			default:
+				flush() // our own queued Puts may be what holds the slots
+				if !mayBlock {
+					go issue(i, true)
+					return
 				}
 				select {
 				case c.inflight <- struct{}{}:
@@ -287,37 +382,49 @@ func (c *Client) issuePuts(ctx context.Context, t *Table, ops []putOp, pending [
 					finish(oi, ctx.Err(), false)
 					continue
 				}
-				op := &ops[oi]
-				pf := putFrame{tid: t.TID, pid: pid, time: times[op.row], value: values[op.row],
-					keys: keys, dims: op.dims, ifAbsent: opts.PutIfAbsent}
-				calls.Add(1)
-				c.pool.goFrame(ctx, addr, func(body []byte, err error) {
-					defer calls.Done()
-					defer func() { <-c.inflight }()
-					if err != nil {
-						finish(oi, err, retriableErr(ctx, err))
-						return
-					}
-					code, msg, err := parsePutResponse(body)
-					if err != nil {
-						finish(oi, err, false)
-						return
-					}
-					if code != 0 {
-						finish(oi, &ServerError{Method: "Put", Code: code, Msg: msg},
-							code == CodeTableIsFollower || code == CodeTableNotExist || code == CodeTableIsLoading)
-						return
-					}
-					finish(oi, nil, false)
-				}, func(dst []byte, id int64, auth []byte) ([]byte, error) {
-					return appendPutFrame(dst, id, auth, &pf)
-				})
 			}
-		}(uint32(pid), list)
+			if rc == nil {
+				var err error
+				if rc, err = c.pool.conn(ctx, addr); err != nil {
+					<-c.inflight
+					finish(oi, err, retriableErr(ctx, err))
+					continue
+				}
+			}
+			lastAddr, lastConn = addr, rc
+			outstanding.Add(1)
+			cb := func(body []byte, err error) {
+				defer complete()
+				defer func() { <-c.inflight }()
+				if err != nil {
+					finish(oi, err, retriableErr(ctx, err))
+					return
+				}
+				code, msg, err := parsePutResponse(body)
+				if err != nil {
+					finish(oi, err, false)
+					return
+				}
+				if code != 0 {
+					finish(oi, &ServerError{Method: "Put", Code: code, Msg: msg},
+						code == CodeTableIsFollower || code == CodeTableNotExist || code == CodeTableIsLoading)
+					return
+				}
+				finish(oi, nil, false)
+			}
+			pf := putFrame{tid: t.TID, pid: op.pid, time: now, value: op.value,
+				keys: keys, dims: op.dims, ifAbsent: opts.PutIfAbsent}
+			id := c.pool.nextID.Add(1)
+			if rc.enqueue(ctx, deadline, id, cb, func(dst, auth []byte) ([]byte, error) {
+				return appendPutFrame(dst, id, auth, &pf)
+			}) && !slices.Contains(queued, rc) {
+				queued = append(queued, rc)
+			}
+		}
+		flush()
+		complete()
 	}
-	issuers.Wait()
-	calls.Wait()
-	return retry
+	issue(0, false)
 }
 
 // retriableErr classifies transport-level failures: broken connections, timeouts and brpc's

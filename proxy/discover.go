@@ -15,7 +15,7 @@ import (
 // listeners open before any client asks.
 func (p *Proxy) discover() {
 	for attempt := 0; attempt < 6; attempt++ {
-		err := p.discoverOnce()
+		err := p.discoverOnce(p.ctx)
 		if err == nil {
 			return
 		}
@@ -28,9 +28,10 @@ func (p *Proxy) discover() {
 	}
 }
 
-// discoverOnce sends one Metadata v1 request (no topics) and maps every broker it lists.
-func (p *Proxy) discoverOnce() error {
-	ctx, cancel := context.WithTimeout(p.ctx, 10*time.Second)
+// discoverOnce sends one Metadata v1 request (no topics) and maps every broker it lists; a
+// success also marks the upstream cluster as answering (Ready).
+func (p *Proxy) discoverOnce(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	c, err := p.dialUpstream(ctx, -1)
 	if err != nil {
@@ -65,5 +66,6 @@ func (p *Proxy) discoverOnce() error {
 		return fmt.Errorf("discover: %w", err)
 	}
 	protocol.RewriteAddrs(r, p.mapAddr)
+	p.upstreamOK.Store(time.Now().UnixNano())
 	return nil
 }

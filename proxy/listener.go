@@ -35,8 +35,12 @@ func eventLoops() int { return max(1, runtime.GOMAXPROCS(0)/2) }
 // startEngine binds the bootstrap address and returns once the engine runs.
 func (p *Proxy) startEngine(ctx context.Context) (*engine, error) {
 	e := &engine{p: p, started: make(chan struct{}), done: make(chan error, 1)}
+	addr, err := p.engineAddr()
+	if err != nil {
+		return nil, err
+	}
 	go func() {
-		e.done <- gnet.Run(e, "tcp://"+p.opts.Listen,
+		e.done <- gnet.Run(e, addr,
 			gnet.WithMulticore(true),
 			gnet.WithNumEventLoop(eventLoops()),
 			// Enrolling from accept goroutines needs a balancer other than round-robin.
@@ -90,17 +94,26 @@ func (e *engine) OnOpen(c gnet.Conn) ([]byte, gnet.Action) {
 	case *upstream:
 		return nil, x.s.upOpened(c)
 	case brokerConn:
-		e.open(c, x.node)
+		return nil, e.open(c, x.node)
+	case *tlsClient:
+		return nil, e.open(c, x.node)
 	default:
-		e.open(c, -1)
+		return nil, e.open(c, -1)
 	}
-	return nil, gnet.None
 }
 
-func (e *engine) open(c gnet.Conn, node int32) {
+func (e *engine) open(c gnet.Conn, node int32) gnet.Action {
+	if e.p.refuseDraining(c) {
+		return gnet.Close
+	}
 	s := newSession(e.p, c, node)
+	if !e.p.admitConn(s.remote, node) {
+		return gnet.Close
+	}
+	s.opened()
 	c.SetContext(s)
 	go s.dial()
+	return gnet.None
 }
 
 // OnClose ends the session of a client connection, or reports a broker connection gone.
@@ -108,6 +121,7 @@ func (e *engine) OnClose(c gnet.Conn, err error) gnet.Action {
 	switch x := c.Context().(type) {
 	case *session:
 		x.clientClosed()
+		e.p.connClosed()
 	case *upstream:
 		x.s.upClosed(err)
 	}
@@ -139,7 +153,11 @@ func (p *Proxy) listenBroker(addr string, node int32) (*brokerListener, error) {
 		return nil, fmt.Errorf("listen %s for node %d: %w", addr, node, err)
 	}
 	bl := &brokerListener{node: node, ln: ln, done: make(chan struct{})}
-	go p.acceptLoop(bl)
+	if p.clientTLS() {
+		go p.acceptTLS(bl)
+	} else {
+		go p.acceptLoop(bl)
+	}
 	return bl, nil
 }
 

@@ -50,6 +50,14 @@ type Options struct {
 	Logger *slog.Logger
 	// DialTimeout bounds each upstream dial; default 10s.
 	DialTimeout time.Duration
+	// TLS, if set, terminates client TLS on every listener (tls.go).
+	TLS *ServerTLS
+	// UpstreamTLS, if set, dials the brokers with TLS.
+	UpstreamTLS *UpstreamTLS
+	// Limits bounds connections, in-flight requests and queued bytes (limits.go).
+	Limits Limits
+	// Metrics receives the proxy's counters (metrics.go); nil keeps a private, unregistered set.
+	Metrics *Metrics
 }
 
 // Proxy is a running (or startable) Kafka proxy. Create with New, then Start, then Close.
@@ -62,6 +70,11 @@ type Proxy struct {
 	next       atomic.Uint32 // rotates the first bootstrap broker tried
 
 	engine *engine
+	tls    *tlsHolder // nil without TLS
+	// engineDir is the private directory of the engine's unix socket (client TLS only).
+	engineDir string
+	lim       limiter
+	ops       // drain, readiness, in-flight accounting (ops.go)
 
 	mu      sync.Mutex
 	nodes   map[int32]*node
@@ -103,8 +116,18 @@ func New(opts Options) (*Proxy, error) {
 	if opts.DialTimeout <= 0 {
 		opts.DialTimeout = 10 * time.Second
 	}
+	th, err := newTLSHolder(opts.TLS, opts.UpstreamTLS)
+	if err != nil {
+		return nil, err
+	}
+	if opts.Metrics == nil {
+		opts.Metrics = NewMetrics(nil)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Proxy{opts: opts, log: opts.Logger, listenPort: lp, ctx: ctx, cancel: cancel, nodes: map[int32]*node{}}, nil
+	p := &Proxy{opts: opts, log: opts.Logger, listenPort: lp, ctx: ctx, cancel: cancel, nodes: map[int32]*node{}, tls: th}
+	p.metrics = opts.Metrics
+	p.metrics.proxy.Store(p)
+	return p, nil
 }
 
 // Start binds the bootstrap listener and returns once it accepts connections. It then learns the
@@ -116,6 +139,12 @@ func (p *Proxy) Start(ctx context.Context) error {
 		return err
 	}
 	p.engine = e
+	if p.clientTLS() {
+		if err := p.startTLSBootstrap(); err != nil {
+			_ = e.stop(ctx)
+			return err
+		}
+	}
 	go p.discover()
 	return nil
 }
@@ -150,6 +179,7 @@ func (p *Proxy) Close(ctx context.Context) error {
 	if p.engine == nil {
 		return nil
 	}
+	defer p.removeEngineDir()
 	return p.engine.stop(ctx)
 }
 
@@ -227,8 +257,9 @@ func (p *Proxy) dialUpstream(ctx context.Context, nodeID int32) (net.Conn, error
 		if !ok {
 			return nil, fmt.Errorf("node %d: upstream address unknown", nodeID)
 		}
-		c, err := d.DialContext(ctx, "tcp", addr)
+		c, err := p.dialBroker(ctx, &d, addr)
 		if err != nil {
+			p.metrics.upstream(addr).dialErrs.Inc()
 			return nil, fmt.Errorf("dial node %d at %s: %w", nodeID, addr, err)
 		}
 		return c, nil
@@ -238,10 +269,11 @@ func (p *Proxy) dialUpstream(ctx context.Context, nodeID int32) (net.Conn, error
 	var errs []error
 	for i := range bs {
 		addr := bs[(first+i)%len(bs)]
-		c, err := d.DialContext(ctx, "tcp", addr)
+		c, err := p.dialBroker(ctx, &d, addr)
 		if err == nil {
 			return c, nil
 		}
+		p.metrics.upstream(addr).dialErrs.Inc()
 		errs = append(errs, err)
 	}
 	return nil, fmt.Errorf("no bootstrap broker reachable: %w", errors.Join(errs...))

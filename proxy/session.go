@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/panjf2000/gnet/v2"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -46,6 +47,19 @@ type session struct {
 	free     []*slot
 	rest     int  // bytes of a streamed request frame still to forward
 	finBusy  bool // a Finish runs for the head slot
+
+	// Limits (limits.go): bytes reserved for the frame being read, why reading is paused (0: not
+	// paused), whether a Wake is on its way, and the socket read switch (made on first pause).
+	reserved    int64
+	pauseWhy    uint8
+	wakePending bool
+	pauser      *readPauser
+	pauseErr    error
+
+	// Operations (ops.go): when the connection opened, requests read, the broker's address.
+	openedAt time.Time
+	requests int64
+	upAddr   string
 }
 
 // upstream is the context of a session's broker connection.
@@ -62,7 +76,9 @@ type hookItem struct {
 func newSession(p *Proxy, c gnet.Conn, node int32) *session {
 	ctx, cancel := context.WithCancel(p.ctx)
 	remote := ""
-	if a := c.RemoteAddr(); a != nil {
+	if tc, ok := c.Context().(*tlsClient); ok {
+		remote = tc.remote
+	} else if a := c.RemoteAddr(); a != nil {
 		remote = a.String()
 	}
 	return &session{p: p, c: c, node: node, remote: remote, ctx: ctx, cancel: cancel}
@@ -76,6 +92,7 @@ func (s *session) dial() {
 		_ = s.c.Close()
 		return
 	}
+	s.upAddr = nc.RemoteAddr().String()
 	res, err := s.c.EventLoop().Enroll(gnet.NewContext(s.ctx, &upstream{s: s}), nc)
 	if err != nil {
 		_ = nc.Close()
@@ -95,6 +112,7 @@ func (s *session) upOpened(up gnet.Conn) gnet.Action {
 		return gnet.Close
 	}
 	s.up = up
+	s.upstreamUp()
 	s.drain()
 	return gnet.None
 }
@@ -102,6 +120,7 @@ func (s *session) upOpened(up gnet.Conn) gnet.Action {
 // upClosed runs on the loop when the broker connection ends.
 func (s *session) upClosed(err error) {
 	s.up = nil
+	s.upstreamDown(!s.closed)
 	if !s.closed {
 		s.p.log.Warn("closing client: broker connection ended", "client", s.remote, "node", s.node, "err", err)
 		_ = s.c.Close()
@@ -112,6 +131,8 @@ func (s *session) upClosed(err error) {
 func (s *session) clientClosed() {
 	s.closed = true
 	s.cancel()
+	s.closedOps()
+	s.closeLimits()
 	s.pend, s.hooks = nil, nil
 	if s.up != nil {
 		_ = s.up.Close()
@@ -129,11 +150,12 @@ func (s *session) fail(why string, err error) gnet.Action {
 // they are still arriving (they never pile up in gnet's buffer and go out without a copy).
 func (s *session) onTraffic() gnet.Action {
 	c := s.c
+	s.wakePending = false
 	for {
 		if s.rest > 0 {
 			n := min(c.InboundBuffered(), s.rest)
 			if n == 0 {
-				return gnet.None
+				return s.needInput()
 			}
 			b, err := c.Next(n)
 			if err != nil {
@@ -143,9 +165,15 @@ func (s *session) onTraffic() gnet.Action {
 			s.send(b)
 			continue
 		}
+		if s.p.draining.Load() {
+			return s.pauseReading(pauseDrain)
+		}
+		if s.inflightFull() {
+			return s.pauseReading(pauseInflight)
+		}
 		prefix, err := c.Peek(4)
 		if err != nil || len(prefix) < 4 {
-			return gnet.None
+			return s.needInput()
 		}
 		size := int(protocol.FrameSize(prefix))
 		if size < minRequestFrame || size > s.p.opts.MaxFrameBytes {
@@ -153,11 +181,24 @@ func (s *session) onTraffic() gnet.Action {
 			return gnet.Close
 		}
 		if avail := c.InboundBuffered(); avail < 4+size {
-			if size < streamMin || !s.startStream(size, avail) {
-				return gnet.None
+			if size < streamMin {
+				return s.needInput()
 			}
+			if !s.reserveFrame(4 + size) {
+				return s.pauseReading(pauseQueued)
+			}
+			if !s.startStream(size, avail) {
+				s.releaseUnslotted()
+				return s.needInput()
+			}
+			s.releaseUnslotted()
+			s.readOn()
 			continue
 		}
+		if !s.reserveFrame(4 + size) {
+			return s.pauseReading(pauseQueued)
+		}
+		s.readOn()
 		frame, err := c.Next(4 + size)
 		if err != nil {
 			return s.fail("read frame", err)
@@ -170,6 +211,7 @@ func (s *session) onTraffic() gnet.Action {
 		if !s.accept(frame, h) {
 			return gnet.Close
 		}
+		s.releaseUnslotted()
 	}
 }
 
@@ -204,6 +246,7 @@ func (s *session) startStream(size, avail int) bool {
 	if err != nil {
 		return false
 	}
+	s.countRequest(h.Key, h.Version, 4+size)
 	s.rest = 4 + size - avail
 	s.send(chunk)
 	return true
@@ -223,6 +266,7 @@ func (s *session) send(b []byte) {
 
 // accept handles one whole request frame, which aliases gnet's buffer. False closes the client.
 func (s *session) accept(frame []byte, h protocol.RequestHeader) bool {
+	s.countRequest(h.Key, h.Version, len(frame))
 	if h.Key == 18 && protocol.ApiVersionsTooNew(h.Version) {
 		sl := s.newSlot(h)
 		sl.local = true
@@ -272,7 +316,8 @@ func (s *session) newSlot(h protocol.RequestHeader) *slot {
 	} else {
 		sl = new(slot)
 	}
-	*sl = slot{corr: h.CorrelationID, key: h.Key, ver: h.Version}
+	*sl = slot{corr: h.CorrelationID, key: h.Key, ver: h.Version, size: s.takeReserved()}
+	s.slotOpened(sl)
 	return sl
 }
 
@@ -338,6 +383,7 @@ func (s *session) begin(hi hookItem) {
 			s.complete(sl, local, nil)
 		} else {
 			sl.finish = step.Finish
+			sl.teed = step.Finish != nil
 			if s.up != nil {
 				if _, werr := s.up.Write(frame); werr != nil {
 					s.p.log.Debug("write to broker", "client", s.remote, "err", werr)
@@ -431,7 +477,7 @@ func (s *session) complete(sl *slot, out []byte, resp kmsg.Response) {
 	if s.slots.front() == sl && sl.finish == nil {
 		// The common case: written straight from the broker's bytes.
 		s.slots.pop()
-		s.write(out)
+		s.deliver(sl, out)
 		s.recycle(sl)
 	} else if out != nil {
 		sl.out = append([]byte(nil), out...)
@@ -455,7 +501,7 @@ func (s *session) flush() {
 			return
 		}
 		s.slots.pop()
-		s.write(sl.out)
+		s.deliver(sl, sl.out)
 		s.recycle(sl)
 	}
 }
@@ -486,6 +532,7 @@ func (s *session) write(b []byte) {
 }
 
 func (s *session) recycle(sl *slot) {
+	s.slotReleased(sl)
 	if !sl.hooked {
 		*sl = slot{}
 		s.free = append(s.free, sl)

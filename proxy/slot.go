@@ -20,6 +20,12 @@ type slot struct {
 	// are never recycled.
 	hooked bool
 	done   bool
+	// size is the request's bytes counted against Limits.MaxQueuedBytes until it is delivered.
+	size int64
+	// start is when a Produce request was read (unix ns, for okp_produce_seconds); teed marks
+	// one whose hook returned a Finish.
+	start  int64
+	teed   bool
 	out    []byte
 	resp   kmsg.Response
 	finish func(context.Context, kmsg.Response) kmsg.Response

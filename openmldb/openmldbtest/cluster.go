@@ -35,6 +35,9 @@ type Options struct {
 	RequireAuth bool
 	// User and Password are the accepted credential when RequireAuth is set; default root / "".
 	User, Password string
+	// NameserverAddr is where the nameserver listens; default a free loopback port. Tablets
+	// always take free loopback ports (clients find them through the nameserver or ZooKeeper).
+	NameserverAddr string
 	// AutoFailover makes StopTablet promote a live follower for every partition the stopped
 	// tablet led (OpenMLDB's --auto_failover=true). Without it the stopped tablet's replicas are
 	// only marked is_alive=false, as OpenMLDB does by default.
@@ -119,7 +122,7 @@ func (c *Cluster) start(ctx context.Context) error {
 		}
 		c.tablets = append(c.tablets, t)
 	}
-	ns, err := newRPCServer(c.log.With("server", "nameserver"), auth, nil, c.nameServerService())
+	ns, err := newRPCServer(c.opts.NameserverAddr, c.log.With("server", "nameserver"), auth, nil, c.nameServerService())
 	if err != nil {
 		return fmt.Errorf("nameserver: %w", err)
 	}

@@ -55,8 +55,11 @@ type rpcServer struct {
 	wg     sync.WaitGroup
 }
 
-func newRPCServer(log *slog.Logger, auth func([]byte) bool, inline func() bool, svcs ...*service) (*rpcServer, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+func newRPCServer(addr string, log *slog.Logger, auth func([]byte) bool, inline func() bool, svcs ...*service) (*rpcServer, error) {
+	if addr == "" {
+		addr = "127.0.0.1:0"
+	}
+	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("listen: %w", err)
 	}

@@ -526,23 +526,37 @@ func decodeStruct(s *Schema, b []byte, i int, vals []Value, present []bool, extr
 			if i >= len(b) || b[i] != '"' {
 				return 0, syntaxErr(i, "expected member name")
 			}
-			st, en, esc, next, err := scanString(b, i)
-			if err != nil {
-				return 0, err
+			var name []byte
+			var next int
+			var err error
+			idx := -1
+			if hint < len(s.Fields) && s.Fields[hint].plainName {
+				// Members usually come in schema order: try the expected name's bytes first.
+				f := s.Fields[hint].Field
+				if end := i + 1 + len(f); end < len(b) && b[end] == '"' && string(b[i+1:end]) == f {
+					name, next, idx = b[i+1:end], end+1, hint
+				}
 			}
-			name := b[st:en]
-			if esc {
-				str, err := stringValue(name, true)
+			if name == nil {
+				st, en, esc, nx, err := scanString(b, i)
 				if err != nil {
 					return 0, err
 				}
-				name = []byte(str)
+				name, next = b[st:en], nx
+				if esc {
+					str, err := stringValue(name, true)
+					if err != nil {
+						return 0, err
+					}
+					name = []byte(str)
+				}
+				idx = s.lookup(name, hint)
 			}
 			i = skipWS(b, next)
 			if i >= len(b) || b[i] != ':' {
 				return 0, syntaxErr(i, "expected ':'")
 			}
-			if idx := s.lookup(name, hint); idx >= 0 {
+			if idx >= 0 {
 				f := s.Fields[idx]
 				if present[idx] {
 					return 0, &FieldError{Field: f.Field, Reason: "duplicate member"}

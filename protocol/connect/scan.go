@@ -36,6 +36,13 @@ func scanString(b []byte, i int) (start, end int, escaped bool, next int, err er
 	i++
 	start = i
 	for i < len(b) {
+		if plainStringByte[b[i]] {
+			i++
+			for i < len(b) && plainStringByte[b[i]] { // the common run of ordinary characters
+				i++
+			}
+			continue
+		}
 		c := b[i]
 		switch {
 		case c == '"':
@@ -69,6 +76,15 @@ func scanString(b []byte, i int) (start, end int, escaped bool, next int, err er
 	}
 	return 0, 0, false, 0, syntaxErr(start-1, "unterminated string")
 }
+
+// plainStringByte marks the bytes a string scan steps over without a second look: everything but
+// the quote, the backslash and control characters.
+var plainStringByte = func() (t [256]bool) {
+	for c := 0x20; c < 256; c++ {
+		t[c] = c != '"' && c != '\\'
+	}
+	return t
+}()
 
 func unhex(c byte) int {
 	switch {

@@ -93,6 +93,9 @@ type Schema struct {
 	Precision  int32     // Decimal connect.decimal.precision; 0 when absent
 
 	index map[string]int // struct: field name → position
+	// plainName: Field needs no escaping in JSON, so a member name written as exactly its bytes
+	// between quotes can be matched without decoding it.
+	plainName bool
 }
 
 // FieldIndex returns the position of the struct field called name, or -1.
@@ -101,6 +104,16 @@ func (s *Schema) FieldIndex(name string) int {
 		return i
 	}
 	return -1
+}
+
+// isPlainName reports whether name is written in JSON as its own bytes (no escapes needed).
+func isPlainName(name string) bool {
+	for i := 0; i < len(name); i++ {
+		if !plainStringByte[name[i]] {
+			return false
+		}
+	}
+	return true
 }
 
 // lookup finds the field named by raw member-name bytes without allocating; hint is the position
@@ -124,6 +137,7 @@ func NewStruct(fields ...*Schema) (*Schema, error) {
 			return nil, &SchemaError{Field: f.Field, Reason: "duplicate field name"}
 		}
 		s.index[f.Field] = i
+		f.plainName = isPlainName(f.Field)
 	}
 	return s, nil
 }
@@ -249,6 +263,7 @@ func (s *Schema) children(n *node, depth int) error {
 				return &SchemaError{Field: fs.Field, Reason: "duplicate field name"}
 			}
 			s.index[fs.Field] = i
+			fs.plainName = isPlainName(fs.Field)
 			s.Fields = append(s.Fields, fs)
 		}
 	}

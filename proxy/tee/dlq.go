@@ -21,7 +21,8 @@ const (
 // original key and value and headers naming where it came from and why it was refused.
 // baseOffset is the broker-assigned offset of the partition's first record (-1 for acks=0).
 func (t *Tee) deadLetter(ctx context.Context, p *partitionPlan, baseOffset int64) error {
-	if t.dlq == nil {
+	cl := t.dlq.Load()
+	if cl == nil {
 		return nil
 	}
 	recs := make([]*kgo.Record, 0, len(p.invalid))
@@ -43,7 +44,7 @@ func (t *Tee) deadLetter(ctx context.Context, p *partitionPlan, baseOffset int64
 			},
 		})
 	}
-	if err := t.dlq.ProduceSync(ctx, recs...).FirstErr(); err != nil {
+	if err := cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
 		return err
 	}
 	t.metrics.rowsDeadLettered.WithLabelValues(p.tableName()).Add(float64(len(recs)))

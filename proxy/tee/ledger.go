@@ -58,34 +58,48 @@ func newLedger(max int) *ledger {
 // attempt must call with the rows it stored (stored[i] true), whenever its writes have ended.
 func (l *ledger) acquire(ctx context.Context, key producerPartition, baseSequence int32, n int) ([]bool, func(stored []bool), error) {
 	for {
-		l.mu.Lock()
-		b := l.batch(key, baseSequence, n)
-		if b.busy == nil {
-			b.busy = make(chan struct{})
-			todo := make([]bool, n)
-			for i, done := range b.stored {
-				todo[i] = !done
-			}
-			l.mu.Unlock()
-			release := func(stored []bool) {
-				l.mu.Lock()
-				for i, done := range stored {
-					b.stored[i] = b.stored[i] || done
-				}
-				close(b.busy)
-				b.busy = nil
-				l.mu.Unlock()
-			}
+		todo, release, busy := l.try(key, baseSequence, n)
+		if busy == nil {
 			return todo, release, nil
 		}
-		busy := b.busy
-		l.mu.Unlock()
 		select {
 		case <-busy:
 		case <-ctx.Done():
 			return nil, nil, ctx.Err()
 		}
 	}
+}
+
+// tryAcquire is acquire without waiting: ok is false when an earlier attempt at the batch is
+// still writing.
+func (l *ledger) tryAcquire(key producerPartition, baseSequence int32, n int) (todo []bool, release func(stored []bool), ok bool) {
+	todo, release, busy := l.try(key, baseSequence, n)
+	return todo, release, busy == nil
+}
+
+// try starts an attempt, or returns the busy channel of the attempt in progress.
+func (l *ledger) try(key producerPartition, baseSequence int32, n int) ([]bool, func(stored []bool), chan struct{}) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	b := l.batch(key, baseSequence, n)
+	if b.busy != nil {
+		return nil, nil, b.busy
+	}
+	b.busy = make(chan struct{})
+	todo := make([]bool, n)
+	for i, done := range b.stored {
+		todo[i] = !done
+	}
+	release := func(stored []bool) {
+		l.mu.Lock()
+		for i, done := range stored {
+			b.stored[i] = b.stored[i] || done
+		}
+		close(b.busy)
+		b.busy = nil
+		l.mu.Unlock()
+	}
+	return todo, release, nil
 }
 
 // batch finds or adds the progress of a batch; l.mu must be held.

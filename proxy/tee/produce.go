@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -79,10 +78,11 @@ func (t *Tee) beginProduce(ctx context.Context, c proxy.ConnInfo, req *kmsg.Prod
 	start := time.Now()
 	var plans []*partitionPlan
 	total := 0
+	sinks := *t.sinks.Load() // one mapping for the whole request, even across a Reload
 	for ti := range req.Topics {
 		tp := &req.Topics[ti]
 		total += len(tp.Partitions)
-		sink := config.SinkFor(t.sinks, tp.Topic)
+		sink := config.SinkFor(sinks, tp.Topic)
 		if sink == nil {
 			continue
 		}
@@ -98,8 +98,7 @@ func (t *Tee) beginProduce(ctx context.Context, c proxy.ConnInfo, req *kmsg.Prod
 		if p.reject {
 			rejected = append(rejected, p)
 			t.metrics.batchesRejected.WithLabelValues(p.tableName()).Inc()
-			t.log.Warn("rejected produce partition", "client", c.RemoteAddr, "client_id", c.ClientID,
-				"topic", p.topic, "partition", p.partition, "code", p.rejectCode, "reason", p.rejectMessage)
+			t.logRejected(c, p)
 		}
 	}
 	timeout := time.Duration(req.TimeoutMillis) * time.Millisecond
@@ -144,6 +143,12 @@ func (t *Tee) planPartition(ctx context.Context, s *config.Sink, topic string, p
 		return p
 	}
 	var rec connect.Record
+	// Rows of the partition share one backing array, sized once the table's width is known.
+	var arena []openmldb.Value
+	nrec := 0
+	for _, b := range batches {
+		nrec += len(b.Records)
+	}
 	for bi, b := range batches {
 		if bi == 0 {
 			p.producerID, p.epoch, p.baseSequence, p.transactional = b.ProducerID, b.ProducerEpoch, b.FirstSequence, b.Transactional
@@ -160,7 +165,10 @@ func (t *Tee) planPartition(ctx context.Context, s *config.Sink, topic string, p
 				t.metrics.tombstones.WithLabelValues(s.TableFor(topic)).Inc()
 				continue
 			}
-			row, err := t.convert(ctx, p, &rec, r.Value)
+			if p.state != nil && cap(arena)-len(arena) < len(p.state.table.Columns) {
+				arena = make([]openmldb.Value, 0, (nrec-idx)*len(p.state.table.Columns))
+			}
+			row, err := t.convert(ctx, p, &rec, r.Value, arena[len(arena):len(arena):cap(arena)])
 			if err != nil {
 				if isUnavailable(err) {
 					p.reject, p.rejectCode = true, codeOpenMLDBUnavailable
@@ -170,7 +178,13 @@ func (t *Tee) planPartition(ctx context.Context, s *config.Sink, topic string, p
 				p.invalid = append(p.invalid, badRecord{index: idx, inBatch: ri, err: err, key: r.Key, value: r.Value})
 				continue
 			}
+			if p.rows == nil {
+				p.rows = make([]openmldb.Row, 0, nrec-idx)
+			}
 			p.rows = append(p.rows, row)
+			if cap(arena)-len(arena) >= len(row) { // the converter filled the arena's next slots
+				arena = arena[:len(arena)+len(row)]
+			}
 		}
 	}
 	if len(p.invalid) > 0 {
@@ -188,7 +202,7 @@ func (t *Tee) planPartition(ctx context.Context, s *config.Sink, topic string, p
 
 // convert turns one record value into a row of the sink's table, resolving (and if allowed
 // creating) the table on first use.
-func (t *Tee) convert(ctx context.Context, p *partitionPlan, rec *connect.Record, value []byte) (openmldb.Row, error) {
+func (t *Tee) convert(ctx context.Context, p *partitionPlan, rec *connect.Record, value []byte, dst openmldb.Row) (openmldb.Row, error) {
 	schemaless := p.sink.Format == config.FormatJSON
 	if !schemaless {
 		if err := t.parser.Parse(value, rec); err != nil {
@@ -210,9 +224,9 @@ func (t *Tee) convert(ctx context.Context, p *partitionPlan, rec *connect.Record
 	var row openmldb.Row
 	var err error
 	if schemaless {
-		row, err = p.state.conv.ConvertJSON(value, nil)
+		row, err = p.state.conv.ConvertJSON(value, dst)
 	} else {
-		row, err = p.state.conv.Convert(rec, nil)
+		row, err = p.state.conv.Convert(rec, dst)
 	}
 	if err != nil {
 		return nil, AsRecordError(err)
@@ -225,6 +239,9 @@ func (t *Tee) convert(ctx context.Context, p *partitionPlan, rec *connect.Record
 // before the batch reaches Kafka, rather than a write that fails after the append.
 func validateRow(tbl *openmldb.Table, row openmldb.Row) error {
 	err := tbl.Validate(row)
+	if err == nil {
+		return nil
+	}
 	var ce *openmldb.ColumnError
 	if errors.As(err, &ce) {
 		return &RecordError{Field: ce.Column, Reason: ce.Reason}
@@ -244,160 +261,6 @@ func isUnavailable(err error) bool {
 	}
 	var se *openmldb.ServerError
 	return !errors.As(err, &se)
-}
-
-// finishProduce writes the rows of every partition the broker accepted, marking partitions whose
-// rows did not all reach OpenMLDB before the deadline with a retriable error.
-func (t *Tee) finishProduce(ctx context.Context, c proxy.ConnInfo, plans []*partitionPlan, resp *kmsg.ProduceResponse, deadline time.Time) {
-	ctx, cancel := context.WithDeadline(ctx, deadline)
-	defer cancel()
-	type job struct {
-		plan *partitionPlan
-		part *kmsg.ProduceResponseTopicPartition
-	}
-	var jobs []job
-	for _, p := range plans {
-		if p.reject {
-			continue
-		}
-		var part *kmsg.ProduceResponseTopicPartition
-		if resp != nil {
-			part = findPartition(resp, p.topic, p.partition)
-			if part == nil || part.ErrorCode != 0 {
-				continue // the broker refused it; the client retries and the rows come again
-			}
-		}
-		jobs = append(jobs, job{p, part})
-	}
-	store := func(j job) {
-		msg := t.storePartition(ctx, c, j.plan, j.part)
-		if msg == "" {
-			return
-		}
-		if j.part != nil {
-			j.part.ErrorCode = codeRowsMissingAfterAppend
-			j.part.ErrorMessage = &msg
-			return
-		}
-		t.log.Error("acks=0 produce: rows not stored", "client", c.RemoteAddr, "topic", j.plan.topic, "partition", j.plan.partition, "reason", msg)
-		t.metrics.acks0Failures.Inc()
-	}
-	if len(jobs) == 1 { // the usual case: no extra goroutine hop
-		store(jobs[0])
-		return
-	}
-	var wg sync.WaitGroup
-	for _, j := range jobs {
-		wg.Add(1)
-		go func() { // partitions are written concurrently: one goroutine per partition, never per row
-			defer wg.Done()
-			store(j)
-		}()
-	}
-	wg.Wait()
-}
-
-// storePartition writes one partition's rows (only the missing ones for an idempotent retry)
-// and dead-letters its invalid records. It returns "" on success or what the client should read.
-func (t *Tee) storePartition(ctx context.Context, c proxy.ConnInfo, p *partitionPlan, part *kmsg.ProduceResponseTopicPartition) string {
-	if len(p.invalid) > 0 && p.sink.OnInvalid == config.OnInvalidDLQ {
-		var base int64 = -1
-		if part != nil {
-			base = part.BaseOffset
-		}
-		if err := t.deadLetter(ctx, p, base); err != nil {
-			return fmt.Sprintf("dead-letter topic %s: %v", p.sink.DLQTopic, err)
-		}
-	}
-	if len(p.rows) == 0 || p.state == nil {
-		return ""
-	}
-	key := producerPartition{producerID: p.producerID, epoch: p.epoch, topic: p.topic, partition: p.partition}
-	todo := make([]bool, len(p.rows))
-	for i := range todo {
-		todo[i] = true
-	}
-	release := func([]bool) {}
-	if p.idempotent() {
-		var err error
-		todo, release, err = t.ledger.acquire(ctx, key, p.baseSequence, len(p.rows))
-		if err != nil {
-			return fmt.Sprintf("an earlier attempt at this batch is still writing to OpenMLDB table %s; retry", p.tableName())
-		}
-	}
-	rows := make([]openmldb.Row, 0, len(p.rows))
-	at := make([]int, 0, len(p.rows))
-	for i, need := range todo {
-		if need {
-			rows = append(rows, p.rows[i])
-			at = append(at, i)
-		}
-	}
-	if len(rows) < len(p.rows) {
-		t.metrics.rowsDeduplicated.WithLabelValues(p.tableName()).Add(float64(len(p.rows) - len(rows)))
-	}
-	if len(rows) == 0 {
-		release(nil)
-		return ""
-	}
-	if p.transactional {
-		// Held until EndTxn; a retried batch of the same transaction is held only once.
-		t.txns.hold(p.producerID, p.epoch, p.state, p.sink.ExactlyOnce, rows)
-		all := make([]bool, len(p.rows))
-		for i := range all {
-			all[i] = true
-		}
-		release(all)
-		return ""
-	}
-
-	// The write runs detached from the request: when the client's deadline passes first, the
-	// Puts still out may land, and the ledger must learn their outcome before a retry decides
-	// what is missing.
-	type outcome struct {
-		failed   int
-		firstErr error
-	}
-	done := make(chan outcome, 1)
-	go func() {
-		wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), DefaultWriteTimeout)
-		defer cancel()
-		start := time.Now()
-		errs := t.store.Write(wctx, p.state.table, rows, openmldb.WriteOptions{PutIfAbsent: p.sink.ExactlyOnce})
-		t.metrics.writeLatency.WithLabelValues(p.tableName()).Observe(time.Since(start).Seconds())
-		stored := make([]bool, len(p.rows))
-		var o outcome
-		for j, err := range errs {
-			if err == nil {
-				stored[at[j]] = true
-				continue
-			}
-			o.failed++
-			if o.firstErr == nil {
-				o.firstErr = err
-			}
-		}
-		release(stored)
-		t.metrics.rowsWritten.WithLabelValues(p.tableName()).Add(float64(len(rows) - o.failed))
-		t.metrics.rowsFailed.WithLabelValues(p.tableName()).Add(float64(o.failed))
-		done <- o
-	}()
-	var o outcome
-	select {
-	case o = <-done:
-	case <-ctx.Done():
-		return fmt.Sprintf("the batch is in Kafka but its %d rows were still being written to OpenMLDB table %s when the request timeout expired; retry",
-			len(rows), p.tableName())
-	}
-	if o.failed == 0 {
-		return ""
-	}
-	how := "an idempotent retry writes only the missing rows"
-	if !p.idempotent() {
-		how = "the producer is not idempotent, so a retry appends the batch to Kafka again and rewrites all its rows"
-	}
-	return fmt.Sprintf("the batch is in Kafka but %d of %d rows are not stored in OpenMLDB table %s (%v); %s",
-		o.failed, len(p.rows), p.tableName(), o.firstErr, how)
 }
 
 // addRejections puts the rejected partitions' answers into the response, under their topics.

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -34,11 +35,13 @@ type Options struct {
 	KafkaBootstrap []string
 	Logger         *slog.Logger
 	Metrics        *Metrics // nil: a private, unregistered set
+	// LogPayloads includes the invalid records' values in the log line of a rejected partition.
+	LogPayloads bool
 }
 
 // Tee implements proxy.Hook.
 type Tee struct {
-	sinks   []config.Sink
+	sinks   atomic.Pointer[[]config.Sink] // swapped whole by Reload
 	db      string
 	store   *openmldb.Client
 	log     *slog.Logger
@@ -47,7 +50,11 @@ type Tee struct {
 	dec     kgo.Decompressor
 	ledger  *ledger
 	txns    *heldRows
-	dlq     *kgo.Client
+	dlq     atomic.Pointer[kgo.Client] // set once, by New or the first Reload that needs it
+
+	bootstrap []string
+	payloads  atomic.Bool
+	reloadMu  sync.Mutex
 
 	mu       sync.Mutex
 	tables   map[string]*tableState // by table name
@@ -78,20 +85,15 @@ func New(opts Options) (*Tee, error) {
 		m = NewMetrics(nil)
 	}
 	t := &Tee{
-		sinks: opts.Sinks, db: opts.Database, store: opts.Store, log: log, metrics: m,
+		db: opts.Database, store: opts.Store, log: log, metrics: m, bootstrap: opts.KafkaBootstrap,
 		parser: connect.NewParser(256), dec: kgo.DefaultDecompressor(),
 		ledger: newLedger(0), txns: newHeldRows(),
 		tables: map[string]*tableState{}, creating: map[string]*sync.Mutex{},
 	}
-	for _, s := range opts.Sinks {
-		if s.OnInvalid == config.OnInvalidDLQ {
-			cl, err := kgo.NewClient(kgo.SeedBrokers(opts.KafkaBootstrap...), kgo.RecordPartitioner(kgo.RoundRobinPartitioner()))
-			if err != nil {
-				return nil, fmt.Errorf("dead-letter producer: %w", err)
-			}
-			t.dlq = cl
-			break
-		}
+	t.sinks.Store(&opts.Sinks)
+	t.payloads.Store(opts.LogPayloads)
+	if err := t.ensureDLQ(opts.Sinks); err != nil {
+		return nil, err
 	}
 	for i := range opts.Sinks {
 		if err := t.checkExactlyOnce(&opts.Sinks[i]); err != nil {
@@ -138,8 +140,8 @@ func exactlyOnceUsable(tbl *openmldb.Table) error {
 
 // Close releases the dead-letter producer.
 func (t *Tee) Close() {
-	if t.dlq != nil {
-		t.dlq.Close()
+	if cl := t.dlq.Load(); cl != nil {
+		cl.Close()
 	}
 }
 

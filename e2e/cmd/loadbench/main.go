@@ -1,14 +1,18 @@
 // Command loadbench drives the same franz-go producer load (idempotent, acks=all) at an in-process
-// 3-broker kfake cluster directly and through the proxy binary, alternating targets round by round,
-// and prints throughput, produce latency at a fixed offered rate and at full speed, and the proxy's
-// CPU time per MB forwarded (utime+stime of its process from /proc).
+// 3-broker kfake cluster directly, through the proxy binary with no sinks (tee off), and through a
+// second proxy process whose sink tees every round's topic into an in-process OpenMLDB-compatible
+// cluster (tee on), alternating targets round by round. It prints throughput, produce latency at a
+// fixed offered rate and at full speed, and the proxy's CPU time per MB and per row (utime+stime of
+// its process from /proc); for the tee it checks the table holds exactly the records produced.
 //
-//	go run ./e2e/cmd/loadbench                      # full run, about 1-2 minutes
-//	go run ./e2e/cmd/loadbench -smoke               # seconds; what the package test runs
-//	go run ./e2e/cmd/loadbench -targets direct      # no proxy needed
+//	go run ./e2e/cmd/loadbench                                  # direct vs proxy, about 1-2 minutes
+//	go run ./e2e/cmd/loadbench -tee                             # seed-shaped records, tee off vs on
+//	go run ./e2e/cmd/loadbench -tee -blackhole                  # the same with kfake discarding records
+//	go run ./e2e/cmd/loadbench -smoke                           # seconds; what the package test runs
+//	go run ./e2e/cmd/loadbench -targets direct                  # no proxy needed
 //
 // Extension points: generators() names the record shapes (-generator), targetsFor() the targets
-// (-targets); a tee target is a proxy started with extra arguments (-proxy-args or a new entry).
+// (-targets).
 package main
 
 import (
@@ -19,7 +23,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
-	"sort"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
@@ -59,6 +63,7 @@ type options struct {
 	proxyArgs    string
 	store        bool
 	timeout      time.Duration
+	seedMessage  string
 }
 
 func parseOptions(args []string, out io.Writer) (options, error) {
@@ -77,8 +82,10 @@ func parseOptions(args []string, out io.Writer) (options, error) {
 	fs.DurationVar(&o.linger, "linger", 0, "producer linger (kgo's default is 10ms, which would dominate latency)")
 	fs.IntVar(&o.maxBuffered, "max-buffered", 10000, "producer's buffered-record cap; at full speed latency is mostly time spent in this queue")
 	fs.StringVar(&o.compression, "compression", "none", "producer codec: none, gzip, snappy, lz4, zstd")
-	fs.StringVar(&o.generator, "generator", "random", "record generator: "+strings.Join(generatorNames(), ", "))
-	fs.StringVar(&o.targets, "targets", "direct,proxy", "comma-separated targets: direct, proxy")
+	fs.StringVar(&o.generator, "generator", "random", "record generator: random (-size bytes) or seed (the seed guide's message.json with c3_int64 = record index)")
+	fs.StringVar(&o.targets, "targets", "direct,proxy", "comma-separated targets: direct, proxy (tee off), tee (tee on)")
+	fs.StringVar(&o.seedMessage, "seed-message", "", "seed message for -generator seed (default e2e/testdata/seed/message.json of the module)")
+	teeRun := fs.Bool("tee", false, "tee benchmark preset: -generator seed -targets proxy,tee")
 	fs.StringVar(&o.proxyBin, "proxy-bin", "", "built proxy binary (default: go build the module's command)")
 	fs.StringVar(&o.proxyArgs, "proxy-args", "", "extra space-separated arguments for the proxy")
 	blackhole := fs.Bool("blackhole", false, "kfake acknowledges without storing records (cheaper broker; default stores, and each round's topic is deleted after it)")
@@ -88,6 +95,9 @@ func parseOptions(args []string, out io.Writer) (options, error) {
 		return o, err
 	}
 	o.store = !*blackhole
+	if *teeRun {
+		o.generator, o.targets = "seed", "proxy,tee"
+	}
 	if *smoke {
 		o.rounds, o.rate, o.rateDuration, o.fullRecords, o.fullDuration, o.warmup = 1, 2000, 300*time.Millisecond, 2000, 300*time.Millisecond, 100
 	}
@@ -97,27 +107,36 @@ func parseOptions(args []string, out io.Writer) (options, error) {
 	return o, nil
 }
 
-// generators lists the record shapes by name; the tee benchmark adds seed-shaped JSON here.
-func generators(size int) map[string]harness.Generator {
-	return map[string]harness.Generator{
-		"random": harness.NewRandomBytes(size),
+// generator resolves -generator.
+func generator(ctx context.Context, o options) (harness.Generator, error) {
+	switch o.generator {
+	case "random":
+		return harness.NewRandomBytes(o.size), nil
+	case "seed":
+		path := o.seedMessage
+		if path == "" {
+			root, err := harness.ModuleRoot(ctx, ".")
+			if err != nil {
+				return nil, err
+			}
+			path = filepath.Join(root, "e2e", "testdata", "seed", "message.json")
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return nil, fmt.Errorf("seed message: %w", err)
+		}
+		return harness.NewSeedRecords(b)
 	}
-}
-
-func generatorNames() []string {
-	var names []string
-	for n := range generators(1) {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	return names
+	return nil, fmt.Errorf("unknown generator %q (known: random, seed)", o.generator)
 }
 
 // target is one place the load is sent to.
 type target struct {
 	name string
-	// viaProxy selects the proxy's bootstrap address instead of kfake's.
+	// viaProxy selects a proxy's bootstrap address instead of kfake's.
 	viaProxy bool
+	// tee selects the proxy process with a sink for the round topics.
+	tee bool
 }
 
 // targetsFor resolves -targets.
@@ -125,12 +144,13 @@ func targetsFor(list string) ([]target, error) {
 	known := map[string]target{
 		"direct": {name: "direct"},
 		"proxy":  {name: "proxy", viaProxy: true},
+		"tee":    {name: "tee", viaProxy: true, tee: true},
 	}
 	var out []target
 	for _, n := range strings.Split(list, ",") {
 		t, ok := known[strings.TrimSpace(n)]
 		if !ok {
-			return nil, fmt.Errorf("unknown target %q (known: direct, proxy)", n)
+			return nil, fmt.Errorf("unknown target %q (known: direct, proxy, tee)", n)
 		}
 		out = append(out, t)
 	}
@@ -160,9 +180,9 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, o.timeout)
 	defer cancel()
-	gen, ok := generators(o.size)[o.generator]
-	if !ok {
-		return fmt.Errorf("unknown generator %q (known: %s)", o.generator, strings.Join(generatorNames(), ", "))
+	gen, err := generator(ctx, o)
+	if err != nil {
+		return err
 	}
 	codec, err := codecFor(o.compression)
 	if err != nil {
@@ -179,22 +199,20 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	}
 	defer cluster.Close()
 
-	var proxy *harness.Proxy
+	procs := &proxies{}
+	defer procs.close()
 	for _, t := range targets {
-		if t.viaProxy && proxy == nil {
-			if proxy, err = launchProxy(ctx, o, cluster); err != nil {
-				return err
-			}
-			defer func() {
-				if err := proxy.Stop(5 * time.Second); err != nil {
-					fmt.Fprintln(os.Stderr, "loadbench: stop proxy:", err)
-				}
-			}()
+		if err := procs.launch(ctx, o, cluster, t); err != nil {
+			return err
 		}
 	}
 
 	fmt.Fprintf(out, "loadbench: %d brokers, %d partitions, %d-byte %s records, acks=all, idempotent, compression %s, linger %s, max buffered %d, kfake %s\n",
-		o.brokers, o.partitions, o.size, gen.Name(), o.compression, o.linger, o.maxBuffered, map[bool]string{true: "storing", false: "blackholing"}[o.store])
+		o.brokers, o.partitions, len(gen.Value(0)), gen.Name(), o.compression, o.linger, o.maxBuffered, map[bool]string{true: "storing", false: "blackholing"}[o.store])
+	if procs.om != nil {
+		fmt.Fprintf(out, "tee: sink topics_regex %q auto_create into %s on the in-process OpenMLDB-compatible cluster (standalone, nameserver %s)\n",
+			teeTopicRegex, teeDB, procs.om.Nameserver())
+	}
 	fmt.Fprintf(out, "per round and target: %d warm-up records, %d records/s for %s, then full speed for %s (at most %d records)\n\n",
 		o.warmup, o.rate, o.rateDuration, o.fullDuration, o.fullRecords)
 
@@ -208,7 +226,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 			}
 		}
 		for _, t := range order {
-			rs, err := runRound(ctx, o, cluster, proxy, t, round, gen, codec)
+			rs, err := runRound(ctx, o, cluster, procs, t, round, gen, codec)
 			if err != nil {
 				return fmt.Errorf("round %d %s: %w", round, t.name, err)
 			}
@@ -217,43 +235,21 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 		}
 	}
 	fmt.Fprintln(out)
-	printSummary(out, o, targets, stats, proxy != nil)
+	printSummary(out, o, targets, stats)
 	return nil
-}
-
-// launchProxy builds the proxy unless -proxy-bin names one, and starts it in front of cluster.
-func launchProxy(ctx context.Context, o options, cluster *kfake.Cluster) (*harness.Proxy, error) {
-	bin := o.proxyBin
-	if bin == "" {
-		dir, err := os.MkdirTemp("", "okp-loadbench-")
-		if err != nil {
-			return nil, fmt.Errorf("temp dir: %w", err)
-		}
-		// The binary is only needed until the proxy has started; Linux keeps the running file.
-		defer os.RemoveAll(dir)
-		root, err := harness.ModuleRoot(ctx, ".")
-		if err != nil {
-			return nil, err
-		}
-		if bin, err = harness.BuildProxy(ctx, root, dir); err != nil {
-			return nil, err
-		}
-	}
-	return harness.StartProxy(ctx, harness.ProxyOptions{
-		Bin:       bin,
-		Upstream:  cluster.ListenAddrs(),
-		Brokers:   o.brokers,
-		ExtraArgs: strings.Fields(o.proxyArgs),
-	})
 }
 
 // roundStats is one target's measurements in one round.
 type roundStats struct {
 	fixed, full phaseResult
+	rows        int           // rows found in the tee's table (tee target only)
+	benchCPU    time.Duration // this process's CPU (kfake, OpenMLDB-compatible cluster, producer) in the full phase
 }
 
-func runRound(ctx context.Context, o options, cluster *kfake.Cluster, proxy *harness.Proxy, t target, round int, gen harness.Generator, codec kgo.CompressionCodec) (roundStats, error) {
-	topic := fmt.Sprintf("bench-%s-r%d", t.name, round)
+func runRound(ctx context.Context, o options, cluster *kfake.Cluster, procs *proxies, t target, round int, gen harness.Generator, codec kgo.CompressionCodec) (roundStats, error) {
+	// Underscores, not dashes: the tee's topic is also its table name, an OpenMLDB identifier.
+	topic := fmt.Sprintf("bench_%s_r%d", t.name, round)
+	proxy := procs.forTarget(t)
 	if err := cluster.CreateTopic(topic, int32(o.partitions), nil); err != nil {
 		return roundStats{}, fmt.Errorf("create topic %s: %w", topic, err)
 	}
@@ -292,11 +288,26 @@ func runRound(ctx context.Context, o options, cluster *kfake.Cluster, proxy *har
 		return rs, err
 	}
 	cpu = cpuMeter(proxy)
+	self, err := harness.ProcessCPUTime(os.Getpid())
+	if err != nil {
+		return rs, err
+	}
 	if rs.full, err = l.produce(ctx, o.fullRecords, nil, time.Now().Add(o.fullDuration)); err != nil {
 		return rs, fmt.Errorf("full-speed phase: %w", err)
 	}
 	if rs.full.cpu, err = cpu(); err != nil {
 		return rs, err
+	}
+	after, err := harness.ProcessCPUTime(os.Getpid())
+	if err != nil {
+		return rs, err
+	}
+	rs.benchCPU = after - self
+	if t.tee {
+		// Every acknowledged record must be a row already: the tee answers only after both writes.
+		if rs.rows, err = procs.checkTable(ctx, topic, l.next); err != nil {
+			return rs, err
+		}
 	}
 	return rs, nil
 }

@@ -29,3 +29,24 @@ func TestSmoke(t *testing.T) {
 		}
 	}
 }
+
+// TestSmokeTee runs a tiny seed-shaped load through the proxy with the tee off and on, which also
+// checks that the tee's table holds exactly the acknowledged records; the figures are not asserted.
+func TestSmokeTee(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	args := []string{"-smoke", "-tee"}
+	if bin := os.Getenv("OKP_PROXY_BIN"); bin != "" {
+		args = append(args, "-proxy-bin", bin)
+	}
+	var out bytes.Buffer
+	if err := run(ctx, args, &out); err != nil {
+		t.Fatalf("loadbench -smoke -tee: %v\n%s", err, out.String())
+	}
+	t.Log(out.String())
+	for _, want := range []string{"round 1 proxy", "round 1 tee", "(= acknowledged)", "tee on vs off"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("output lacks %q:\n%s", want, out.String())
+		}
+	}
+}

@@ -29,11 +29,29 @@ func cpuPerMB(ps ...phaseResult) float64 {
 	return float64(cpu) / float64(time.Millisecond) / (float64(bytes) / mb)
 }
 
+// cpuPerRow is proxy CPU microseconds per record (row) during the phases.
+func cpuPerRow(ps ...phaseResult) float64 {
+	var cpu time.Duration
+	var n int
+	for _, p := range ps {
+		cpu += p.cpu
+		n += p.records
+	}
+	if n == 0 {
+		return 0
+	}
+	return float64(cpu) / float64(time.Microsecond) / float64(n)
+}
+
 func printRound(out io.Writer, round int, t target, rs roundStats) {
-	fmt.Fprintf(out, "round %d %-7s full: %7.1f MB/s %8.0f rec/s p50 %s p99 %s ms | fixed rate: achieved %6.0f rec/s p50 %s p99 %s ms | proxy CPU %s (full) %s (rate) ms\n",
+	rows := ""
+	if t.tee {
+		rows = fmt.Sprintf(" | table rows %d (= acknowledged)", rs.rows)
+	}
+	fmt.Fprintf(out, "round %d %-7s full: %7.1f MB/s %8.0f rec/s p50 %s p99 %s ms | fixed rate: achieved %6.0f rec/s p50 %s p99 %s ms | proxy CPU %s (full) %s (rate) ms, %.2f / %.2f µs/row | bench process %.2f µs/row (full)%s\n",
 		round, t.name, mbps(rs.full), rps(rs.full), ms(percentile(rs.full.latencies, .5)), ms(percentile(rs.full.latencies, .99)),
 		rps(rs.fixed), ms(percentile(rs.fixed.latencies, .5)), ms(percentile(rs.fixed.latencies, .99)),
-		ms(rs.full.cpu), ms(rs.fixed.cpu))
+		ms(rs.full.cpu), ms(rs.fixed.cpu), cpuPerRow(rs.full), cpuPerRow(rs.fixed), cpuPerRow(phaseResult{cpu: rs.benchCPU, records: rs.full.records}), rows)
 }
 
 // targetSummary pools one target's rounds.
@@ -43,6 +61,7 @@ type targetSummary struct {
 	fixedP50, fixedP99        time.Duration
 	fixedRps                  float64
 	cpuFull, cpuFixed, cpuAll float64 // proxy CPU ms per MB
+	usFull, usFixed           float64 // proxy CPU µs per row
 }
 
 func summarize(rounds []roundStats) targetSummary {
@@ -64,6 +83,7 @@ func summarize(rounds []roundStats) targetSummary {
 	s.fixedP50, s.fixedP99 = percentile(fixedLat, .5), percentile(fixedLat, .99)
 	s.cpuFull, s.cpuFixed = cpuPerMB(fulls...), cpuPerMB(fixeds...)
 	s.cpuAll = cpuPerMB(append(fulls, fixeds...)...)
+	s.usFull, s.usFixed = cpuPerRow(fulls...), cpuPerRow(fixeds...)
 	return s
 }
 
@@ -76,29 +96,43 @@ func median(v []float64) float64 {
 	return s[len(s)/2]
 }
 
-func printSummary(out io.Writer, o options, targets []target, stats map[string][]roundStats, haveProxy bool) {
+func printSummary(out io.Writer, o options, targets []target, stats map[string][]roundStats) {
 	fmt.Fprintf(out, "summary over %d round(s): throughput = median of rounds; latency percentiles pooled over all records; MB = 10^6 bytes of values\n", o.rounds)
 	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintf(tw, "target\tMB/s\trec/s\tfull p50 ms\tfull p99 ms\t%d/s p50 ms\t%d/s p99 ms\tachieved rec/s\tproxy CPU ms/MB full\tat rate\t\n", o.rate, o.rate)
+	fmt.Fprintf(tw, "target\tMB/s\trec/s\tfull p50 ms\tfull p99 ms\t%d/s p50 ms\t%d/s p99 ms\tachieved rec/s\tproxy CPU ms/MB full\tat rate\tµs/row full\tat rate\t\n", o.rate, o.rate)
 	sums := map[string]targetSummary{}
 	for _, t := range targets {
 		s := summarize(stats[t.name])
 		sums[t.name] = s
-		cpuFull, cpuFixed := "-", "-"
+		cpuFull, cpuFixed, usFull, usFixed := "-", "-", "-", "-"
 		if t.viaProxy {
 			cpuFull, cpuFixed = fmt.Sprintf("%.2f", s.cpuFull), fmt.Sprintf("%.2f", s.cpuFixed)
+			usFull, usFixed = fmt.Sprintf("%.2f", s.usFull), fmt.Sprintf("%.2f", s.usFixed)
 		}
-		fmt.Fprintf(tw, "%s\t%.1f\t%.0f\t%s\t%s\t%s\t%s\t%.0f\t%s\t%s\t\n", t.name, s.fullMBps, s.fullRps,
-			ms(s.fullP50), ms(s.fullP99), ms(s.fixedP50), ms(s.fixedP99), s.fixedRps, cpuFull, cpuFixed)
+		fmt.Fprintf(tw, "%s\t%.1f\t%.0f\t%s\t%s\t%s\t%s\t%.0f\t%s\t%s\t%s\t%s\t\n", t.name, s.fullMBps, s.fullRps,
+			ms(s.fullP50), ms(s.fullP99), ms(s.fixedP50), ms(s.fixedP99), s.fixedRps, cpuFull, cpuFixed, usFull, usFixed)
 	}
 	if err := tw.Flush(); err != nil {
 		fmt.Fprintln(out, "flush table:", err)
 	}
 	d, okD := sums["direct"]
 	p, okP := sums["proxy"]
-	if okD && okP && haveProxy {
+	if okD && okP {
 		fmt.Fprintf(out, "\nproxy vs direct: throughput ratio %.3f (target >= 0.85); added p50 at %d/s %+.3f ms (target <= 0.3); added p99 %+.3f ms; proxy CPU %.2f ms/MB at full speed (target <= 3)\n",
 			p.fullMBps/d.fullMBps, o.rate, float64(p.fixedP50-d.fixedP50)/float64(time.Millisecond),
 			float64(p.fixedP99-d.fixedP99)/float64(time.Millisecond), p.cpuFull)
 	}
+	if tee, okT := sums["tee"]; okT && okP {
+		added := float64(tee.fixedP99-p.fixedP99) / float64(time.Millisecond)
+		fmt.Fprintf(out, "\ntee on vs off: throughput ratio %.3f (target >= 0.7) %s; proxy CPU %.2f µs/row at full speed, %.2f at %d/s (target <= 5) %s; added p99 at %d/s %+.3f ms (target <= 2) %s; added p50 %+.3f ms\n",
+			tee.fullRps/p.fullRps, verdict(tee.fullRps >= 0.7*p.fullRps), tee.usFull, tee.usFixed, o.rate, verdict(tee.usFull <= 5 && tee.usFixed <= 5),
+			o.rate, added, verdict(added <= 2), float64(tee.fixedP50-p.fixedP50)/float64(time.Millisecond))
+	}
+}
+
+func verdict(ok bool) string {
+	if ok {
+		return "[met]"
+	}
+	return "[MISSED]"
 }

@@ -79,3 +79,15 @@ func TestRandomBytesDistinctAndSized(t *testing.T) {
 		t.Fatal("generator is not deterministic")
 	}
 }
+
+func TestSeedRecordsVaryOnlyC3(t *testing.T) {
+	msg := `{"schema":{"type":"struct","fields":[{"type":"int64","optional":true,"field":"c3_int64"}]},"payload":{"c3_int64":3,"c7_string":"c77777"}}` + "\n"
+	g, err := NewSeedRecords([]byte(msg))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `{"schema":{"type":"struct","fields":[{"type":"int64","optional":true,"field":"c3_int64"}]},"payload":{"c3_int64":12345,"c7_string":"c77777"}}`
+	if got := string(g.Value(12345)); got != want {
+		t.Fatalf("Value(12345) = %s, want %s", got, want)
+	}
+}

@@ -109,7 +109,10 @@ func StartProxy(ctx context.Context, o ProxyOptions) (*Proxy, error) {
 
 func startProxyAt(ctx context.Context, o ProxyOptions, base int) (*Proxy, error) {
 	addr := fmt.Sprintf("127.0.0.1:%d", base)
-	args := []string{"run", "--listen", addr, "--kafka.bootstrap", strings.Join(o.Upstream, ",")}
+	// admin.listen on port 0: parallel proxies must not all bind the default 127.0.0.1:9644; the
+	// drain stays inside Stop's grace period even when a client still long-polls a Fetch.
+	args := []string{"run", "--listen", addr, "--kafka.bootstrap", strings.Join(o.Upstream, ","),
+		"--admin.listen", "127.0.0.1:0", "--shutdown.drain_timeout", "3s"}
 	if o.LogLevel != "" {
 		args = append(args, "--log.level", o.LogLevel)
 	}

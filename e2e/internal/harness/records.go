@@ -1,9 +1,11 @@
 package harness
 
 import (
+	"bytes"
 	"fmt"
 	"math/rand/v2"
 	"sort"
+	"strconv"
 )
 
 // Generator makes the value of the i-th record of a load. Implementations are deterministic so
@@ -87,4 +89,46 @@ func firstDiff(w, g []string) string {
 		return fmt.Sprintf("unexpected %q", g[n])
 	}
 	return ""
+}
+
+// SeedRecords makes Kafka Connect JSON records shaped like the seed guide's message.json, with
+// c3_int64 set to the record index so every row is distinct and countable.
+type SeedRecords struct {
+	prefix, suffix []byte
+}
+
+// seedField is the member of the seed message whose value SeedRecords replaces.
+const seedField = `"c3_int64":`
+
+// NewSeedRecords splits message (the seed's message.json) around the value of c3_int64.
+func NewSeedRecords(message []byte) (*SeedRecords, error) {
+	m := bytes.TrimSpace(message)
+	i := bytes.Index(m, []byte(`"payload"`))
+	if i < 0 {
+		return nil, fmt.Errorf("seed message has no payload")
+	}
+	j := bytes.Index(m[i:], []byte(seedField))
+	if j < 0 {
+		return nil, fmt.Errorf("seed message payload has no %s", seedField)
+	}
+	start := i + j + len(seedField)
+	end := start
+	for end < len(m) && (m[end] == '-' || (m[end] >= '0' && m[end] <= '9')) {
+		end++
+	}
+	if end == start {
+		return nil, fmt.Errorf("seed message: %s is not followed by an integer", seedField)
+	}
+	return &SeedRecords{prefix: bytes.Clone(m[:start]), suffix: bytes.Clone(m[end:])}, nil
+}
+
+// Name implements Generator.
+func (g *SeedRecords) Name() string { return "seed" }
+
+// Value implements Generator.
+func (g *SeedRecords) Value(i int) []byte {
+	v := make([]byte, 0, len(g.prefix)+len(g.suffix)+20)
+	v = append(v, g.prefix...)
+	v = strconv.AppendInt(v, int64(i), 10)
+	return append(v, g.suffix...)
 }

@@ -1,0 +1,198 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"reflect"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/openmldb-kafka-proxy/openmldb-kafka-proxy/config"
+	"github.com/openmldb-kafka-proxy/openmldb-kafka-proxy/proxy"
+	"github.com/openmldb-kafka-proxy/openmldb-kafka-proxy/proxy/admin"
+	"github.com/openmldb-kafka-proxy/openmldb-kafka-proxy/proxy/tee"
+)
+
+// opsRuntime is what serveOps needs besides the configuration. Zero means: fixed log level, no
+// reload.
+type opsRuntime struct {
+	// level is the logger's level, changed by a reload.
+	level *slog.LevelVar
+	// reload receives SIGHUP; each receipt re-reads the configuration with load.
+	reload <-chan os.Signal
+	load   func() (*config.Config, error)
+	// started and reloaded let tests follow along: the admin address ("" when disabled) once
+	// serving, and each reload's outcome.
+	started  func(adminAddr string)
+	reloaded func(error)
+}
+
+// teeMetrics are the collectors openTee wires into the tee and the OpenMLDB client.
+type teeMetrics struct {
+	tee *tee.Metrics
+	rpc *tee.RPCMetrics
+}
+
+// shutdownCloseTimeout bounds closing the connections after the drain.
+const shutdownCloseTimeout = 10 * time.Second
+
+// serveOps runs the proxy with its admin listener until ctx ends, reloading on rt.reload, and
+// drains before closing.
+func serveOps(ctx context.Context, log *slog.Logger, cfg *config.Config, rt opsRuntime, extra ...any) error {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	opts := proxyOptions(cfg, log)
+	opts.Metrics = proxy.NewMetrics(reg)
+	t, store, err := openTee(ctx, log, cfg, teeMetrics{tee: tee.NewMetrics(reg), rpc: tee.NewRPCMetrics(reg)})
+	if err != nil {
+		return err
+	}
+	if t != nil {
+		defer store.Close()
+		defer t.Close()
+		opts.Hook = t
+	}
+	p, err := proxy.New(opts)
+	if err != nil {
+		return err
+	}
+	startCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	err = p.Start(startCtx)
+	cancel()
+	if err != nil {
+		return fmt.Errorf("start proxy: %w", err)
+	}
+	adminAddr := ""
+	if cfg.Admin.Listen != "" {
+		checks := []admin.Check{{Name: "kafka", Func: p.Ready}}
+		if t != nil {
+			checks = append(checks, admin.Check{Name: "openmldb", Func: t.Ready})
+		}
+		adm, err := admin.Start(admin.Options{Listen: cfg.Admin.Listen, Gatherer: reg, Checks: checks, Pprof: cfg.Admin.Pprof, Logger: log})
+		if err != nil {
+			closeProxy(log, p)
+			return err
+		}
+		defer func() {
+			actx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			if err := adm.Close(actx); err != nil {
+				log.Warn("close admin listener", "err", err)
+			}
+		}()
+		adminAddr = adm.Addr()
+	}
+	attrs := []any{"listen", p.Addr(), "advertised_host", opts.AdvertisedHost, "kafka", strings.Join(opts.Bootstrap, ","), "sinks", len(cfg.Sinks), "admin", adminAddr}
+	log.Info("ready", append(attrs, extra...)...)
+	if rt.started != nil {
+		rt.started(adminAddr)
+	}
+	cur := cfg
+	for {
+		select {
+		case <-ctx.Done():
+			return shutdown(log, p, cur.Shutdown.DrainTimeout)
+		case <-rt.reload:
+			next, err := reload(log, rt, p, t, cfg)
+			if err != nil {
+				log.Error("configuration reload rejected; the running configuration stays", "err", err)
+			} else {
+				cur = next
+			}
+			if rt.reloaded != nil {
+				rt.reloaded(err)
+			}
+		}
+	}
+}
+
+// shutdown drains the proxy for at most timeout (0: no drain), then closes every connection.
+func shutdown(log *slog.Logger, p *proxy.Proxy, timeout time.Duration) error {
+	if timeout > 0 {
+		log.Info("shutting down: draining", "drain_timeout", timeout, "inflight", p.InflightRequests(), "clients", p.ClientConns())
+		dctx, cancel := context.WithTimeout(context.Background(), timeout)
+		start := time.Now()
+		err := p.Drain(dctx)
+		cancel()
+		if err != nil {
+			log.Warn("drain incomplete; closing the remaining connections", "err", err)
+		} else {
+			log.Info("drained", "took", time.Since(start).Round(time.Millisecond))
+		}
+	} else {
+		log.Info("shutting down")
+	}
+	return closeProxy(log, p)
+}
+
+func closeProxy(log *slog.Logger, p *proxy.Proxy) error {
+	ctx, cancel := context.WithTimeout(context.Background(), shutdownCloseTimeout)
+	defer cancel()
+	if err := p.Close(ctx); err != nil {
+		log.Warn("close proxy", "err", err)
+		return err
+	}
+	return nil
+}
+
+// reload re-reads the configuration and applies what can change while running: the sinks
+// (topic → table mapping and policies), the log level, log.payloads, shutdown.drain_timeout and
+// the TLS certificate files (re-read from the paths the proxy started with). Nothing is applied
+// when the new configuration is invalid. Keys that only take effect at start are named in a
+// warning when they differ from the running ones (started).
+func reload(log *slog.Logger, rt opsRuntime, p *proxy.Proxy, t *tee.Tee, started *config.Config) (*config.Config, error) {
+	if rt.load == nil {
+		return nil, errors.New("no configuration source to reload from")
+	}
+	next, err := rt.load()
+	if err != nil {
+		return nil, err
+	}
+	if t == nil && len(next.Sinks) > 0 {
+		return nil, errors.New("sinks: the proxy started without sinks (no OpenMLDB connection); adding sinks needs a restart")
+	}
+	if err := p.ReloadTLS(); err != nil {
+		return nil, err
+	}
+	if t != nil {
+		if err := t.Reload(next.Sinks); err != nil {
+			return nil, fmt.Errorf("sinks: %w", err)
+		}
+		t.SetLogPayloads(next.Log.Payloads)
+	}
+	if rt.level != nil {
+		rt.level.Set(next.Log.SlogLevel())
+	}
+	if keys := restartKeys(started, next); len(keys) > 0 {
+		log.Warn("changed keys take effect only after a restart", "keys", strings.Join(keys, ","))
+	}
+	log.Info("configuration reloaded", "sinks", len(next.Sinks), "log.level", next.Log.Level, "log.payloads", next.Log.Payloads)
+	return next, nil
+}
+
+// restartKeys lists the keys whose values differ between a and b and that are read only at start.
+func restartKeys(a, b *config.Config) []string {
+	var keys []string
+	add := func(key string, same bool) {
+		if !same {
+			keys = append(keys, key)
+		}
+	}
+	add("listen", a.Listen == b.Listen)
+	add("advertised_host", a.AdvertisedHost == b.AdvertisedHost)
+	add("broker_ports", reflect.DeepEqual(a.BrokerPorts, b.BrokerPorts))
+	add("kafka", reflect.DeepEqual(a.Kafka, b.Kafka))
+	add("max_frame_bytes", a.MaxFrameBytes == b.MaxFrameBytes)
+	add("tls", a.TLS == b.TLS)
+	add("limits", a.Limits == b.Limits)
+	add("log.format", a.Log.Format == b.Log.Format)
+	add("openmldb", a.OpenMLDB == b.OpenMLDB)
+	add("admin", a.Admin == b.Admin)
+	return keys
+}

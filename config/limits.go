@@ -1,0 +1,49 @@
+package config
+
+import (
+	"fmt"
+
+	"github.com/spf13/pflag"
+)
+
+// Default limits.
+const (
+	DefaultMaxConnections           = 10000
+	DefaultMaxInflightPerConnection = 1024
+	DefaultMaxQueuedBytes           = 512 << 20
+)
+
+// Limits bounds what clients can make the proxy hold. When a bound is hit the proxy stops reading
+// from the client concerned (TCP backpressure) instead of buffering; only max_connections closes.
+type Limits struct {
+	// MaxConnections is the most client connections open at once (all listeners together);
+	// further connections are closed at once with a log line. 0 means no limit.
+	MaxConnections int `koanf:"max_connections"`
+	// MaxInflightPerConnection is how many requests of one connection may await their responses;
+	// at the bound the proxy reads nothing more from that connection until a response leaves.
+	MaxInflightPerConnection int `koanf:"max_inflight_per_connection"`
+	// MaxQueuedBytes bounds the request bytes held by the proxy over all connections: requests
+	// awaiting their responses, including Produce requests whose OpenMLDB writes are in flight.
+	// At the bound the proxy stops reading from clients until it drops.
+	MaxQueuedBytes int64 `koanf:"max_queued_bytes"`
+}
+
+func registerLimitsFlags(fs *pflag.FlagSet) {
+	fs.Int("limits.max_connections", DefaultMaxConnections, "most client connections open at once (0: no limit)")
+	fs.Int("limits.max_inflight_per_connection", DefaultMaxInflightPerConnection, "requests of one connection awaiting responses before the proxy stops reading it")
+	fs.Int64("limits.max_queued_bytes", DefaultMaxQueuedBytes, "request bytes held over all connections before the proxy stops reading clients")
+}
+
+func (l Limits) validate() []error {
+	var errs []error
+	if l.MaxConnections < 0 {
+		errs = append(errs, fmt.Errorf("limits.max_connections: %d must be 0 (no limit) or positive", l.MaxConnections))
+	}
+	if l.MaxInflightPerConnection < 1 {
+		errs = append(errs, fmt.Errorf("limits.max_inflight_per_connection: %d must be at least 1", l.MaxInflightPerConnection))
+	}
+	if l.MaxQueuedBytes < 1<<20 {
+		errs = append(errs, fmt.Errorf("limits.max_queued_bytes: %d is below the 1 MiB minimum", l.MaxQueuedBytes))
+	}
+	return errs
+}

@@ -1,0 +1,49 @@
+package config
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestTLSAndLimitsKeys(t *testing.T) {
+	c, err := Load("run", []string{"--kafka.bootstrap", "k:9092"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.TLS.Enabled || c.Kafka.TLS.Enabled || c.Limits.MaxConnections != DefaultMaxConnections ||
+		c.Limits.MaxInflightPerConnection != DefaultMaxInflightPerConnection || c.Limits.MaxQueuedBytes != DefaultMaxQueuedBytes {
+		t.Fatalf("defaults: tls %+v kafka.tls %+v limits %+v", c.TLS, c.Kafka.TLS, c.Limits)
+	}
+	c, err = Load("run", []string{"--kafka.bootstrap", "k:9092", "--tls.enabled", "--tls.cert", "s.pem", "--tls.key", "s.key",
+		"--tls.client_ca", "ca.pem", "--tls.require_client_cert", "--limits.max_connections", "7"},
+		[]string{"OKP_KAFKA__TLS__ENABLED=true", "OKP_KAFKA__TLS__CA=bca.pem", "OKP_KAFKA__TLS__SERVER_NAME=kafka.internal",
+			"OKP_LIMITS__MAX_QUEUED_BYTES=2097152"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := TLS{Enabled: true, Cert: "s.pem", Key: "s.key", ClientCA: "ca.pem", RequireClientCert: true}
+	if c.TLS != want {
+		t.Fatalf("tls %+v", c.TLS)
+	}
+	if !c.Kafka.TLS.Enabled || c.Kafka.TLS.CA != "bca.pem" || c.Kafka.TLS.ServerName != "kafka.internal" {
+		t.Fatalf("kafka.tls %+v", c.Kafka.TLS)
+	}
+	if c.Limits.MaxConnections != 7 || c.Limits.MaxQueuedBytes != 2<<20 {
+		t.Fatalf("limits %+v", c.Limits)
+	}
+	for args, msg := range map[string]string{
+		"--tls.enabled": "tls.cert: tls.enabled needs both tls.cert and tls.key",
+		"--tls.cert=a --tls.key=b --tls.enabled --tls.require_client_cert": "tls.require_client_cert: needs tls.client_ca",
+		"--tls.cert=a":                           "tls.enabled: ",
+		"--kafka.tls.enabled --kafka.tls.cert=c": "kafka.tls.cert: set both",
+		"--kafka.tls.ca=x":                       "kafka.tls.enabled: ",
+		"--limits.max_connections=-1":            "limits.max_connections: -1",
+		"--limits.max_inflight_per_connection=0": "limits.max_inflight_per_connection: 0",
+		"--limits.max_queued_bytes=1000":         "limits.max_queued_bytes: 1000 is below",
+	} {
+		_, err := Load("run", append([]string{"--kafka.bootstrap", "k:9092"}, strings.Fields(args)...), nil)
+		if err == nil || !strings.Contains(err.Error(), msg) {
+			t.Errorf("%s: err = %v, want %q", args, err, msg)
+		}
+	}
+}

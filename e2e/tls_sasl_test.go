@@ -1,0 +1,206 @@
+package e2e
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"math/big"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/sasl/plain"
+
+	"github.com/openmldb-kafka-proxy/openmldb-kafka-proxy/e2e/internal/harness"
+)
+
+// saslKafka are kfake options requiring SASL, with a PLAIN and a SCRAM-SHA-256 superuser.
+var saslKafka = []kfake.Opt{
+	kfake.EnableSASL(),
+	kfake.Superuser("PLAIN", "admin", "admin-secret"),
+	kfake.Superuser("SCRAM-SHA-256", "scram-admin", "scram-secret"),
+}
+
+// e2ePKI is a test CA with a server certificate for 127.0.0.1 and a client certificate.
+type e2ePKI struct {
+	ca, cert, key, clientCert, clientKey string
+	pool                                 *x509.CertPool
+}
+
+func newE2EPKI(t *testing.T) *e2ePKI {
+	t.Helper()
+	dir := t.TempDir()
+	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	caTmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "okp e2e CA"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}
+	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca, err := x509.ParseCertificate(caDER)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k := &e2ePKI{ca: filepath.Join(dir, "ca.pem"), pool: x509.NewCertPool()}
+	k.pool.AddCert(ca)
+	writeE2EPEM(t, k.ca, "CERTIFICATE", caDER)
+	issue := func(name string, serial int64, usage x509.ExtKeyUsage) (string, string) {
+		key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tmpl := &x509.Certificate{SerialNumber: big.NewInt(serial), Subject: pkix.Name{CommonName: name},
+			NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
+			KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{usage},
+			IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, DNSNames: []string{"localhost"}}
+		der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
+		if err != nil {
+			t.Fatal(err)
+		}
+		keyDER, err := x509.MarshalPKCS8PrivateKey(key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cert, keyPath := filepath.Join(dir, name+".pem"), filepath.Join(dir, name+"-key.pem")
+		writeE2EPEM(t, cert, "CERTIFICATE", der)
+		writeE2EPEM(t, keyPath, "PRIVATE KEY", keyDER)
+		return cert, keyPath
+	}
+	k.cert, k.key = issue("server", 2, x509.ExtKeyUsageServerAuth)
+	k.clientCert, k.clientKey = issue("client", 3, x509.ExtKeyUsageClientAuth)
+	return k
+}
+
+func writeE2EPEM(t *testing.T, path, typ string, der []byte) {
+	t.Helper()
+	if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// proxyTLSArgs turns on client TLS at the proxy, optionally requiring client certificates.
+func (k *e2ePKI) proxyTLSArgs(mtls bool) []string {
+	args := []string{"--tls.enabled", "--tls.cert", k.cert, "--tls.key", k.key}
+	if mtls {
+		args = append(args, "--tls.client_ca", k.ca, "--tls.require_client_cert")
+	}
+	return args
+}
+
+// kcatRoundTrip produces lines to topic with kcat using the -X settings in conf, and consumes
+// them back with the same settings.
+func (e *env) kcatRoundTrip(t *testing.T, topic string, want []string, conf ...string) {
+	t.Helper()
+	var x []string
+	for _, c := range conf {
+		x = append(x, "-X", c)
+	}
+	e.kcat(t, joinLines(want), append([]string{"-P", "-t", topic}, x...)...)
+	checkSame(t, "kcat "+strings.Join(conf, " "), want, e.kcatConsume(t, topic, x...))
+}
+
+// kcatRefused runs kcat -L with conf and requires it to fail, with want in its log when set.
+func (e *env) kcatRefused(t *testing.T, what, want string, conf ...string) string {
+	t.Helper()
+	bin := requireTool(t, "kcat", kcatInstall)
+	args := []string{"-L", "-b", e.bootstrap, "-m", "5"}
+	for _, c := range conf {
+		args = append(args, "-X", c)
+	}
+	res, err := harness.Run(testContext(t, 30*time.Second), 25*time.Second, nil, nil, bin, args...)
+	if err == nil {
+		t.Fatalf("%s: kcat -L succeeded:\n%s", what, res.Stdout)
+	}
+	if !strings.Contains(res.Stderr, want) {
+		t.Fatalf("%s: kcat failed without %q in its log:\n%s", what, want, tailLines(res.Stderr, 10))
+	}
+	t.Logf("%s refused: %s", what, tailLines(res.Stderr, 1))
+	return res.Stderr
+}
+
+// SASL PLAIN and SCRAM-SHA-256 from kcat (librdkafka) pass through the proxy to a broker that
+// requires them; a wrong password is refused.
+func TestKcatSASLPassesThrough(t *testing.T) {
+	t.Parallel()
+	e := newEnvWith(t, envOptions{topics: []string{"kcat-plain", "kcat-scram"}, kafka: saslKafka})
+	e.kcatRoundTrip(t, "kcat-plain", harness.Lines("kcat-sasl-plain", 50),
+		"security.protocol=sasl_plaintext", "sasl.mechanisms=PLAIN", "sasl.username=admin", "sasl.password=admin-secret")
+	e.kcatRoundTrip(t, "kcat-scram", harness.Lines("kcat-sasl-scram", 50),
+		"security.protocol=sasl_plaintext", "sasl.mechanisms=SCRAM-SHA-256", "sasl.username=scram-admin", "sasl.password=scram-secret")
+	for _, mech := range []string{"PLAIN", "SCRAM-SHA-256"} {
+		user := map[string]string{"PLAIN": "admin", "SCRAM-SHA-256": "scram-admin"}[mech]
+		e.kcatRefused(t, mech+" wrong password", "SASL authentication error",
+			"security.protocol=sasl_plaintext", "sasl.mechanisms="+mech, "sasl.username="+user, "sasl.password=wrong")
+	}
+	e.proxyAlive(t)
+}
+
+// TLS terminated at the proxy: kcat with security.protocol=ssl, and SASL_SSL where SASL still
+// passes through to the broker inside the proxy's TLS.
+func TestKcatTLSAndSASLSSL(t *testing.T) {
+	t.Parallel()
+	if suite.direct {
+		t.Skip("client TLS is terminated by the proxy")
+	}
+	k := newE2EPKI(t)
+	e := newEnvWith(t, envOptions{topics: []string{"kcat-ssl", "kcat-sasl-ssl"}, kafka: saslKafka, proxyArgs: k.proxyTLSArgs(false)})
+	e.kcatRoundTrip(t, "kcat-sasl-ssl", harness.Lines("kcat-sasl-ssl", 50),
+		"security.protocol=sasl_ssl", "ssl.ca.location="+k.ca, "sasl.mechanisms=SCRAM-SHA-256",
+		"sasl.username=scram-admin", "sasl.password=scram-secret")
+	e.kcatRefused(t, "sasl_ssl wrong password", "SASL authentication error", "security.protocol=sasl_ssl", "ssl.ca.location="+k.ca,
+		"sasl.mechanisms=PLAIN", "sasl.username=admin", "sasl.password=wrong")
+	e.kcatRefused(t, "plaintext client on a TLS listener", "", "security.protocol=sasl_plaintext",
+		"sasl.mechanisms=PLAIN", "sasl.username=admin", "sasl.password=admin-secret")
+
+	// Go client through the same TLS listener with SASL/PLAIN.
+	cl := e.kgoClient(t, "tls-sasl-kgo", kgo.DialTLSConfig(&tls.Config{RootCAs: k.pool}),
+		kgo.SASL(plain.Auth{User: "admin", Pass: "admin-secret"}.AsMechanism()))
+	want := harness.Lines("kgo-sasl-ssl", 30)
+	if err := cl.ProduceSync(testContext(t, 30*time.Second), kgoRecords("kcat-ssl", want)...).FirstErr(); err != nil {
+		t.Fatalf("kgo produce over TLS+SASL: %v", err)
+	}
+	got := e.kcatConsume(t, "kcat-ssl", "-X", "security.protocol=sasl_ssl", "-X", "ssl.ca.location="+k.ca,
+		"-X", "sasl.mechanisms=PLAIN", "-X", "sasl.username=admin", "-X", "sasl.password=admin-secret")
+	checkSame(t, "kgo TLS+SASL produce, kcat consume", want, got)
+	e.proxyAlive(t)
+}
+
+// mTLS at the proxy: kcat with a client certificate works, without one it is refused.
+func TestKcatMTLS(t *testing.T) {
+	t.Parallel()
+	if suite.direct {
+		t.Skip("client TLS is terminated by the proxy")
+	}
+	k := newE2EPKI(t)
+	e := newEnvWith(t, envOptions{topics: []string{"kcat-mtls"}, proxyArgs: k.proxyTLSArgs(true)})
+	e.kcatRoundTrip(t, "kcat-mtls", harness.Lines("kcat-mtls", 40), "security.protocol=ssl", "ssl.ca.location="+k.ca,
+		"ssl.certificate.location="+k.clientCert, "ssl.key.location="+k.clientKey)
+	e.kcatRefused(t, "no client certificate", "", "security.protocol=ssl", "ssl.ca.location="+k.ca)
+	e.proxyAlive(t)
+}
+
+// proxyAlive fails if the proxy process exited.
+func (e *env) proxyAlive(t *testing.T) {
+	t.Helper()
+	if e.proxy == nil {
+		return
+	}
+	select {
+	case <-e.proxy.Exited():
+		t.Fatal("the proxy exited")
+	default:
+	}
+}

@@ -1,0 +1,270 @@
+package proxy
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// waitFor polls cond until it holds or the test's bound passes.
+func waitFor(t *testing.T, what string, d time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// apiVersionsRoundTrip sends an ApiVersions v0 on c and reads its answer.
+func apiVersionsRoundTrip(c net.Conn, corr int32) error {
+	req := kmsg.NewPtrApiVersionsRequest()
+	if _, err := c.Write(reqFrame(req, corr)); err != nil {
+		return err
+	}
+	f, err := (&rawConn{c: c}).read()
+	if err != nil {
+		return err
+	}
+	if got := int32(binary.BigEndian.Uint32(f[4:])); got != corr {
+		return fmt.Errorf("correlation id %d, want %d", got, corr)
+	}
+	return nil
+}
+
+// Beyond limits.max_connections new connections are closed at once; the admitted ones keep
+// working, and a slot frees when one of them closes.
+func TestMaxConnections(t *testing.T) {
+	c := newCluster(t, kfake.NumBrokers(1))
+	p, _ := startProxyOpts(t, c.ListenAddrs(), 1, Options{Limits: Limits{MaxConnections: 2}})
+	var admitted []net.Conn
+	for i := range 2 {
+		conn := dialRaw(t, p.Addr()).c
+		if err := apiVersionsRoundTrip(conn, int32(i)); err != nil {
+			t.Fatalf("connection %d within the limit: %v", i, err)
+		}
+		admitted = append(admitted, conn)
+	}
+	extra := dialRaw(t, p.Addr()).c
+	_ = extra.SetDeadline(time.Now().Add(10 * time.Second))
+	if err := apiVersionsRoundTrip(extra, 9); err == nil || !(errors.Is(err, io.EOF) || isReset(err)) {
+		t.Fatalf("third connection: got %v, want it closed", err)
+	}
+	for i, conn := range admitted {
+		if err := apiVersionsRoundTrip(conn, int32(10+i)); err != nil {
+			t.Fatalf("admitted connection %d after the refusal: %v", i, err)
+		}
+	}
+	if n := p.ClientConns(); n != 2 {
+		t.Fatalf("ClientConns = %d, want 2", n)
+	}
+	admitted[0].Close()
+	waitFor(t, "the closed connection to be uncounted", 10*time.Second, func() bool { return p.ClientConns() == 1 })
+	again := dialRaw(t, p.Addr()).c
+	if err := apiVersionsRoundTrip(again, 20); err != nil {
+		t.Fatalf("connection after one closed: %v", err)
+	}
+}
+
+// stallProduce makes kfake hold every Produce until the returned release is called.
+func stallProduce(c *kfake.Cluster) (release func()) {
+	gate := make(chan struct{})
+	c.ControlKey(int16(kmsg.Produce), func(kmsg.Request) (kmsg.Response, error, bool) {
+		<-gate
+		return nil, nil, false
+	})
+	var once sync.Once
+	return func() { once.Do(func() { close(gate) }) }
+}
+
+// pipeline writes n Produce requests (acks=1) of one value of valueSize bytes each on one
+// connection without waiting, and reads every response. It returns the values produced and an
+// error if any response is missing, out of order, duplicated or not NONE.
+type pipeline struct {
+	conn    net.Conn
+	n       int
+	written atomic.Int64 // requests fully written
+	values  []string
+	done    chan error
+}
+
+func startPipeline(t *testing.T, addr, topic, tag string, n, valueSize int) *pipeline {
+	t.Helper()
+	conn, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	_ = conn.SetDeadline(time.Now().Add(90 * time.Second))
+	pl := &pipeline{conn: conn, n: n, done: make(chan error, 1)}
+	frames := make([][]byte, n)
+	for i := range n {
+		v := fmt.Sprintf("%s-%06d-", tag, i)
+		v += strings.Repeat("x", valueSize-len(v))
+		pl.values = append(pl.values, v)
+		frames[i] = reqFrame(produceReq(topic, 0, 1, v), int32(i))
+	}
+	go func() {
+		for _, f := range frames {
+			if _, err := conn.Write(f); err != nil {
+				return // the reader reports the failure
+			}
+			pl.written.Add(1)
+		}
+	}()
+	go func() {
+		rc := &rawConn{c: conn}
+		for i := range n {
+			f, err := rc.read()
+			if err != nil {
+				pl.done <- fmt.Errorf("%s: response %d of %d: %w", tag, i, n, err)
+				return
+			}
+			if corr := int32(binary.BigEndian.Uint32(f[4:])); corr != int32(i) {
+				pl.done <- fmt.Errorf("%s: response %d has correlation id %d", tag, i, corr)
+				return
+			}
+			resp := kmsg.NewPtrProduceResponse()
+			resp.Version = 7
+			if err := resp.ReadFrom(f[8:]); err != nil {
+				pl.done <- fmt.Errorf("%s: response %d: %w", tag, i, err)
+				return
+			}
+			if ec := resp.Topics[0].Partitions[0].ErrorCode; ec != 0 {
+				pl.done <- fmt.Errorf("%s: response %d: error code %d", tag, i, ec)
+				return
+			}
+		}
+		pl.done <- nil
+	}()
+	return pl
+}
+
+// consumeValues reads n records of topic and checks that each of want appears exactly once.
+func consumeValues(t *testing.T, addr, topic string, want []string) {
+	t.Helper()
+	recs := consumeAll(t, testCtx(t, 60*time.Second), addr, topic, len(want))
+	seen := map[string]int{}
+	for _, r := range recs {
+		seen[string(r.Value)]++
+	}
+	for _, v := range want {
+		if seen[v] != 1 {
+			t.Fatalf("record %.20q… stored %d times, want once", v, seen[v])
+		}
+	}
+	if len(recs) != len(want) {
+		t.Fatalf("consumed %d records, want %d", len(recs), len(want))
+	}
+}
+
+// A client pipelining against a stalled broker: at limits.max_inflight_per_connection the proxy
+// stops reading it (the client's writes block instead of piling up in the proxy), and when the
+// broker answers again reading resumes and every request is answered exactly once, in order.
+func TestInflightLimitStopsReading(t *testing.T) {
+	const (
+		maxInflight = 4
+		n           = 400
+		valueSize   = 64 << 10 // 25 MiB in all: far more than the socket buffers hold
+	)
+	c := newCluster(t, kfake.NumBrokers(1), kfake.SeedTopics(1, "inflight"))
+	p, _ := startProxyOpts(t, c.ListenAddrs(), 1, Options{Limits: Limits{MaxInflightPerConnection: maxInflight}})
+	release := stallProduce(c)
+	defer release()
+	pl := startPipeline(t, p.Addr(), "inflight", "if", n, valueSize)
+
+	waitFor(t, "the proxy to pause reading", 30*time.Second, func() bool { return p.ReadPauses() > 0 })
+	// The writer stalls once the socket buffers are full; give it time to fill them.
+	var last int64 = -1
+	for w := pl.written.Load(); w != last; w = pl.written.Load() {
+		last = w
+		time.Sleep(300 * time.Millisecond)
+	}
+	if w := pl.written.Load(); w >= n {
+		t.Fatalf("client wrote all %d requests while the broker was stalled: the proxy did not stop reading", n)
+	}
+	frame := int64(len(reqFrame(produceReq("inflight", 0, 1, pl.values[0]), 0)))
+	if q := p.QueuedBytes(); q > maxInflight*frame {
+		t.Fatalf("queued %d bytes while stalled, want at most %d (%d requests)", q, maxInflight*frame, maxInflight)
+	}
+	t.Logf("stalled: client wrote %d of %d requests, proxy holds %d bytes", pl.written.Load(), n, p.QueuedBytes())
+
+	release()
+	select {
+	case err := <-pl.done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(60 * time.Second):
+		t.Fatal("responses did not all arrive after the stall ended")
+	}
+	if pk := p.PeakQueuedBytes(); pk > maxInflight*frame {
+		t.Fatalf("peak queued %d bytes, want at most %d", pk, maxInflight*frame)
+	}
+	waitFor(t, "queued bytes to return to 0", 10*time.Second, func() bool { return p.QueuedBytes() == 0 })
+	consumeValues(t, p.Addr(), "inflight", pl.values)
+}
+
+// Several clients pipelining against a stalled broker: the proxy never holds more request bytes
+// than limits.max_queued_bytes over all of them, and every request is answered once afterwards.
+func TestQueuedBytesBound(t *testing.T) {
+	const bound = 1 << 20
+	c := newCluster(t, kfake.NumBrokers(1), kfake.SeedTopics(1, "queued"))
+	p, _ := startProxyOpts(t, c.ListenAddrs(), 1, Options{Limits: Limits{MaxQueuedBytes: bound, MaxInflightPerConnection: 10000}})
+	release := stallProduce(c)
+	defer release()
+	// Large frames take the streaming path, small ones the whole-frame path.
+	pls := []*pipeline{
+		startPipeline(t, p.Addr(), "queued", "big", 120, 60<<10),
+		startPipeline(t, p.Addr(), "queued", "small", 1500, 4<<10),
+		startPipeline(t, p.Addr(), "queued", "mid", 400, 20<<10),
+	}
+	waitFor(t, "the proxy to pause reading", 30*time.Second, func() bool { return p.ReadPauses() > 0 })
+	time.Sleep(500 * time.Millisecond)
+	if q := p.QueuedBytes(); q > bound {
+		t.Fatalf("queued %d bytes while stalled, bound %d", q, bound)
+	}
+	t.Logf("stalled: proxy holds %d bytes (bound %d), %d pauses", p.QueuedBytes(), bound, p.ReadPauses())
+	release()
+	var want []string
+	for _, pl := range pls {
+		select {
+		case err := <-pl.done:
+			if err != nil {
+				t.Fatal(err)
+			}
+		case <-time.After(60 * time.Second):
+			t.Fatal("responses did not all arrive after the stall ended")
+		}
+		want = append(want, pl.values...)
+	}
+	if pk := p.PeakQueuedBytes(); pk > bound {
+		t.Fatalf("peak queued %d bytes, bound %d", pk, bound)
+	}
+	waitFor(t, "queued bytes to return to 0", 10*time.Second, func() bool { return p.QueuedBytes() == 0 })
+	consumeValues(t, p.Addr(), "queued", want)
+}
+
+// kgo clients with many produce requests in flight through a proxy with tight limits still get
+// every record acknowledged and stored once.
+func TestLimitsWithKgo(t *testing.T) {
+	c := newCluster(t, kfake.NumBrokers(2), kfake.SeedTopics(4, "kgo-limits"))
+	p, _ := startProxyOpts(t, c.ListenAddrs(), 2, Options{Limits: Limits{MaxInflightPerConnection: 2, MaxQueuedBytes: 1 << 20}})
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	produceConsume(t, ctx, "kgo-limits", 3000, kgo.SeedBrokers(p.Addr()), kgo.DisableIdempotentWrite(), kgo.MaxProduceRequestsInflightPerBroker(5), kgo.ProducerLinger(0))
+}

@@ -1,0 +1,189 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/panjf2000/gnet/v2"
+)
+
+// readyFresh is how long a successful upstream Metadata answer keeps the proxy ready without
+// asking again, so frequent readiness probes cost at most one broker round trip per interval.
+const readyFresh = 2 * time.Second
+
+// pauseDrain is the read-pause reason while draining (see limits.go for the others).
+const pauseDrain uint8 = 100
+
+// ops is the proxy's operational state: drain, readiness and in-flight accounting.
+type ops struct {
+	metrics    *Metrics
+	inflight   atomic.Int64 // slots of every open session not yet answered
+	draining   atomic.Bool
+	upstreamOK atomic.Int64 // unix ns of the newest successful Metadata from a bootstrap broker
+	probeMu    sync.Mutex
+}
+
+// InflightRequests is the number of requests read from clients and not answered yet.
+func (p *Proxy) InflightRequests() int64 { return p.inflight.Load() }
+
+// Draining reports whether Drain was called.
+func (p *Proxy) Draining() bool { return p.draining.Load() }
+
+// Drain stops accepting client connections (listeners close; connections reaching the
+// bootstrap listener are closed at once), stops reading new requests from open connections, and
+// waits until every request already read has been answered, including Produce requests whose
+// hook is still writing to OpenMLDB, or until ctx ends. Requests a client sent but the proxy had
+// not read yet get no answer: the client sees the connection close and retries them elsewhere,
+// so nothing it was told succeeded is lost. Call Close afterwards.
+func (p *Proxy) Drain(ctx context.Context) error {
+	if p.draining.Swap(true) {
+		return p.waitIdle(ctx)
+	}
+	p.closeListeners()
+	p.log.Info("draining: no new connections or requests", "inflight", p.inflight.Load(), "clients", p.ClientConns())
+	return p.waitIdle(ctx)
+}
+
+// waitIdle polls until no request is in flight.
+func (p *Proxy) waitIdle(ctx context.Context) error {
+	t := time.NewTicker(10 * time.Millisecond)
+	defer t.Stop()
+	for {
+		n := p.inflight.Load()
+		if n <= 0 {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("drain: %d requests still in flight: %w", n, ctx.Err())
+		case <-t.C:
+		}
+	}
+}
+
+// closeListeners closes every broker (and TLS bootstrap) listener and keeps new ones from
+// opening.
+func (p *Proxy) closeListeners() {
+	p.mu.Lock()
+	p.closed = true
+	bls := p.brokers
+	p.brokers = nil
+	p.mu.Unlock()
+	for _, bl := range bls {
+		bl.close()
+	}
+}
+
+// Ready reports whether the proxy can serve: not draining, and a bootstrap broker answered a
+// Metadata request within the last readyFresh (else one is sent now).
+func (p *Proxy) Ready(ctx context.Context) error {
+	if p.draining.Load() {
+		return errors.New("draining")
+	}
+	if p.upstreamFresh() {
+		return nil
+	}
+	p.probeMu.Lock()
+	defer p.probeMu.Unlock()
+	if p.upstreamFresh() { // a concurrent probe just succeeded
+		return nil
+	}
+	if err := p.discoverOnce(ctx); err != nil {
+		return fmt.Errorf("upstream cluster not answering: %w", err)
+	}
+	return nil
+}
+
+func (p *Proxy) upstreamFresh() bool {
+	t := p.upstreamOK.Load()
+	return t != 0 && time.Since(time.Unix(0, t)) < readyFresh
+}
+
+// refuseDraining closes a new client connection while draining; it runs before the session
+// exists.
+func (p *Proxy) refuseDraining(c gnet.Conn) bool {
+	if !p.draining.Load() {
+		return false
+	}
+	p.metrics.drained.Inc()
+	p.log.Debug("closing client: draining", "client", c.RemoteAddr())
+	return true
+}
+
+// listenerName names the listener of node for logs.
+func listenerName(node int32) string {
+	if node < 0 {
+		return "bootstrap"
+	}
+	return "broker"
+}
+
+// opened counts and logs an admitted client connection.
+func (s *session) opened() {
+	s.openedAt = time.Now()
+	s.p.metrics.connsTotal.Inc()
+	s.p.log.Info("client connected", "client", s.remote, "listener", listenerName(s.node), "node", s.node)
+}
+
+// closedOps logs a client connection's end and returns its unanswered requests' in-flight
+// count; runs on the loop.
+func (s *session) closedOps() {
+	if n := s.slots.len(); n > 0 {
+		s.p.inflight.Add(-int64(n))
+	}
+	s.p.log.Info("client disconnected", "client", s.remote, "listener", listenerName(s.node), "node", s.node,
+		"duration", time.Since(s.openedAt).Round(time.Millisecond), "requests", s.requests, "unanswered", s.slots.len())
+}
+
+// countRequest accounts one request frame of n bytes.
+func (s *session) countRequest(key, ver int16, n int) {
+	s.requests++
+	s.p.metrics.request(key, ver, n)
+}
+
+// slotOpened accounts a new response slot.
+func (s *session) slotOpened(sl *slot) {
+	s.p.inflight.Add(1)
+	if sl.key == 0 {
+		sl.start = time.Now().UnixNano()
+	}
+}
+
+// deliver writes a slot's response (nil for none) and accounts it as answered.
+func (s *session) deliver(sl *slot, out []byte) {
+	if s.closed {
+		return // closedOps already uncounted it
+	}
+	s.write(out)
+	s.p.inflight.Add(-1)
+	m := s.p.metrics
+	m.response(sl.key, sl.ver, len(out))
+	if sl.start != 0 && len(out) > 0 {
+		m.observeProduce(sl.start, sl.teed)
+	}
+}
+
+// upstreamUp accounts the session's broker connection as open.
+func (s *session) upstreamUp() {
+	if s.upAddr != "" {
+		u := s.p.metrics.upstream(s.upAddr)
+		u.conns.Inc()
+		u.total.Inc()
+	}
+}
+
+// upstreamDown accounts the session's broker connection as closed; unexpected when the client
+// is still connected.
+func (s *session) upstreamDown(unexpected bool) {
+	if s.upAddr != "" {
+		u := s.p.metrics.upstream(s.upAddr)
+		u.conns.Dec()
+		if unexpected {
+			u.closeErrs.Inc()
+		}
+	}
+}

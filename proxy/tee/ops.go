@@ -1,0 +1,166 @@
+package tee
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/openmldb-kafka-proxy/openmldb-kafka-proxy/config"
+	"github.com/openmldb-kafka-proxy/openmldb-kafka-proxy/proxy"
+)
+
+// maxLoggedPayload bounds each record value written to a log line under log.payloads.
+const maxLoggedPayload = 4 << 10
+
+// Reload replaces the sinks (topic → table mapping and policies) for requests that start after
+// it returns; requests already in progress finish with the sinks they started with. sinks must
+// be normalized (config.NormalizeSinks, which config.Load does). It validates first: on error
+// nothing changes. Open client connections are not touched.
+func (t *Tee) Reload(sinks []config.Sink) error {
+	t.reloadMu.Lock()
+	defer t.reloadMu.Unlock()
+	next := append([]config.Sink(nil), sinks...)
+	for i := range next {
+		if err := t.checkExactlyOnce(&next[i]); err != nil {
+			return err
+		}
+	}
+	if err := t.ensureDLQ(next); err != nil {
+		return err
+	}
+	t.sinks.Store(&next)
+	return nil
+}
+
+// Sinks returns the sinks in effect.
+func (t *Tee) Sinks() []config.Sink { return *t.sinks.Load() }
+
+// SetLogPayloads turns record values in rejection log lines on or off (log.payloads).
+func (t *Tee) SetLogPayloads(on bool) { t.payloads.Store(on) }
+
+// ensureDLQ starts the dead-letter producer when a sink needs one and none runs yet.
+func (t *Tee) ensureDLQ(sinks []config.Sink) error {
+	if t.dlq.Load() != nil {
+		return nil
+	}
+	for _, s := range sinks {
+		if s.OnInvalid != config.OnInvalidDLQ {
+			continue
+		}
+		cl, err := kgo.NewClient(kgo.SeedBrokers(t.bootstrap...), kgo.RecordPartitioner(kgo.RoundRobinPartitioner()))
+		if err != nil {
+			return fmt.Errorf("dead-letter producer: %w", err)
+		}
+		t.dlq.Store(cl)
+		return nil
+	}
+	return nil
+}
+
+// logRejected writes the one log line of a rejected partition; record values only under
+// log.payloads.
+func (t *Tee) logRejected(c proxy.ConnInfo, p *partitionPlan) {
+	attrs := []any{"client", c.RemoteAddr, "client_id", c.ClientID, "topic", p.topic, "partition", p.partition,
+		"table", p.tableName(), "code", p.rejectCode, "invalid_records", len(p.invalid), "reason", p.rejectMessage}
+	if t.payloads.Load() && len(p.invalid) > 0 {
+		values := make([]string, len(p.invalid))
+		for i, bad := range p.invalid {
+			v := bad.value
+			if len(v) > maxLoggedPayload {
+				v = v[:maxLoggedPayload]
+			}
+			values[i] = string(v)
+		}
+		attrs = append(attrs, "payloads", values)
+	}
+	t.log.Warn("rejected produce partition", attrs...)
+}
+
+// Ready reports whether rows can be written: the OpenMLDB catalog lists at least one tablet and
+// every tablet accepts a TCP connection within ctx.
+func (t *Tee) Ready(ctx context.Context) error {
+	tablets := t.store.Tablets()
+	if len(tablets) == 0 {
+		return errors.New("OpenMLDB catalog lists no tablets")
+	}
+	names := make([]string, 0, len(tablets))
+	for name := range tablets {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	errs := make([]error, len(names))
+	var wg sync.WaitGroup
+	for i, name := range names {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var d net.Dialer
+			c, err := d.DialContext(ctx, "tcp", tablets[name])
+			if err != nil {
+				errs[i] = fmt.Errorf("OpenMLDB tablet %s unreachable: %w", name, err)
+				return
+			}
+			_ = c.Close()
+		}()
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// RPCMetrics are the OpenMLDB RPC series per tablet endpoint; Observe is the openmldb.Options
+// OnRPC hook.
+type RPCMetrics struct {
+	latency *prometheus.HistogramVec
+	errors  *prometheus.CounterVec
+
+	mu     sync.RWMutex
+	series map[string]rpcSeries // by endpoint: resolved once, then read-locked lookups only
+}
+
+type rpcSeries struct {
+	latency prometheus.Observer
+	errors  prometheus.Counter
+}
+
+// NewRPCMetrics creates the OpenMLDB RPC metrics and registers them with reg (nil: unregistered).
+func NewRPCMetrics(reg prometheus.Registerer) *RPCMetrics {
+	m := &RPCMetrics{
+		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "okp_openmldb_rpc_seconds",
+			Help:    "OpenMLDB RPC latency (Puts, DDL, reads) per tablet or nameserver endpoint.",
+			Buckets: prometheus.ExponentialBuckets(0.00005, 2, 18)}, []string{"endpoint"}),
+		errors: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "okp_openmldb_rpc_errors_total",
+			Help: "OpenMLDB RPCs that failed (connection, timeout or brpc error) per endpoint; a failed dial counts too."}, []string{"endpoint"}),
+		series: map[string]rpcSeries{},
+	}
+	if reg != nil {
+		reg.MustRegister(m.latency, m.errors)
+	}
+	return m
+}
+
+// Observe records one RPC (d is 0 for a failed dial).
+func (m *RPCMetrics) Observe(endpoint string, d time.Duration, err error) {
+	m.mu.RLock()
+	s, ok := m.series[endpoint]
+	m.mu.RUnlock()
+	if !ok {
+		m.mu.Lock()
+		if s, ok = m.series[endpoint]; !ok {
+			s = rpcSeries{latency: m.latency.WithLabelValues(endpoint), errors: m.errors.WithLabelValues(endpoint)}
+			m.series[endpoint] = s
+		}
+		m.mu.Unlock()
+	}
+	if err != nil {
+		s.errors.Inc()
+		return
+	}
+	s.latency.Observe(d.Seconds())
+}

@@ -1,0 +1,247 @@
+package tee
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/openmldb-kafka-proxy/openmldb-kafka-proxy/config"
+	"github.com/openmldb-kafka-proxy/openmldb-kafka-proxy/openmldb"
+	"github.com/openmldb-kafka-proxy/openmldb-kafka-proxy/proxy"
+)
+
+// storeJob is one partition the broker accepted, with its answer to mark on failure (nil for
+// acks=0).
+type storeJob struct {
+	plan *partitionPlan
+	part *kmsg.ProduceResponseTopicPartition
+}
+
+// finishProduce writes the rows of every partition the broker accepted, marking partitions whose
+// rows did not all reach OpenMLDB before the deadline with a retriable error. The writes of all
+// partitions are started from this goroutine (they complete through callbacks) and then awaited;
+// only a partition whose start would block (a dead-letter produce, or an earlier attempt at the
+// same batch still writing) gets a goroutine of its own, so it cannot hold the others back.
+func (t *Tee) finishProduce(ctx context.Context, c proxy.ConnInfo, plans []*partitionPlan, resp *kmsg.ProduceResponse, deadline time.Time) {
+	ctx, cancel := context.WithDeadline(ctx, deadline)
+	defer cancel()
+	var jobs []storeJob
+	for _, p := range plans {
+		if p.reject {
+			continue
+		}
+		var part *kmsg.ProduceResponseTopicPartition
+		if resp != nil {
+			part = findPartition(resp, p.topic, p.partition)
+			if part == nil || part.ErrorCode != 0 {
+				continue // the broker refused it; the client retries and the rows come again
+			}
+		}
+		jobs = append(jobs, storeJob{p, part})
+	}
+	if len(jobs) == 1 {
+		t.report(c, jobs[0], t.storePartition(ctx, jobs[0].plan, jobs[0].part))
+		return
+	}
+	writes := make([]*rowWrite, len(jobs))
+	var wg sync.WaitGroup
+	for i, j := range jobs {
+		w, msg, started := t.startStore(ctx, j.plan, j.part, false)
+		if !started {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				t.report(c, j, t.storePartition(ctx, j.plan, j.part))
+			}()
+			continue
+		}
+		if w == nil {
+			t.report(c, j, msg)
+			continue
+		}
+		writes[i] = w
+	}
+	for i, w := range writes {
+		if w != nil {
+			t.report(c, jobs[i], w.wait(ctx))
+		}
+	}
+	wg.Wait()
+}
+
+// report marks a partition whose rows are not all stored (msg != "") in the client's answer,
+// or logs and counts it for acks=0.
+func (t *Tee) report(c proxy.ConnInfo, j storeJob, msg string) {
+	if msg == "" {
+		return
+	}
+	if j.part != nil {
+		j.part.ErrorCode = codeRowsMissingAfterAppend
+		j.part.ErrorMessage = &msg
+		return
+	}
+	t.log.Error("acks=0 produce: rows not stored", "client", c.RemoteAddr, "topic", j.plan.topic, "partition", j.plan.partition, "reason", msg)
+	t.metrics.acks0Failures.Inc()
+}
+
+// storePartition writes one partition's rows (only the missing ones for an idempotent retry)
+// and dead-letters its invalid records. It returns "" on success or what the client should read.
+func (t *Tee) storePartition(ctx context.Context, p *partitionPlan, part *kmsg.ProduceResponseTopicPartition) string {
+	w, msg, _ := t.startStore(ctx, p, part, true)
+	if w == nil {
+		return msg
+	}
+	return w.wait(ctx)
+}
+
+// rowWrite is one partition's rows being written to OpenMLDB.
+type rowWrite struct {
+	p    *partitionPlan
+	rows int // rows written by this attempt
+	done chan writeOutcome
+}
+
+type writeOutcome struct {
+	failed   int
+	firstErr error
+}
+
+// startStore dead-letters the partition's invalid records and starts writing its rows. It
+// returns the write in progress, or nil and the outcome ("" when there is nothing to write).
+// With mayBlock false it does not wait for anything: when it would have to (a dead-letter
+// produce, or an earlier attempt at the same batch still writing), it does nothing and reports
+// started false.
+func (t *Tee) startStore(ctx context.Context, p *partitionPlan, part *kmsg.ProduceResponseTopicPartition, mayBlock bool) (w *rowWrite, msg string, started bool) {
+	if len(p.invalid) > 0 && p.sink.OnInvalid == config.OnInvalidDLQ {
+		if !mayBlock {
+			return nil, "", false
+		}
+		var base int64 = -1
+		if part != nil {
+			base = part.BaseOffset
+		}
+		if err := t.deadLetter(ctx, p, base); err != nil {
+			return nil, fmt.Sprintf("dead-letter topic %s: %v", p.sink.DLQTopic, err), true
+		}
+	}
+	if len(p.rows) == 0 || p.state == nil {
+		return nil, "", true
+	}
+	var todo []bool
+	release := func([]bool) {}
+	if p.idempotent() {
+		key := producerPartition{producerID: p.producerID, epoch: p.epoch, topic: p.topic, partition: p.partition}
+		if mayBlock {
+			var err error
+			todo, release, err = t.ledger.acquire(ctx, key, p.baseSequence, len(p.rows))
+			if err != nil {
+				return nil, fmt.Sprintf("an earlier attempt at this batch is still writing to OpenMLDB table %s; retry", p.tableName()), true
+			}
+		} else {
+			var ok bool
+			if todo, release, ok = t.ledger.tryAcquire(key, p.baseSequence, len(p.rows)); !ok {
+				return nil, "", false
+			}
+		}
+	}
+	// rows and at (each row's index in p.rows) are the plan's own slices when every row is
+	// written, the usual case.
+	rows, at := p.rows, []int(nil)
+	if todo != nil && !allTrue(todo) {
+		rows = make([]openmldb.Row, 0, len(p.rows))
+		at = make([]int, 0, len(p.rows))
+		for i, need := range todo {
+			if need {
+				rows = append(rows, p.rows[i])
+				at = append(at, i)
+			}
+		}
+		t.metrics.rowsDeduplicated.WithLabelValues(p.tableName()).Add(float64(len(p.rows) - len(rows)))
+	}
+	if len(rows) == 0 {
+		release(nil)
+		return nil, "", true
+	}
+	if p.transactional {
+		// Held until EndTxn; a retried batch of the same transaction is held only once.
+		t.txns.hold(p.producerID, p.epoch, p.state, p.sink.ExactlyOnce, rows)
+		all := make([]bool, len(p.rows))
+		for i := range all {
+			all[i] = true
+		}
+		release(all)
+		return nil, "", true
+	}
+
+	// The write runs detached from the request: when the client's deadline passes first, the
+	// Puts still out may land, and the ledger must learn their outcome before a retry decides
+	// what is missing. It completes through a callback (on the OpenMLDB client's reader), so
+	// no goroutine waits for it.
+	w = &rowWrite{p: p, rows: len(rows), done: make(chan writeOutcome, 1)}
+	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), DefaultWriteTimeout)
+	start := time.Now()
+	table := p.tableName()
+	t.store.WriteAsync(wctx, p.state.table, rows, openmldb.WriteOptions{PutIfAbsent: p.sink.ExactlyOnce, Validated: true}, func(errs []error) {
+		cancel()
+		t.metrics.writeLatency.WithLabelValues(table).Observe(time.Since(start).Seconds())
+		var stored []bool
+		if p.idempotent() {
+			stored = make([]bool, len(p.rows))
+		}
+		var o writeOutcome
+		for j, err := range errs {
+			if err == nil {
+				if stored != nil {
+					if at != nil {
+						stored[at[j]] = true
+					} else {
+						stored[j] = true
+					}
+				}
+				continue
+			}
+			o.failed++
+			if o.firstErr == nil {
+				o.firstErr = err
+			}
+		}
+		release(stored)
+		t.metrics.rowsWritten.WithLabelValues(table).Add(float64(len(rows) - o.failed))
+		t.metrics.rowsFailed.WithLabelValues(table).Add(float64(o.failed))
+		w.done <- o
+	})
+	return w, "", true
+}
+
+// wait waits for the write until ctx ends and returns "" or what the client should read.
+func (w *rowWrite) wait(ctx context.Context) string {
+	p := w.p
+	var o writeOutcome
+	select {
+	case o = <-w.done:
+	case <-ctx.Done():
+		return fmt.Sprintf("the batch is in Kafka but its %d rows were still being written to OpenMLDB table %s when the request timeout expired; retry",
+			w.rows, p.tableName())
+	}
+	if o.failed == 0 {
+		return ""
+	}
+	how := "an idempotent retry writes only the missing rows"
+	if !p.idempotent() {
+		how = "the producer is not idempotent, so a retry appends the batch to Kafka again and rewrites all its rows"
+	}
+	return fmt.Sprintf("the batch is in Kafka but %d of %d rows are not stored in OpenMLDB table %s (%v); %s",
+		o.failed, len(p.rows), p.tableName(), o.firstErr, how)
+}
+
+func allTrue(b []bool) bool {
+	for _, v := range b {
+		if !v {
+			return false
+		}
+	}
+	return true
+}
