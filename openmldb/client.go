@@ -13,7 +13,7 @@ import (
 // Default option values.
 const (
 	DefaultRPCTimeout  = 20 * time.Second // the SDK's --request_timeout_ms
-	DefaultMaxInFlight = 256
+	DefaultMaxInFlight = 1024
 	DefaultUser        = "root"
 )
 
@@ -33,7 +33,7 @@ type Options struct {
 	Password string
 	// RPCTimeout bounds each RPC (also by the caller's context); default 20s.
 	RPCTimeout time.Duration
-	// MaxInFlight bounds the Puts in flight across all writes; default 256.
+	// MaxInFlight bounds the Puts in flight across all writes; default 1024.
 	MaxInFlight int
 	// Logger receives diagnostics; default slog.Default().
 	Logger *slog.Logger

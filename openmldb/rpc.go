@@ -13,6 +13,7 @@ import (
 	"net"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"google.golang.org/protobuf/proto"
@@ -146,6 +147,7 @@ type pending struct {
 type rpcConn struct {
 	addr string
 	nc   net.Conn
+	raw  syscall.RawConn // nc's socket, for writes that must not block; nil when not a socket
 	log  *slog.Logger
 
 	wmu      sync.Mutex
@@ -174,6 +176,11 @@ func newRPCConn(nc net.Conn, addr string, auth []byte, log *slog.Logger) *rpcCon
 		auth:    auth,
 		pending: make(map[int64]pending),
 		closed:  make(chan struct{}),
+	}
+	if sc, ok := nc.(syscall.Conn); ok {
+		if raw, err := sc.SyscallConn(); err == nil {
+			c.raw = raw
+		}
 	}
 	go c.readLoop()
 	go c.sweepLoop()
@@ -208,7 +215,7 @@ func (c *rpcConn) fail(err error) {
 func (c *rpcConn) start(ctx context.Context, deadline time.Time, id int64, cb callback,
 	build func(dst []byte, auth []byte) ([]byte, error)) {
 	if c.enqueue(ctx, deadline, id, cb, build) {
-		c.flush()
+		c.flush(true)
 	}
 }
 
@@ -264,21 +271,35 @@ func (c *rpcConn) enqueue(ctx context.Context, deadline time.Time, id int64, cb 
 // writer and also writes the frames other callers append meanwhile, so concurrent calls
 // coalesce into few system calls without a hand-off to another goroutine, and each caller's
 // issue order is kept on the wire. A caller finding a write in progress returns at once: the
-// writer picks its frames up before it stops.
-func (c *rpcConn) flush() {
+// writer picks its frames up before it stops. With wait false the caller never blocks on a
+// full socket (a stalled tablet): what the socket does not take at once is written by a
+// goroutine.
+func (c *rpcConn) flush(wait bool) {
 	c.wmu.Lock()
 	if c.writing {
 		c.wmu.Unlock()
 		return
 	}
 	c.writing = true
+	c.writeQueued(wait)
+}
+
+// writeQueued writes wbuf until it is empty. c.writing is set and wmu held on entry; both are
+// released on return (or handed to the goroutine finishing a write the socket did not take).
+func (c *rpcConn) writeQueued(wait bool) {
 	for len(c.wbuf) > 0 {
 		buf := c.wbuf
 		c.wbuf = c.spare[:0]
 		c.wmu.Unlock()
-		werr := c.nc.SetWriteDeadline(time.Now().Add(writeTimeout))
-		if werr == nil {
-			_, werr = c.nc.Write(buf)
+		var n int
+		var werr error
+		if wait || c.raw == nil {
+			werr = c.nc.SetWriteDeadline(time.Now().Add(writeTimeout))
+			if werr == nil {
+				n, werr = c.nc.Write(buf)
+			}
+		} else {
+			n, werr = tryWrite(c.raw, buf)
 		}
 		c.wmu.Lock()
 		if werr != nil {
@@ -286,6 +307,22 @@ func (c *rpcConn) flush() {
 			c.writing = false
 			c.wmu.Unlock()
 			c.fail(fmt.Errorf("write: %w", werr))
+			return
+		}
+		if n < len(buf) {
+			// The socket is full: the rest goes back in front of what was queued meanwhile,
+			// and a goroutine waits until the tablet reads it.
+			rest := append(buf[:0], buf[n:]...)
+			rest = append(rest, c.wbuf...)
+			if cap(c.wbuf) <= 1<<20 {
+				c.spare = c.wbuf[:0]
+			}
+			c.wbuf = rest
+			c.wmu.Unlock() // writing stays set: the goroutine is the writer now
+			go func() {
+				c.wmu.Lock()
+				c.writeQueued(true)
+			}()
 			return
 		}
 		if cap(buf) <= 1<<20 {

@@ -330,17 +330,18 @@ func (c *Client) issuePuts(ctx context.Context, t *Table, ops []putOp, pending [
 		}
 	}
 	var queued []*rpcConn // connections holding frames not yet written
-	flush := func() {
+	flush := func(wait bool) {
 		for _, rc := range queued {
-			rc.flush()
+			rc.flush(wait)
 		}
 		queued = queued[:0]
 	}
 	var lastAddr string
 	var lastConn *rpcConn
 	deadline := c.pool.deadline(ctx)
-	// issue sends pending[from:]. When it would have to wait (for an in-flight slot or a dial)
-	// it hands the rest to a goroutine, so the caller never blocks past its own deadline.
+	// issue sends pending[from:]. When it would have to wait (for an in-flight slot, a dial or
+	// a full socket) it hands the rest to a goroutine, so the caller never blocks past its own
+	// deadline.
 	var issue func(from int, mayBlock bool)
 	issue = func(from int, mayBlock bool) {
 		n := len(pending)
@@ -363,7 +364,7 @@ func (c *Client) issuePuts(ctx context.Context, t *Table, ops []putOp, pending [
 			if addr != lastAddr || rc == nil || rc.isDead() {
 				rc = c.pool.live(addr)
 				if rc == nil && !mayBlock {
-					flush()
+					flush(false)
 					go issue(i, true)
 					return
 				}
@@ -371,7 +372,7 @@ func (c *Client) issuePuts(ctx context.Context, t *Table, ops []putOp, pending [
 			select {
 			case c.inflight <- struct{}{}:
 			default:
-				flush() // our own queued Puts may be what holds the slots
+				flush(mayBlock) // our own queued Puts may be what holds the slots
 				if !mayBlock {
 					go issue(i, true)
 					return
@@ -421,7 +422,7 @@ func (c *Client) issuePuts(ctx context.Context, t *Table, ops []putOp, pending [
 				queued = append(queued, rc)
 			}
 		}
-		flush()
+		flush(mayBlock)
 		complete()
 	}
 	issue(0, false)

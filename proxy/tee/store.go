@@ -183,10 +183,10 @@ func (t *Tee) startStore(ctx context.Context, p *partitionPlan, part *kmsg.Produ
 	w = &rowWrite{p: p, rows: len(rows), done: make(chan writeOutcome, 1)}
 	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), DefaultWriteTimeout)
 	start := time.Now()
-	table := p.tableName()
+	m := p.state.m
 	t.store.WriteAsync(wctx, p.state.table, rows, openmldb.WriteOptions{PutIfAbsent: p.sink.ExactlyOnce, Validated: true}, func(errs []error) {
 		cancel()
-		t.metrics.writeLatency.WithLabelValues(table).Observe(time.Since(start).Seconds())
+		m.writeSeconds.Observe(time.Since(start).Seconds())
 		var stored []bool
 		if p.idempotent() {
 			stored = make([]bool, len(p.rows))
@@ -209,8 +209,10 @@ func (t *Tee) startStore(ctx context.Context, p *partitionPlan, part *kmsg.Produ
 			}
 		}
 		release(stored)
-		t.metrics.rowsWritten.WithLabelValues(table).Add(float64(len(rows) - o.failed))
-		t.metrics.rowsFailed.WithLabelValues(table).Add(float64(o.failed))
+		m.written.Add(float64(len(rows) - o.failed))
+		if o.failed > 0 {
+			m.failed.Add(float64(o.failed))
+		}
 		w.done <- o
 	})
 	return w, "", true

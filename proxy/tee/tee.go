@@ -65,6 +65,7 @@ type Tee struct {
 type tableState struct {
 	table *openmldb.Table
 	conv  *Converter
+	m     tableMetrics
 }
 
 // New builds a Tee. It refuses configurations that cannot work, such as exactly_once on a
@@ -192,7 +193,7 @@ func (t *Tee) table(ctx context.Context, s *config.Sink, topic string, rec *conn
 	if err != nil {
 		return nil, &RecordError{Reason: fmt.Sprintf("table %s.%s: %v", t.db, name, err)}
 	}
-	st = &tableState{table: tbl, conv: conv}
+	st = &tableState{table: tbl, conv: conv, m: t.metrics.forTable(t.db + "." + name)}
 	t.mu.Lock()
 	t.tables[name] = st
 	t.mu.Unlock()
