@@ -9,7 +9,7 @@ import (
 )
 
 func TestSeedConnectorProperties(t *testing.T) {
-	imp, err := LoadConnectorProperties("../../shared/seed/openmldb-sink.properties")
+	imp, err := LoadConnectorProperties("testdata/openmldb-sink.properties")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -116,7 +116,7 @@ func TestSinkValidation(t *testing.T) {
 
 func TestConnectorConfigFlagBothSpellings(t *testing.T) {
 	for _, flag := range []string{"--connector-config", "--connector_config"} {
-		c, err := Load("run", []string{"--kafka.bootstrap", "k:9092", flag, "../../shared/seed/openmldb-sink.properties"}, nil)
+		c, err := Load("run", []string{"--kafka.bootstrap", "k:9092", flag, "testdata/openmldb-sink.properties"}, nil)
 		if err != nil {
 			t.Fatalf("%s: %v", flag, err)
 		}

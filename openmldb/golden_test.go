@@ -13,7 +13,10 @@ import (
 	"time"
 )
 
-const goldenDir = "/work/shared/golden/"
+// goldenDir holds a verbatim copy of the project's shared/golden vectors (bytes produced by
+// OpenMLDB's own code); TestGoldenCopyIsCurrent checks it against shared/ when that is beside the
+// checkout.
+const goldenDir = "testdata/golden/"
 
 type goldenRow struct {
 	Case          string `json:"case"`

@@ -47,6 +47,8 @@ type session struct {
 	free     []*slot
 	rest     int  // bytes of a streamed request frame still to forward
 	finBusy  bool // a Finish runs for the head slot
+	begins   worker[hookItem]
+	finishes worker[*slot]
 
 	// Limits (limits.go): bytes reserved for the frame being read, why reading is paused (0: not
 	// paused), whether a Wake is on its way, and the socket read switch (made on first pause).
@@ -348,7 +350,7 @@ func (s *session) drain() {
 		}
 	}
 	s.hookBusy = true
-	go s.begin(hi)
+	s.begins.submit(s.ctx, hi, s.begin)
 }
 
 // begin runs the hook's Begin off the loop, then acts on its Step on the loop.
@@ -485,8 +487,8 @@ func (s *session) complete(sl *slot, out []byte, resp kmsg.Response) {
 	s.flush()
 }
 
-// flush writes completed head slots in order; a Finish at the head runs on its own goroutine and
-// comes back to the loop when done, holding back every later response meanwhile.
+// flush writes completed head slots in order; a Finish at the head runs on the session's Finish
+// worker and comes back to the loop when done, holding back every later response meanwhile.
 func (s *session) flush() {
 	for {
 		sl := s.slots.front()
@@ -496,7 +498,7 @@ func (s *session) flush() {
 		if sl.finish != nil {
 			if !s.finBusy {
 				s.finBusy = true
-				go s.finish(sl)
+				s.finishes.submit(s.ctx, sl, s.finish)
 			}
 			return
 		}

@@ -13,17 +13,17 @@ import (
 	"github.com/openmldb-kafka-proxy/openmldb-kafka-proxy/openmldb/pb/typepb"
 )
 
-const goldenDir = "../../../shared/golden/"
+// goldenDir is the client package's verbatim copy of shared/golden (only the data is shared with
+// the client, never code).
+const goldenDir = "../testdata/golden/"
 
 func goldenPath(t *testing.T, name string) string {
 	t.Helper()
-	for _, p := range []string{goldenDir + name, "/work/shared/golden/" + name} {
-		if _, err := os.Stat(p); err == nil {
-			return p
-		}
+	p := goldenDir + name
+	if _, err := os.Stat(p); err != nil {
+		t.Fatalf("golden file %s: %v", name, err)
 	}
-	t.Fatalf("golden file %s not found", name)
-	return ""
+	return p
 }
 
 type goldenRow struct {

@@ -21,7 +21,7 @@ func seedMessage(tb testing.TB) []byte {
 	return b
 }
 
-// seedColumns is the table of golden case seed_message (../shared/golden/openmldb-rows.jsonl).
+// seedColumns is the table of golden case seed_message (openmldb/testdata/golden/openmldb-rows.jsonl).
 func seedColumns() []openmldb.Column {
 	return []openmldb.Column{
 		{Name: "c1_int16", Type: openmldb.TypeSmallInt},
