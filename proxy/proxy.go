@@ -167,14 +167,7 @@ func (p *Proxy) BrokerAddr(id int32) (string, bool) {
 
 // Close stops every listener and closes every client and upstream connection.
 func (p *Proxy) Close(ctx context.Context) error {
-	p.mu.Lock()
-	p.closed = true
-	bls := p.brokers
-	p.brokers = nil
-	p.mu.Unlock()
-	for _, bl := range bls {
-		bl.close()
-	}
+	p.closeListeners()
 	p.cancel()
 	if p.engine == nil {
 		return nil
