@@ -21,6 +21,8 @@ const (
 	// streamMin is the smallest request frame forwarded while it still arrives; smaller ones are
 	// taken whole.
 	streamMin = 32 << 10
+	// gatherInitial is the most memory set aside for a gathered frame before its bytes arrive.
+	gatherInitial = 4 << 20
 )
 
 // session is one client connection and its upstream connection. The upstream connection is
@@ -45,8 +47,10 @@ type session struct {
 	slots    fifo       // every expected response, in request order
 	inflight fifo       // slots whose response comes from the broker, in forwarding order
 	free     []*slot
-	rest     int  // bytes of a streamed request frame still to forward
-	finBusy  bool // a Finish runs for the head slot
+	rest     int    // bytes of a streamed request frame still to forward
+	gather   []byte // a large request frame taken whole, filled as it arrives
+	gatherTo int    // the gathered frame's full length; 0 when none is being gathered
+	finBusy  bool   // a Finish runs for the head slot
 	begins   worker[hookItem]
 	finishes worker[*slot]
 
@@ -167,6 +171,12 @@ func (s *session) onTraffic() gnet.Action {
 			s.send(b)
 			continue
 		}
+		if s.gatherTo > 0 {
+			if act, done := s.gatherMore(); !done {
+				return act
+			}
+			continue
+		}
 		if s.p.draining.Load() {
 			return s.pauseReading(pauseDrain)
 		}
@@ -189,12 +199,18 @@ func (s *session) onTraffic() gnet.Action {
 			if !s.reserveFrame(4 + size) {
 				return s.pauseReading(pauseQueued)
 			}
-			if !s.startStream(size, avail) {
-				s.releaseUnslotted()
-				return s.needInput()
-			}
-			s.releaseUnslotted()
 			s.readOn()
+			if s.startStream(size, avail) {
+				s.releaseUnslotted()
+				continue
+			}
+			// Taken whole (intercepted, ApiVersions): collected into a buffer of its own as it
+			// arrives. Left in gnet's inbound ring instead, a 1 MB Produce would be copied on every
+			// read as the ring grows, then once more out of it; this way each byte is copied once
+			// and the buffer goes to the hook without another copy. The reservation stays held.
+			// Memory follows the bytes that came, not the size a header claims, past gatherInitial.
+			s.gatherTo = 4 + size
+			s.gather = make([]byte, 0, min(s.gatherTo, gatherInitial))
 			continue
 		}
 		if !s.reserveFrame(4 + size) {
@@ -210,11 +226,40 @@ func (s *session) onTraffic() gnet.Action {
 			s.p.log.Warn("closing client: malformed request header", "client", s.remote, "err", err)
 			return gnet.Close
 		}
-		if !s.accept(frame, h) {
+		if !s.accept(frame, h, false) {
 			return gnet.Close
 		}
 		s.releaseUnslotted()
 	}
+}
+
+// gatherMore moves buffered bytes into the frame being gathered and accepts it once whole. done
+// is false when onTraffic must return act (more input needed, or the client is closed).
+func (s *session) gatherMore() (act gnet.Action, done bool) {
+	n := min(s.c.InboundBuffered(), s.gatherTo-len(s.gather))
+	if n == 0 {
+		return s.needInput(), false
+	}
+	b, err := s.c.Next(n)
+	if err != nil {
+		return s.fail("read frame", err), false
+	}
+	s.gather = append(s.gather, b...)
+	if len(s.gather) < s.gatherTo {
+		return s.needInput(), false
+	}
+	frame := s.gather
+	s.gather, s.gatherTo = nil, 0
+	h, err := protocol.ParseRequestHeader(frame)
+	if err != nil {
+		s.p.log.Warn("closing client: malformed request header", "client", s.remote, "err", err)
+		return gnet.Close, false
+	}
+	if !s.accept(frame, h, true) {
+		return gnet.Close, false
+	}
+	s.releaseUnslotted()
+	return gnet.None, true
 }
 
 // startStream begins forwarding a frame of size bytes of which avail are buffered. It declines
@@ -267,7 +312,7 @@ func (s *session) send(b []byte) {
 }
 
 // accept handles one whole request frame, which aliases gnet's buffer. False closes the client.
-func (s *session) accept(frame []byte, h protocol.RequestHeader) bool {
+func (s *session) accept(frame []byte, h protocol.RequestHeader, owned bool) bool {
 	s.countRequest(h.Key, h.Version, len(frame))
 	if h.Key == 18 && protocol.ApiVersionsTooNew(h.Version) {
 		sl := s.newSlot(h)
@@ -301,11 +346,14 @@ func (s *session) accept(frame []byte, h protocol.RequestHeader) bool {
 		s.send(frame)
 		return true
 	}
-	cp := append([]byte(nil), frame...)
-	if h.ClientID != nil {
-		h.ClientID = cp[14 : 14+len(h.ClientID)]
+	if !owned {
+		// frame aliases gnet's buffer, which is reused once onTraffic returns; the hook outlives it.
+		frame = append([]byte(nil), frame...)
+		if h.ClientID != nil {
+			h.ClientID = frame[14 : 14+len(h.ClientID)]
+		}
 	}
-	s.hooks = append(s.hooks, hookItem{pos: len(s.pend), frame: cp, hdr: h, slot: sl})
+	s.hooks = append(s.hooks, hookItem{pos: len(s.pend), frame: frame, hdr: h, slot: sl})
 	s.drain()
 	return true
 }
