@@ -28,10 +28,12 @@ type Step struct {
 	// Local, if non-nil, is answered to the client and nothing is forwarded; Finish is not run.
 	Local kmsg.Response
 	// Finish, if non-nil, runs after the broker's response arrived (resp nil for Produce acks=0,
-	// where nothing is sent back), off the event loop, in request order per connection; it returns
-	// the response to send (nil for acks=0). It may block (it waits for OpenMLDB writes) and later
-	// responses on that connection wait behind it. The response it gets already carries the
-	// proxy's broker addresses.
+	// where nothing is sent back), off the event loop; it returns the response to send (nil for
+	// acks=0). It may block (it waits for OpenMLDB writes). Finishes of one connection's answered
+	// requests are started in request order and may run at the same time (up to 8), so Finish
+	// must be safe to call concurrently; responses still leave in request order, later ones
+	// waiting behind an unfinished one. The response it gets already carries the proxy's broker
+	// addresses.
 	Finish func(ctx context.Context, resp kmsg.Response) kmsg.Response
 }
 

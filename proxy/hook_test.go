@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -152,5 +153,76 @@ func TestHookOrderLocalForward(t *testing.T) {
 	}
 	if topics.Has("local-only") {
 		t.Fatal("locally answered CreateTopics reached the broker")
+	}
+}
+
+// barrierHook gives every Produce a Finish that waits until n Finishes have started, then lets
+// them return in reverse order of their start, each stamping the response's throttle.
+type barrierHook struct {
+	n       int
+	mu      sync.Mutex
+	started int
+	all     chan struct{}   // closed when n Finishes have started
+	release []chan struct{} // release[i] lets the i-th started Finish return
+}
+
+func (h *barrierHook) Intercepts(key int16) bool { return key == 0 }
+
+func (h *barrierHook) Begin(context.Context, ConnInfo, kmsg.Request) Step {
+	return Step{Finish: func(ctx context.Context, resp kmsg.Response) kmsg.Response {
+		h.mu.Lock()
+		i := h.started
+		h.started++
+		if h.started == h.n {
+			close(h.all)
+		}
+		h.mu.Unlock()
+		select {
+		case <-h.all:
+		case <-time.After(10 * time.Second):
+			return nil // the test reads no response and fails
+		case <-ctx.Done():
+			return nil
+		}
+		if i+1 < h.n {
+			<-h.release[i+1] // the later Finish returns first
+		}
+		close(h.release[i])
+		pr := resp.(*kmsg.ProduceResponse)
+		pr.ThrottleMillis = 4242
+		return pr
+	}}
+}
+
+// Finishes of one connection's pipelined requests run at the same time (each waits for all the
+// others to start) and responses still leave in request order, although the last Finish returns
+// first.
+func TestFinishesOverlapResponsesInOrder(t *testing.T) {
+	const n = 4
+	c := newCluster(t, kfake.NumBrokers(1), kfake.SeedTopics(1, "t"))
+	hook := &barrierHook{n: n, all: make(chan struct{})}
+	for range n {
+		hook.release = append(hook.release, make(chan struct{}))
+	}
+	p, _ := startProxy(t, c.ListenAddrs(), 1, hook)
+	rc := dialRaw(t, p.Addr())
+	var frames [][]byte
+	for i := range n {
+		frames = append(frames, reqFrame(produceReq("t", 0, -1, fmt.Sprint("v", i)), int32(i+1)))
+	}
+	rc.send(frames...)
+	for i := range n {
+		f, err := rc.read()
+		if err != nil {
+			t.Fatalf("response %d: %v (did the Finishes overlap?)", i+1, err)
+		}
+		var r kmsg.ProduceResponse
+		r.Version = 7
+		corr := int32(f[4])<<24 | int32(f[5])<<16 | int32(f[6])<<8 | int32(f[7])
+		if err := r.ReadFrom(f[8:]); err != nil || corr != int32(i+1) || r.ThrottleMillis != 4242 ||
+			r.Topics[0].Partitions[0].BaseOffset != int64(i) {
+			t.Fatalf("response %d: corr %d, throttle %d, %+v, err %v; want corr %d, throttle 4242, base offset %d",
+				i+1, corr, r.ThrottleMillis, r.Topics, err, i+1, i)
+		}
 	}
 }

@@ -21,6 +21,9 @@ const (
 	// streamMin is the smallest request frame forwarded while it still arrives; smaller ones are
 	// taken whole.
 	streamMin = 32 << 10
+	// maxFinishes bounds the hook Finishes running at once for one connection: enough for a
+	// producer's five in-flight Produce requests per broker with room to spare.
+	maxFinishes = 8
 	// gatherInitial is the most memory set aside for a gathered frame before its bytes arrive.
 	gatherInitial = 4 << 20
 )
@@ -50,7 +53,7 @@ type session struct {
 	rest     int    // bytes of a streamed request frame still to forward
 	gather   []byte // a large request frame taken whole, filled as it arrives
 	gatherTo int    // the gathered frame's full length; 0 when none is being gathered
-	finBusy  bool   // a Finish runs for the head slot
+	finRuns  int    // Finishes running now (at most maxFinishes)
 	begins   worker[hookItem]
 	finishes worker[*slot]
 
@@ -398,7 +401,7 @@ func (s *session) drain() {
 		}
 	}
 	s.hookBusy = true
-	s.begins.submit(s.ctx, hi, s.begin)
+	s.begins.submit(s.ctx, hi, 1, s.begin)
 }
 
 // begin runs the hook's Begin off the loop, then acts on its Step on the loop.
@@ -520,11 +523,13 @@ func (s *session) response(sl *slot, frame []byte) ([]byte, kmsg.Response, error
 	}
 }
 
-// complete marks a slot done and writes every completed slot at the head of the order. out may
-// alias gnet's buffer: it is written now or copied.
+// complete marks a slot done, starts its Finish if it has one, and writes every completed slot
+// at the head of the order. out may alias gnet's buffer: it is written now or copied.
 func (s *session) complete(sl *slot, out []byte, resp kmsg.Response) {
 	sl.done, sl.resp = true, resp
-	if s.slots.front() == sl && sl.finish == nil {
+	if sl.finish != nil {
+		s.startFinishes()
+	} else if s.slots.front() == sl {
 		// The common case: written straight from the broker's bytes.
 		s.slots.pop()
 		s.deliver(sl, out)
@@ -535,24 +540,32 @@ func (s *session) complete(sl *slot, out []byte, resp kmsg.Response) {
 	s.flush()
 }
 
-// flush writes completed head slots in order; a Finish at the head runs on the session's Finish
-// worker and comes back to the loop when done, holding back every later response meanwhile.
+// flush writes completed head slots in order; a slot whose Finish has not come back holds back
+// every later response.
 func (s *session) flush() {
 	for {
 		sl := s.slots.front()
-		if sl == nil || !sl.done {
-			return
-		}
-		if sl.finish != nil {
-			if !s.finBusy {
-				s.finBusy = true
-				s.finishes.submit(s.ctx, sl, s.finish)
-			}
+		if sl == nil || !sl.done || sl.finish != nil {
 			return
 		}
 		s.slots.pop()
 		s.deliver(sl, sl.out)
 		s.recycle(sl)
+	}
+}
+
+// startFinishes starts the Finishes of answered slots, oldest first, up to maxFinishes at once.
+// They overlap, so the OpenMLDB writes of a connection's pipelined Produce requests are in flight
+// together instead of one after another; responses still leave in request order (flush).
+func (s *session) startFinishes() {
+	for i := s.slots.head; i < len(s.slots.buf) && s.finRuns < maxFinishes; i++ {
+		sl := s.slots.buf[i]
+		if sl == nil || !sl.done || sl.finish == nil || sl.finStarted {
+			continue
+		}
+		sl.finStarted = true
+		s.finRuns++
+		s.finishes.submit(s.ctx, sl, s.finRuns, s.finish)
 	}
 }
 
@@ -564,9 +577,10 @@ func (s *session) finish(sl *slot) {
 		out = protocol.AppendResponse(nil, sl.corr, r)
 	}
 	s.onLoop(func() {
-		s.finBusy = false
+		s.finRuns--
 		sl.finish, sl.resp, sl.out = nil, nil, out
 		if !s.closed {
+			s.startFinishes()
 			s.flush()
 		}
 	})

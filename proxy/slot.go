@@ -29,6 +29,8 @@ type slot struct {
 	out    []byte
 	resp   kmsg.Response
 	finish func(context.Context, kmsg.Response) kmsg.Response
+	// finStarted: finish runs on a worker; the slot is delivered once it comes back.
+	finStarted bool
 }
 
 // fifo is a queue of slots.

@@ -2,20 +2,27 @@ package proxy
 
 import "context"
 
-// worker runs a session's hook jobs of one kind (Begin or Finish) on one long-lived goroutine,
+// worker runs a session's hook jobs of one kind (Begin or Finish) on long-lived goroutines,
 // started on first use and ended with the session's context. A goroutine per request cost its
-// start-up and stack growth on every intercepted request; this one keeps its grown stack.
+// start-up and stack growth on every intercepted request; these keep their grown stacks.
 //
-// The session submits a job only when the previous one of the same kind has come back to the
-// loop (hookBusy, finBusy), so at most one job is queued and submit never blocks the loop.
+// Begins run one at a time (the session submits the next when the previous came back, so the
+// request order to the broker holds); Finishes up to maxFinishes at once. The session passes
+// how many jobs are out including the new one, and never more than maxFinishes, so the queue
+// always has room and submit never blocks the loop.
 type worker[T any] struct {
-	jobs chan T
+	jobs    chan T
+	started int
 }
 
-// submit queues v for run, starting the goroutine on first use. It runs on the event loop.
-func (w *worker[T]) submit(ctx context.Context, v T, run func(T)) {
+// submit queues v for run, with busy jobs out counting v; it starts a goroutine when every
+// started one may be busy. It runs on the event loop.
+func (w *worker[T]) submit(ctx context.Context, v T, busy int, run func(T)) {
 	if w.jobs == nil {
-		w.jobs = make(chan T, 1)
+		w.jobs = make(chan T, maxFinishes)
+	}
+	if w.started < busy {
+		w.started++
 		go workLoop(ctx, w.jobs, run)
 	}
 	w.jobs <- v
