@@ -14,6 +14,10 @@ type Hook interface {
 	// Begin runs for each intercepted request in the connection's request order, off the gnet
 	// event loop, BEFORE the request is forwarded and before any later request of the same
 	// connection is forwarded (so idempotent sequence order to the broker is preserved).
+	//
+	// req's byte fields (Produce records among them) alias the request's buffer, which the proxy
+	// reuses once the Step's Finish has returned (Begin, without a Finish): copy what must outlive
+	// that.
 	Begin(ctx context.Context, c ConnInfo, req kmsg.Request) Step
 }
 

@@ -74,7 +74,8 @@ type Proxy struct {
 	// engineDir is the private directory of the engine's unix socket (client TLS only).
 	engineDir string
 	lim       limiter
-	ops       // drain, readiness, in-flight accounting (ops.go)
+	frames    framePool // buffers of gathered request frames (framepool.go)
+	ops                 // drain, readiness, in-flight accounting (ops.go)
 
 	mu      sync.Mutex
 	nodes   map[int32]*node

@@ -78,8 +78,11 @@ type upstream struct{ s *session }
 type hookItem struct {
 	pos   int // offset in pend: bytes before it are forwarded before Begin runs
 	frame []byte
-	hdr   protocol.RequestHeader
-	slot  *slot
+	// pooled: frame came from Proxy.frames and goes back once Begin, the write to the broker and
+	// Finish are done with it.
+	pooled bool
+	hdr    protocol.RequestHeader
+	slot   *slot
 }
 
 func newSession(p *Proxy, c gnet.Conn, node int32) *session {
@@ -213,7 +216,11 @@ func (s *session) onTraffic() gnet.Action {
 			// and the buffer goes to the hook without another copy. The reservation stays held.
 			// Memory follows the bytes that came, not the size a header claims, past gatherInitial.
 			s.gatherTo = 4 + size
-			s.gather = make([]byte, 0, min(s.gatherTo, gatherInitial))
+			if s.gatherTo <= maxPooledFrame {
+				s.gather = s.p.frames.get(s.gatherTo)
+			} else {
+				s.gather = make([]byte, 0, gatherInitial)
+			}
 			continue
 		}
 		if !s.reserveFrame(4 + size) {
@@ -347,6 +354,9 @@ func (s *session) accept(frame []byte, h protocol.RequestHeader, owned bool) boo
 	}
 	if !intercept {
 		s.send(frame)
+		if owned {
+			s.p.frames.put(frame) // send wrote or copied it
+		}
 		return true
 	}
 	if !owned {
@@ -356,7 +366,7 @@ func (s *session) accept(frame []byte, h protocol.RequestHeader, owned bool) boo
 			h.ClientID = frame[14 : 14+len(h.ClientID)]
 		}
 	}
-	s.hooks = append(s.hooks, hookItem{pos: len(s.pend), frame: frame, hdr: h, slot: sl})
+	s.hooks = append(s.hooks, hookItem{pos: len(s.pend), frame: frame, pooled: owned, hdr: h, slot: sl})
 	s.drain()
 	return true
 }
@@ -423,6 +433,14 @@ func (s *session) begin(hi hookItem) {
 	}
 	s.onLoop(func() {
 		s.hookBusy = false
+		// The request's bytes may still be read by Finish (the tee's dead-letter records alias
+		// them); without one they are free once written to the broker (gnet copies what waits).
+		held := false
+		defer func() {
+			if hi.pooled && !held {
+				s.p.frames.put(hi.frame)
+			}
+		}()
 		if s.closed {
 			return
 		}
@@ -437,6 +455,9 @@ func (s *session) begin(hi hookItem) {
 		} else {
 			sl.finish = step.Finish
 			sl.teed = step.Finish != nil
+			if hi.pooled && sl.finish != nil {
+				sl.buf, held = hi.frame, true
+			}
 			if s.up != nil {
 				if _, werr := s.up.Write(frame); werr != nil {
 					s.p.log.Debug("write to broker", "client", s.remote, "err", werr)
@@ -578,7 +599,10 @@ func (s *session) finish(sl *slot) {
 	}
 	s.onLoop(func() {
 		s.finRuns--
-		sl.finish, sl.resp, sl.out = nil, nil, out
+		if sl.buf != nil {
+			s.p.frames.put(sl.buf)
+		}
+		sl.finish, sl.resp, sl.out, sl.buf = nil, nil, out, nil
 		if !s.closed {
 			s.startFinishes()
 			s.flush()

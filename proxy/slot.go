@@ -31,6 +31,8 @@ type slot struct {
 	finish func(context.Context, kmsg.Response) kmsg.Response
 	// finStarted: finish runs on a worker; the slot is delivered once it comes back.
 	finStarted bool
+	// buf is the pooled request frame that finish may still read; it returns to the pool after.
+	buf []byte
 }
 
 // fifo is a queue of slots.

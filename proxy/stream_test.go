@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -55,30 +56,51 @@ func TestLargeFrameStreamedInPieces(t *testing.T) {
 }
 
 // recordsHook intercepts Produce and keeps a copy of every partition's records as the hook saw
-// them, so a test can compare them with what the client sent.
+// them, so a test can compare them with what the client sent. Its Finish checks that the request's
+// bytes are unchanged once every request has begun: a buffer handed back too early would have
+// been refilled by a later one.
 type recordsHook struct {
-	mu   sync.Mutex
-	seen [][]byte // records of each request's first partition, in request order
+	total   int
+	mu      sync.Mutex
+	seen    [][]byte // records of each request's first partition, in request order
+	changed []int    // requests whose records changed under Finish
+	allIn   chan struct{}
 }
 
 func (h *recordsHook) Intercepts(key int16) bool { return key == 0 }
 
 func (h *recordsHook) Begin(_ context.Context, _ ConnInfo, req kmsg.Request) Step {
-	r := req.(*kmsg.ProduceRequest)
+	alias := req.(*kmsg.ProduceRequest).Topics[0].Partitions[0].Records
 	h.mu.Lock()
-	h.seen = append(h.seen, append([]byte(nil), r.Topics[0].Partitions[0].Records...))
+	i := len(h.seen)
+	h.seen = append(h.seen, append([]byte(nil), alias...))
+	if len(h.seen) == h.total {
+		close(h.allIn)
+	}
 	h.mu.Unlock()
-	return Step{}
+	return Step{Finish: func(_ context.Context, resp kmsg.Response) kmsg.Response {
+		select {
+		case <-h.allIn:
+		case <-time.After(10 * time.Second): // the test fails on the count of requests seen
+		}
+		h.mu.Lock()
+		if !bytes.Equal(alias, h.seen[i]) {
+			h.changed = append(h.changed, i+1)
+		}
+		h.mu.Unlock()
+		return resp
+	}}
 }
 
 // Large intercepted requests are gathered whole while they arrive in pieces: the hook sees exactly
-// the bytes sent (one frame past the initial gather buffer, so the buffer grows), the broker stores
-// the records, and responses stay in request order.
+// the bytes sent (one frame past the initial gather buffer, so the buffer grows), pooled buffers
+// are not reused while a Finish may read them, the broker stores the records, and responses stay
+// in request order.
 func TestLargeInterceptedFrameGatheredInPieces(t *testing.T) {
 	ctx := testCtx(t, 60*time.Second)
 	c := newCluster(t, kfake.NumBrokers(1), kfake.SeedTopics(1, "big"),
 		kfake.BrokerConfigs(map[string]string{"message.max.bytes": "16777216"}))
-	hook := &recordsHook{}
+	hook := &recordsHook{total: 5, allIn: make(chan struct{})}
 	p, _ := startProxy(t, c.ListenAddrs(), 1, hook)
 	values := func(n, size int, tag string) []string {
 		var vals []string
@@ -87,14 +109,16 @@ func TestLargeInterceptedFrameGatheredInPieces(t *testing.T) {
 		}
 		return vals
 	}
-	small, huge := values(600, 1000, "a"), values(1, gatherInitial+(1<<20), "b")
+	small, other, huge := values(600, 1000, "a"), values(600, 1000, "c"), values(1, gatherInitial+(1<<20), "b")
 	reqs := map[int32]*kmsg.ProduceRequest{
 		1: produceReq("big", 0, -1, small...),
 		2: produceReq("big", 0, -1, "between"),
 		3: produceReq("big", 0, -1, huge...),
+		4: produceReq("big", 0, -1, other...),
+		5: produceReq("big", 0, -1, small...),
 	}
 	var stream []byte
-	for corr := int32(1); corr <= 3; corr++ {
+	for corr := int32(1); corr <= 5; corr++ {
 		stream = append(stream, reqFrame(reqs[corr], corr)...)
 	}
 	rc := dialRaw(t, p.Addr())
@@ -104,7 +128,7 @@ func TestLargeInterceptedFrameGatheredInPieces(t *testing.T) {
 			time.Sleep(time.Millisecond) // let the proxy see partial frames
 		}
 	}
-	for corr := int32(1); corr <= 3; corr++ {
+	for corr := int32(1); corr <= 5; corr++ {
 		f, err := rc.read()
 		if err != nil {
 			t.Fatal(err)
@@ -128,8 +152,11 @@ func TestLargeInterceptedFrameGatheredInPieces(t *testing.T) {
 			t.Errorf("corr %d: hook saw %d record bytes, client sent %d (or they differ)", corr, len(seen), len(want))
 		}
 	}
+	if len(hook.changed) > 0 {
+		t.Errorf("requests %v changed while their Finish ran", hook.changed)
+	}
 	hook.mu.Unlock()
-	want := append(append(append([]string(nil), small...), "between"), huge...)
+	want := slices.Concat(small, []string{"between"}, huge, other, small)
 	recs := consumeAll(t, ctx, p.Addr(), "big", len(want))
 	for i, r := range recs {
 		if string(r.Value) != want[i] {

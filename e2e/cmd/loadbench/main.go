@@ -24,6 +24,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime/pprof"
 	"strings"
 	"syscall"
 	"time"
@@ -64,6 +65,7 @@ type options struct {
 	store        bool
 	timeout      time.Duration
 	seedMessage  string
+	cpuProfile   string
 }
 
 func parseOptions(args []string, out io.Writer) (options, error) {
@@ -90,6 +92,7 @@ func parseOptions(args []string, out io.Writer) (options, error) {
 	fs.StringVar(&o.proxyArgs, "proxy-args", "", "extra space-separated arguments for the proxy")
 	blackhole := fs.Bool("blackhole", false, "kfake acknowledges without storing records (cheaper broker; default stores, and each round's topic is deleted after it)")
 	fs.DurationVar(&o.timeout, "timeout", 8*time.Minute, "bound on the whole run")
+	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write this process's CPU profile (kfake, the OpenMLDB-compatible cluster, the producer) to this file")
 	smoke := fs.Bool("smoke", false, "tiny run for tests: 1 round, 2000 records/s for 300ms, 2000 full-speed records")
 	if err := fs.Parse(args); err != nil {
 		return o, err
@@ -191,6 +194,18 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	targets, err := targetsFor(o.targets)
 	if err != nil {
 		return err
+	}
+
+	if o.cpuProfile != "" {
+		f, err := os.Create(o.cpuProfile)
+		if err != nil {
+			return fmt.Errorf("cpuprofile: %w", err)
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return fmt.Errorf("cpuprofile: %w", err)
+		}
+		defer pprof.StopCPUProfile()
 	}
 
 	cluster, err := harness.StartKafka(harness.KafkaOptions{Brokers: o.brokers, Partitions: int32(o.partitions), Blackhole: !o.store})

@@ -1,0 +1,46 @@
+package proxy
+
+import (
+	"math/bits"
+	"sync"
+)
+
+// Gathered request frames (large intercepted Produce requests) come from a pool of buffers in
+// power-of-two sizes. A fresh 1 MB buffer per request costs zeroing it and a garbage collection
+// every few hundred requests; a pooled one costs neither. Buffers above maxPooledFrame are
+// allocated as they come and left to the collector.
+const (
+	minPooledShift = 15 // 32 KiB: streamMin, the smallest gathered frame
+	maxPooledShift = 22 // 4 MiB: gatherInitial
+	maxPooledFrame = 1 << maxPooledShift
+)
+
+// framePool holds reusable frame buffers by size class.
+type framePool struct {
+	classes [maxPooledShift - minPooledShift + 1]sync.Pool
+}
+
+// class is the size class whose buffers hold n bytes; n must be at most maxPooledFrame.
+func frameClass(n int) int {
+	shift := bits.Len(uint(n - 1))
+	return max(shift, minPooledShift) - minPooledShift
+}
+
+// get returns an empty buffer with room for n bytes, n ≤ maxPooledFrame.
+func (fp *framePool) get(n int) []byte {
+	c := frameClass(n)
+	if b, ok := fp.classes[c].Get().(*[]byte); ok {
+		return (*b)[:0]
+	}
+	return make([]byte, 0, 1<<(c+minPooledShift))
+}
+
+// put returns a buffer from get once nothing refers to it any more.
+func (fp *framePool) put(b []byte) {
+	n := cap(b)
+	if n < 1<<minPooledShift || n > maxPooledFrame || n&(n-1) != 0 {
+		return // not one of ours
+	}
+	b = b[:0]
+	fp.classes[frameClass(n)].Put(&b)
+}

@@ -1,0 +1,29 @@
+package proxy
+
+import "testing"
+
+// Buffers come in power-of-two classes that hold the size asked for; only such buffers return to
+// the pool, and a returned buffer is handed out again empty.
+func TestFramePoolClasses(t *testing.T) {
+	var fp framePool
+	for _, tc := range []struct{ n, want int }{
+		{1, 32 << 10}, {32 << 10, 32 << 10}, {32<<10 + 1, 64 << 10}, {1 << 20, 1 << 20},
+		{1<<20 + 1, 2 << 20}, {maxPooledFrame, maxPooledFrame},
+	} {
+		if b := fp.get(tc.n); len(b) != 0 || cap(b) != tc.want {
+			t.Errorf("get(%d): len %d cap %d, want 0 and %d", tc.n, len(b), cap(b), tc.want)
+		}
+	}
+	b := append(fp.get(100<<10), "abc"...)
+	fp.put(b)
+	fp.put(make([]byte, 0, 100<<10)) // not a class size: dropped
+	for range 100 {                  // sync.Pool may drop entries, so look a few times
+		if r := fp.get(128 << 10); cap(r) == cap(b) && &r[:1][0] == &b[0] {
+			if len(r) != 0 {
+				t.Fatalf("reused buffer has length %d", len(r))
+			}
+			return
+		}
+	}
+	t.Log("pool dropped the buffer (allowed by sync.Pool)")
+}
