@@ -24,6 +24,8 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime"
+	"runtime/debug"
 	"runtime/pprof"
 	"strings"
 	"syscall"
@@ -273,6 +275,7 @@ func runRound(ctx context.Context, o options, cluster *kfake.Cluster, procs *pro
 			fmt.Fprintf(os.Stderr, "loadbench: delete topic %s: %v\n", topic, err)
 		}
 	}()
+	settle()
 	seeds := cluster.ListenAddrs()
 	if t.viaProxy {
 		seeds = []string{proxy.Addr}
@@ -325,6 +328,17 @@ func runRound(ctx context.Context, o options, cluster *kfake.Cluster, procs *pro
 		}
 	}
 	return rs, nil
+}
+
+// settle lets this process (kfake, the test cluster, the producer) finish collecting what the
+// previous target's full-speed phase left behind, so it does not land on the next target's
+// fixed-rate phase. Without it the target that follows the faster one (more records stored by
+// kfake, more garbage) would pay for it, and alternating the order cannot even that out over an
+// odd number of rounds.
+func settle() {
+	runtime.GC()
+	debug.FreeOSMemory()
+	time.Sleep(200 * time.Millisecond)
 }
 
 // cpuMeter starts measuring the proxy's CPU time; the returned function reports the time used
