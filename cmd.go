@@ -98,7 +98,8 @@ func openTee(ctx context.Context, log *slog.Logger, cfg *config.Config, m teeMet
 		return nil, nil, fmt.Errorf("connect to OpenMLDB: %w", err)
 	}
 	t, err := tee.New(tee.Options{Sinks: cfg.Sinks, Database: cfg.OpenMLDB.Database, Store: store,
-		KafkaBootstrap: cfg.Kafka.Bootstrap, Logger: log, Metrics: m.tee, LogPayloads: cfg.Log.Payloads})
+		KafkaBootstrap: cfg.Kafka.Bootstrap, Logger: log, Metrics: m.tee, LogPayloads: cfg.Log.Payloads,
+		TransactionMaxTimeout: cfg.Kafka.TransactionMaxTimeout})
 	if err != nil {
 		store.Close()
 		return nil, nil, err

@@ -9,6 +9,7 @@ package config
 
 import (
 	"log/slog"
+	"time"
 
 	"github.com/spf13/pflag"
 )
@@ -20,7 +21,9 @@ const (
 	DefaultLogLevel      = "info"
 	DefaultLogFormat     = "text"
 	DefaultZKPath        = "/openmldb"
-	DefaultOpenMLDBUser  = "root"
+	// DefaultTransactionMaxTimeout is Kafka's default transaction.max.timeout.ms.
+	DefaultTransactionMaxTimeout = 15 * time.Minute
+	DefaultOpenMLDBUser          = "root"
 )
 
 // Config is the whole configuration of the proxy.
@@ -66,6 +69,10 @@ type Kafka struct {
 	Bootstrap []string `koanf:"bootstrap"`
 	// TLS originates TLS to the brokers.
 	TLS KafkaTLS `koanf:"tls"`
+	// TransactionMaxTimeout is the brokers' transaction.max.timeout.ms: the tee drops rows held for
+	// a transaction open longer than this whose EndTxn never came through the proxy (the
+	// coordinator has aborted it by then).
+	TransactionMaxTimeout time.Duration `koanf:"transaction_max_timeout"`
 }
 
 // Log configures logging.
@@ -85,6 +92,7 @@ func registerFlags(fs *pflag.FlagSet) {
 	fs.String("advertised_host", "", "host clients are told to dial (default: host of --listen)")
 	fs.StringSlice("broker_ports", nil, "per-broker listener ports as id=port pairs (default: listen port + 1 + node id)")
 	fs.StringSlice("kafka.bootstrap", nil, "upstream brokers, comma-separated host:port")
+	fs.Duration("kafka.transaction_max_timeout", DefaultTransactionMaxTimeout, "the brokers' transaction.max.timeout.ms; rows held for a transaction open longer are dropped (it was aborted)")
 	fs.Int("max_frame_bytes", DefaultMaxFrameBytes, "largest request frame accepted from a client, in bytes")
 	fs.String("log.level", DefaultLogLevel, "log level: debug, info, warn, error")
 	fs.String("log.format", DefaultLogFormat, "log format: text or json")

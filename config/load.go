@@ -8,6 +8,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/knadh/koanf/parsers/yaml"
 	"github.com/knadh/koanf/providers/env/v2"
@@ -174,6 +175,9 @@ func (c *Config) Validate() error {
 		if _, _, err := net.SplitHostPort(b); err != nil {
 			errs = append(errs, fmt.Errorf("kafka.bootstrap: %q is not host:port", b))
 		}
+	}
+	if c.Kafka.TransactionMaxTimeout < time.Second {
+		errs = append(errs, fmt.Errorf("kafka.transaction_max_timeout: %s is below 1s (use the brokers' transaction.max.timeout.ms, default 15m)", c.Kafka.TransactionMaxTimeout))
 	}
 	if c.MaxFrameBytes < 1024 {
 		errs = append(errs, fmt.Errorf("max_frame_bytes: %d is below the 1024-byte minimum", c.MaxFrameBytes))

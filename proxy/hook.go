@@ -6,7 +6,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
-// Hook lets a component intercept selected API keys (the tee takes Produce=0 and EndTxn=26).
+// Hook lets a component intercept selected API keys (the tee takes Produce=0, InitProducerId=22 and EndTxn=26).
 // ApiVersions (18) cannot be intercepted: the proxy clamps it itself.
 type Hook interface {
 	// Intercepts reports whether requests of this key must be decoded and handed to Begin.

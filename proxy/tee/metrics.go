@@ -11,7 +11,7 @@ type Metrics struct {
 	rowsDeadLettered *prometheus.CounterVec
 	tombstones       *prometheus.CounterVec
 	batchesRejected  *prometheus.CounterVec
-	txnRowsDropped   prometheus.Counter
+	txnRowsDropped   *prometheus.CounterVec
 	acks0Failures    prometheus.Counter
 	writeLatency     *prometheus.HistogramVec
 	produceLatency   *prometheus.HistogramVec
@@ -35,8 +35,9 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "Records with a null value, skipped."}, table),
 		batchesRejected: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "okp_tee_partitions_rejected_total",
 			Help: "Produce partitions answered with an error before reaching the broker."}, table),
-		txnRowsDropped: prometheus.NewCounter(prometheus.CounterOpts{Name: "okp_tee_txn_rows_dropped_total",
-			Help: "Held rows of aborted transactions."}),
+		txnRowsDropped: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "okp_tee_txn_rows_dropped_total",
+			Help: "Held rows of transactions that will not commit: reason aborted (EndTxn abort), fenced (InitProducerId bumped the epoch), expired (open longer than kafka.transaction_max_timeout)."},
+			[]string{"reason"}),
 		acks0Failures: prometheus.NewCounter(prometheus.CounterOpts{Name: "okp_tee_acks0_write_failures_total",
 			Help: "acks=0 partitions whose rows were not all stored (the producer cannot be told)."}),
 		writeLatency: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "okp_tee_openmldb_write_seconds",

@@ -51,6 +51,8 @@ type partitionPlan struct {
 	epoch         int16
 	baseSequence  int32
 	transactional bool
+	// transactionalID is the request's transactional id ("" for none).
+	transactionalID string
 
 	// reject is set when the partition must not reach the broker: code and message for the
 	// client, with per-record errors when records are at fault.
@@ -87,9 +89,14 @@ func (t *Tee) beginProduce(ctx context.Context, c proxy.ConnInfo, req *kmsg.Prod
 			continue
 		}
 		for pi := range tp.Partitions {
-			plans = append(plans, t.planPartition(ctx, sink, tp.Topic, tp.Partitions[pi].Partition, tp.Partitions[pi].Records))
+			p := t.planPartition(ctx, sink, tp.Topic, tp.Partitions[pi].Partition, tp.Partitions[pi].Records)
+			if req.TransactionID != nil {
+				p.transactionalID = *req.TransactionID
+			}
+			plans = append(plans, p)
 		}
 	}
+	t.txns.sweep(time.Now())
 	if len(plans) == 0 {
 		return proxy.Step{}
 	}

@@ -167,7 +167,7 @@ func (t *Tee) startStore(ctx context.Context, p *partitionPlan, part *kmsg.Produ
 	}
 	if p.transactional {
 		// Held until EndTxn; a retried batch of the same transaction is held only once.
-		t.txns.hold(p.producerID, p.epoch, p.state, p.sink.ExactlyOnce, rows)
+		t.txns.hold(p.transactionalID, txnKey{p.producerID, p.epoch}, p.state, p.sink.ExactlyOnce, rows)
 		all := make([]bool, len(p.rows))
 		for i := range all {
 			all[i] = true

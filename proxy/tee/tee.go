@@ -37,7 +37,14 @@ type Options struct {
 	Metrics        *Metrics // nil: a private, unregistered set
 	// LogPayloads includes the invalid records' values in the log line of a rejected partition.
 	LogPayloads bool
+	// TransactionMaxTimeout is the brokers' transaction.max.timeout.ms: rows of a transaction
+	// held longer than this without its EndTxn passing through are dropped, since the coordinator
+	// has aborted it by then (0: DefaultTransactionMaxTimeout).
+	TransactionMaxTimeout time.Duration
 }
+
+// DefaultTransactionMaxTimeout is Kafka's default transaction.max.timeout.ms.
+const DefaultTransactionMaxTimeout = 15 * time.Minute
 
 // Tee implements proxy.Hook.
 type Tee struct {
@@ -88,9 +95,17 @@ func New(opts Options) (*Tee, error) {
 	t := &Tee{
 		db: opts.Database, store: opts.Store, log: log, metrics: m, bootstrap: opts.KafkaBootstrap,
 		parser: connect.NewParser(256), dec: kgo.DefaultDecompressor(),
-		ledger: newLedger(0), txns: newHeldRows(),
+		ledger: newLedger(0),
 		tables: map[string]*tableState{}, creating: map[string]*sync.Mutex{},
 	}
+	maxAge := opts.TransactionMaxTimeout
+	if maxAge == 0 {
+		maxAge = DefaultTransactionMaxTimeout
+	}
+	t.txns = newHeldRows(maxAge, func(reason string, rows int) {
+		t.metrics.txnRowsDropped.WithLabelValues(reason).Add(float64(rows))
+		t.log.Warn("held rows of a transaction that will not commit dropped", "reason", reason, "rows", rows)
+	})
 	t.sinks.Store(&opts.Sinks)
 	t.payloads.Store(opts.LogPayloads)
 	if err := t.ensureDLQ(opts.Sinks); err != nil {
@@ -147,7 +162,7 @@ func (t *Tee) Close() {
 }
 
 // Intercepts claims Produce (to tee records) and EndTxn (to release held transactional rows).
-func (t *Tee) Intercepts(key int16) bool { return key == 0 || key == 26 }
+func (t *Tee) Intercepts(key int16) bool { return key == 0 || key == 22 || key == 26 }
 
 // Begin dispatches an intercepted request.
 func (t *Tee) Begin(ctx context.Context, c proxy.ConnInfo, req kmsg.Request) proxy.Step {
@@ -156,6 +171,8 @@ func (t *Tee) Begin(ctx context.Context, c proxy.ConnInfo, req kmsg.Request) pro
 		return t.beginProduce(ctx, c, r)
 	case *kmsg.EndTxnRequest:
 		return t.beginEndTxn(r)
+	case *kmsg.InitProducerIDRequest:
+		return t.beginInitProducerID(r)
 	}
 	return proxy.Step{}
 }

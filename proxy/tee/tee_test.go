@@ -87,6 +87,12 @@ const partitions = 6
 
 func startEnv(t *testing.T, sinks []config.Sink, topics ...string) *env {
 	t.Helper()
+	return startEnvWith(t, nil, sinks, topics...)
+}
+
+// startEnvWith is startEnv with a chance to adjust the tee's options.
+func startEnvWith(t *testing.T, adjust func(*tee.Options), sinks []config.Sink, topics ...string) *env {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	e := &env{}
@@ -114,8 +120,12 @@ func startEnv(t *testing.T, sinks []config.Sink, topics ...string) *env {
 		t.Fatal(err)
 	}
 	e.reg = prometheus.NewRegistry()
-	tt, err := tee.New(tee.Options{Sinks: sinks, Database: "kafka_test", Store: e.store, KafkaBootstrap: e.kafka.ListenAddrs(),
-		Logger: logger, Metrics: tee.NewMetrics(e.reg)})
+	opts := tee.Options{Sinks: sinks, Database: "kafka_test", Store: e.store, KafkaBootstrap: e.kafka.ListenAddrs(),
+		Logger: logger, Metrics: tee.NewMetrics(e.reg)}
+	if adjust != nil {
+		adjust(&opts)
+	}
+	tt, err := tee.New(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -424,6 +434,98 @@ func TestTransactionRowsLandOnlyOnCommit(t *testing.T) {
 	}
 	if len(rows) != 11 || !ids[0] || !ids[100] || !ids[109] || ids[200] {
 		t.Fatalf("table has %d rows with ids %v; want 0 and 100..109 only", len(rows), ids)
+	}
+}
+
+// metricWith is the value of a tee counter's series with label=value.
+func (e *env) metricWith(t *testing.T, name, label, value string) float64 {
+	t.Helper()
+	mfs, err := e.reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, lp := range m.GetLabel() {
+				if lp.GetName() == label && lp.GetValue() == value {
+					return m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	return 0
+}
+
+// Rows held for a transaction whose EndTxn never comes through are released: when a new producer
+// with the same transactional id fences it (InitProducerId bumps the epoch), and when it is older
+// than the brokers' transaction.max.timeout.ms. Neither ever reaches the table; the fencing
+// producer's own committed rows do.
+func TestHeldTransactionsReleasedWhenFencedOrExpired(t *testing.T) {
+	const maxAge = 700 * time.Millisecond
+	e := startEnvWith(t, func(o *tee.Options) { o.TransactionMaxTimeout = maxAge },
+		[]config.Sink{{Topics: []string{"topic1"}, AutoCreate: true}}, "topic1")
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	plain := e.client(t)
+	if err := plain.ProduceSync(ctx, &kgo.Record{Topic: "topic1", Value: []byte(seedRow(0))}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	produceInTxn := func(cl *kgo.Client, first, n int) {
+		t.Helper()
+		if err := cl.BeginTransaction(); err != nil {
+			t.Fatal(err)
+		}
+		for i := first; i < first+n; i++ {
+			if err := cl.ProduceSync(ctx, &kgo.Record{Topic: "topic1", Value: []byte(seedRow(i))}).FirstErr(); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	const dropped = "okp_tee_txn_rows_dropped_total"
+
+	// Fenced: the first instance holds 5 rows and disappears; a second instance with the same
+	// transactional id starts, commits 3 rows of its own.
+	old := e.client(t, kgo.TransactionalID("fenced-app"))
+	produceInTxn(old, 100, 5)
+	fresh := e.client(t, kgo.TransactionalID("fenced-app"))
+	produceInTxn(fresh, 200, 3)
+	if got := e.metricWith(t, dropped, "reason", "fenced"); got != 5 {
+		t.Fatalf("fenced rows dropped %v, want 5", got)
+	}
+	if err := fresh.EndTransaction(ctx, kgo.TryCommit); err != nil {
+		t.Fatal(err)
+	}
+
+	// Expired: 4 rows held, then nothing from that producer for longer than maxAge; the next
+	// request through the tee sweeps them.
+	stale := e.client(t, kgo.TransactionalID("stale-app"))
+	produceInTxn(stale, 300, 4)
+	if got := e.metricWith(t, dropped, "reason", "expired"); got != 0 {
+		t.Fatalf("rows expired before their time: %v", got)
+	}
+	time.Sleep(maxAge + maxAge/2)
+	if err := plain.ProduceSync(ctx, &kgo.Record{Topic: "topic1", Value: []byte(seedRow(1))}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	if got := e.metricWith(t, dropped, "reason", "expired"); got != 4 {
+		t.Fatalf("expired rows dropped %v, want 4", got)
+	}
+
+	ids := map[int64]bool{}
+	for _, r := range e.tableRows(t, "topic1") {
+		ids[r[2].I] = true
+	}
+	want := map[int64]bool{0: true, 1: true, 200: true, 201: true, 202: true}
+	if len(ids) != len(want) {
+		t.Fatalf("table ids %v, want %v", ids, want)
+	}
+	for id := range want {
+		if !ids[id] {
+			t.Fatalf("table ids %v, want %v", ids, want)
+		}
 	}
 }
 

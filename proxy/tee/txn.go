@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -26,40 +28,116 @@ type heldGroup struct {
 	rows        []openmldb.Row
 }
 
-// heldRows keeps the rows of open transactions until their EndTxn: OpenMLDB has no
-// transactions, so rows become visible only once Kafka has committed them, and never if the
-// transaction aborts.
-type heldRows struct {
-	mu   sync.Mutex
-	txns map[txnKey][]heldGroup
+// heldTxn is what one open transaction holds.
+type heldTxn struct {
+	transactionalID string
+	groups          []heldGroup
+	since           time.Time // when its first rows were held
+	// committed: Kafka committed but some rows failed to write; they wait for the client's
+	// EndTxn retry and are never dropped by fencing or age.
+	committed bool
 }
 
-func newHeldRows() *heldRows { return &heldRows{txns: map[txnKey][]heldGroup{}} }
+// Reasons held rows are dropped (the reason label of okp_tee_txn_rows_dropped_total).
+const (
+	dropAborted = "aborted" // EndTxn abort passed through
+	dropFenced  = "fenced"  // InitProducerId for the same transactional id bumped the epoch or id
+	dropExpired = "expired" // open longer than kafka.transaction_max_timeout
+)
 
-func (h *heldRows) hold(producerID int64, epoch int16, st *tableState, putIfAbsent bool, rows []openmldb.Row) {
+// heldRows keeps the rows of open transactions until their EndTxn: OpenMLDB has no
+// transactions, so rows become visible only once Kafka has committed them, and never if the
+// transaction aborts. A transaction whose EndTxn never comes through the proxy (the producer
+// crashed and the coordinator aborted it on timeout, or a new instance fenced it) is released by
+// fencing or by age, so memory stays bounded.
+type heldRows struct {
+	maxAge  time.Duration
+	dropped func(reason string, rows int)
+	// nextSweep (unix ns) makes sweep a single atomic load on most requests.
+	nextSweep atomic.Int64
+
+	mu   sync.Mutex
+	txns map[txnKey]*heldTxn
+}
+
+func newHeldRows(maxAge time.Duration, dropped func(reason string, rows int)) *heldRows {
+	return &heldRows{maxAge: maxAge, dropped: dropped, txns: map[txnKey]*heldTxn{}}
+}
+
+func (h *heldRows) hold(transactionalID string, k txnKey, st *tableState, putIfAbsent bool, rows []openmldb.Row) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	k := txnKey{producerID, epoch}
-	h.txns[k] = append(h.txns[k], heldGroup{state: st, putIfAbsent: putIfAbsent, rows: rows})
+	tx := h.txns[k]
+	if tx == nil {
+		tx = &heldTxn{transactionalID: transactionalID, since: time.Now()}
+		h.txns[k] = tx
+	}
+	tx.groups = append(tx.groups, heldGroup{state: st, putIfAbsent: putIfAbsent, rows: rows})
 }
 
 // take removes and returns the transaction's rows.
 func (h *heldRows) take(k txnKey) []heldGroup {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	g := h.txns[k]
+	tx := h.txns[k]
+	if tx == nil {
+		return nil
+	}
 	delete(h.txns, k)
-	return g
+	return tx.groups
 }
 
-// putBack returns rows that could not be written, for the client's EndTxn retry.
-func (h *heldRows) putBack(k txnKey, g []heldGroup) {
+// putBack returns rows of a committed transaction that could not be written, for the client's
+// EndTxn retry.
+func (h *heldRows) putBack(transactionalID string, k txnKey, g []heldGroup) {
 	if len(g) == 0 {
 		return
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	h.txns[k] = append(g, h.txns[k]...)
+	tx := h.txns[k]
+	if tx == nil {
+		tx = &heldTxn{transactionalID: transactionalID, since: time.Now()}
+		h.txns[k] = tx
+	}
+	tx.groups = append(g, tx.groups...)
+	tx.committed = true
+}
+
+// fence drops the open transactions of transactionalID that a successful InitProducerId answered
+// with (producerID, epoch) has made unfinishable: those of another producer id or an older epoch.
+// The coordinator aborts them as it bumps the epoch.
+func (h *heldRows) fence(transactionalID string, producerID int64, epoch int16) {
+	h.drop(dropFenced, func(k txnKey, tx *heldTxn) bool {
+		return tx.transactionalID == transactionalID && (k.producerID != producerID || k.epoch < epoch)
+	})
+}
+
+// sweep drops transactions held longer than maxAge, at most once per tenth of maxAge. By then
+// the coordinator has aborted them: no transaction outlives transaction.max.timeout.ms, and its
+// clock started before its first batch reached the proxy.
+func (h *heldRows) sweep(now time.Time) {
+	if h.maxAge <= 0 || now.UnixNano() < h.nextSweep.Load() {
+		return
+	}
+	h.nextSweep.Store(now.Add(h.maxAge / 10).UnixNano())
+	h.drop(dropExpired, func(_ txnKey, tx *heldTxn) bool { return now.Sub(tx.since) > h.maxAge })
+}
+
+// drop removes the uncommitted transactions matching and reports their rows.
+func (h *heldRows) drop(reason string, match func(txnKey, *heldTxn) bool) {
+	h.mu.Lock()
+	var gone []*heldTxn
+	for k, tx := range h.txns {
+		if !tx.committed && match(k, tx) {
+			gone = append(gone, tx)
+			delete(h.txns, k)
+		}
+	}
+	h.mu.Unlock()
+	for _, tx := range gone {
+		h.dropped(reason, countRows(tx.groups))
+	}
 }
 
 func countRows(groups []heldGroup) int {
@@ -68,6 +146,21 @@ func countRows(groups []heldGroup) int {
 		n += len(g.rows)
 	}
 	return n
+}
+
+// beginInitProducerID lets InitProducerId through and, once the coordinator answered, releases
+// the rows of the transactions it fenced.
+func (t *Tee) beginInitProducerID(req *kmsg.InitProducerIDRequest) proxy.Step {
+	if req.TransactionalID == nil {
+		return proxy.Step{}
+	}
+	tid := *req.TransactionalID
+	return proxy.Step{Finish: func(_ context.Context, resp kmsg.Response) kmsg.Response {
+		if r, ok := resp.(*kmsg.InitProducerIDResponse); ok && r.ErrorCode == 0 {
+			t.txns.fence(tid, r.ProducerID, r.ProducerEpoch)
+		}
+		return resp
+	}}
 }
 
 // beginEndTxn lets EndTxn through and, once the broker has committed, writes the transaction's
@@ -81,7 +174,7 @@ func (t *Tee) beginEndTxn(req *kmsg.EndTxnRequest) proxy.Step {
 		}
 		if !req.Commit {
 			if n := countRows(t.txns.take(k)); n > 0 {
-				t.metrics.txnRowsDropped.Add(float64(n))
+				t.metrics.txnRowsDropped.WithLabelValues(dropAborted).Add(float64(n))
 				t.log.Info("transaction aborted, held rows dropped", "transactional_id", req.TransactionalID, "rows", n)
 			}
 			return resp
@@ -116,7 +209,7 @@ func (t *Tee) beginEndTxn(req *kmsg.EndTxnRequest) proxy.Step {
 		}
 		// Kafka has committed; the rows stay held and the client's EndTxn retry (which the broker
 		// answers as an already-completed commit) writes them.
-		t.txns.putBack(k, left)
+		t.txns.putBack(req.TransactionalID, k, left)
 		msg := fmt.Sprintf("transaction committed in Kafka but %d of %d rows are not yet stored in OpenMLDB (%v); retry EndTxn to write them",
 			failed, countRows(groups), firstErr)
 		t.log.Error("transaction rows not stored", "transactional_id", req.TransactionalID, "reason", msg)
