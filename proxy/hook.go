@@ -39,6 +39,13 @@ type Step struct {
 	// waiting behind an unfinished one. The response it gets already carries the proxy's broker
 	// addresses.
 	Finish func(ctx context.Context, resp kmsg.Response) kmsg.Response
+	// FinishAsync is Finish for work that completes through callbacks: it runs ON the event
+	// loop, so it must return at once (starting its work elsewhere, never waiting), and it calls
+	// done exactly once, from any goroutine, possibly before returning, with the response to send
+	// (nil for acks=0). Ordering, concurrency and the lifetime of the request's bytes (until
+	// done) are as for Finish. It saves the two goroutine hand-offs of a blocking Finish. Set at
+	// most one of Finish and FinishAsync.
+	FinishAsync func(ctx context.Context, resp kmsg.Response, done func(kmsg.Response))
 }
 
 // ConnInfo identifies the client connection of an intercepted request.

@@ -226,3 +226,53 @@ func TestFinishesOverlapResponsesInOrder(t *testing.T) {
 		}
 	}
 }
+
+// asyncHook's FinishAsync completes Produce to "sync" before returning and Produce to "later"
+// from another goroutine after 50 ms, stamping the throttle either way.
+type asyncHook struct{}
+
+func (asyncHook) Intercepts(key int16) bool { return key == 0 }
+
+func (asyncHook) Begin(_ context.Context, _ ConnInfo, req kmsg.Request) Step {
+	topic := req.(*kmsg.ProduceRequest).Topics[0].Topic
+	return Step{FinishAsync: func(_ context.Context, resp kmsg.Response, done func(kmsg.Response)) {
+		pr := resp.(*kmsg.ProduceResponse)
+		if topic == "sync" {
+			pr.ThrottleMillis = 1111
+			done(pr)
+			return
+		}
+		go func() {
+			time.Sleep(50 * time.Millisecond)
+			pr.ThrottleMillis = 2222
+			done(pr)
+		}()
+	}}
+}
+
+// FinishAsync answers through done, called on the loop before returning or later from another
+// goroutine; responses keep request order either way.
+func TestFinishAsync(t *testing.T) {
+	c := newCluster(t, kfake.NumBrokers(1), kfake.SeedTopics(1, "sync", "later"))
+	p, _ := startProxy(t, c.ListenAddrs(), 1, asyncHook{})
+	rc := dialRaw(t, p.Addr())
+	topics := []string{"later", "sync", "later", "sync"}
+	var frames [][]byte
+	for i, topic := range topics {
+		frames = append(frames, reqFrame(produceReq(topic, 0, -1, "v"), int32(i+1)))
+	}
+	rc.send(frames...)
+	for i, topic := range topics {
+		f, err := rc.read()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var r kmsg.ProduceResponse
+		r.Version = 7
+		corr := int32(f[4])<<24 | int32(f[5])<<16 | int32(f[6])<<8 | int32(f[7])
+		want := map[string]int32{"sync": 1111, "later": 2222}[topic]
+		if err := r.ReadFrom(f[8:]); err != nil || corr != int32(i+1) || r.ThrottleMillis != want || r.Topics[0].Partitions[0].ErrorCode != 0 {
+			t.Fatalf("response %d: corr %d throttle %d err %v %+v; want corr %d throttle %d", i+1, corr, r.ThrottleMillis, err, r.Topics, i+1, want)
+		}
+	}
+}

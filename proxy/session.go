@@ -453,9 +453,9 @@ func (s *session) begin(hi hookItem) {
 			sl.local = true
 			s.complete(sl, local, nil)
 		} else {
-			sl.finish = step.Finish
-			sl.teed = step.Finish != nil
-			if hi.pooled && sl.finish != nil {
+			sl.finish, sl.finishAsync = step.Finish, step.FinishAsync
+			sl.teed = sl.hasFinish()
+			if hi.pooled && sl.teed {
 				sl.buf, held = hi.frame, true
 			}
 			if s.up != nil {
@@ -531,7 +531,7 @@ func (s *session) response(sl *slot, frame []byte) ([]byte, kmsg.Response, error
 	case sl.key == 18:
 		out, err := protocol.RewriteApiVersions(frame, sl.ver)
 		return out, nil, err
-	case sl.finish != nil:
+	case sl.hasFinish():
 		resp, err := protocol.DecodeResponse(frame, sl.key, sl.ver)
 		if err != nil {
 			return nil, nil, err
@@ -548,7 +548,7 @@ func (s *session) response(sl *slot, frame []byte) ([]byte, kmsg.Response, error
 // at the head of the order. out may alias gnet's buffer: it is written now or copied.
 func (s *session) complete(sl *slot, out []byte, resp kmsg.Response) {
 	sl.done, sl.resp = true, resp
-	if sl.finish != nil {
+	if sl.hasFinish() {
 		s.startFinishes()
 	} else if s.slots.front() == sl {
 		// The common case: written straight from the broker's bytes.
@@ -566,7 +566,7 @@ func (s *session) complete(sl *slot, out []byte, resp kmsg.Response) {
 func (s *session) flush() {
 	for {
 		sl := s.slots.front()
-		if sl == nil || !sl.done || sl.finish != nil {
+		if sl == nil || !sl.done || sl.hasFinish() {
 			return
 		}
 		s.slots.pop()
@@ -581,18 +581,28 @@ func (s *session) flush() {
 func (s *session) startFinishes() {
 	for i := s.slots.head; i < len(s.slots.buf) && s.finRuns < maxFinishes; i++ {
 		sl := s.slots.buf[i]
-		if sl == nil || !sl.done || sl.finish == nil || sl.finStarted {
+		if sl == nil || !sl.done || !sl.hasFinish() || sl.finStarted {
 			continue
 		}
 		sl.finStarted = true
 		s.finRuns++
+		if sl.finishAsync != nil {
+			// On the loop: the hook starts its work and returns; done comes back from wherever
+			// that work completes, with no worker goroutine to wake on either side.
+			sl.finishAsync(s.ctx, sl.resp, func(r kmsg.Response) { s.finished(sl, r) })
+			continue
+		}
 		s.finishes.submit(s.ctx, sl, s.finRuns, s.finish)
 	}
 }
 
 // finish runs a slot's Finish off the loop.
 func (s *session) finish(sl *slot) {
-	r := sl.finish(s.ctx, sl.resp)
+	s.finished(sl, sl.finish(s.ctx, sl.resp))
+}
+
+// finished takes a slot's Finish result, from any goroutine, back to the loop.
+func (s *session) finished(sl *slot, r kmsg.Response) {
 	var out []byte
 	if r != nil && !sl.noResp {
 		out = protocol.AppendResponse(nil, sl.corr, r)
@@ -602,7 +612,7 @@ func (s *session) finish(sl *slot) {
 		if sl.buf != nil {
 			s.p.frames.put(sl.buf)
 		}
-		sl.finish, sl.resp, sl.out, sl.buf = nil, nil, out, nil
+		sl.finish, sl.finishAsync, sl.resp, sl.out, sl.buf = nil, nil, nil, out, nil
 		if !s.closed {
 			s.startFinishes()
 			s.flush()

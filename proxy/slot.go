@@ -24,11 +24,12 @@ type slot struct {
 	size int64
 	// start is when a Produce request was read (unix ns, for okp_produce_seconds); teed marks
 	// one whose hook returned a Finish.
-	start  int64
-	teed   bool
-	out    []byte
-	resp   kmsg.Response
-	finish func(context.Context, kmsg.Response) kmsg.Response
+	start       int64
+	teed        bool
+	out         []byte
+	resp        kmsg.Response
+	finish      func(context.Context, kmsg.Response) kmsg.Response
+	finishAsync func(context.Context, kmsg.Response, func(kmsg.Response))
 	// finStarted: finish runs on a worker; the slot is delivered once it comes back.
 	finStarted bool
 	// buf is the pooled request frame that finish may still read; it returns to the pool after.
@@ -69,3 +70,6 @@ func (q *fifo) pop() *slot {
 }
 
 func (q *fifo) len() int { return len(q.buf) - q.head }
+
+// hasFinish reports whether a hook's Finish (either kind) must run before the slot is delivered.
+func (sl *slot) hasFinish() bool { return sl.finish != nil || sl.finishAsync != nil }

@@ -124,15 +124,17 @@ func (t *Tee) beginProduce(ctx context.Context, c proxy.ConnInfo, req *kmsg.Prod
 		}
 		step.Forward = withoutPartitions(req, rejected)
 	}
-	step.Finish = func(ctx context.Context, resp kmsg.Response) kmsg.Response {
+	step.FinishAsync = func(ctx context.Context, resp kmsg.Response, done func(kmsg.Response)) {
 		pr, _ := resp.(*kmsg.ProduceResponse)
-		t.finishProduce(ctx, c, plans, pr, deadline)
-		if pr != nil {
+		t.finishProduce(ctx, c, plans, pr, deadline, func() {
+			if pr == nil {
+				done(resp)
+				return
+			}
 			addRejections(pr, rejected)
 			t.metrics.produceLatency.WithLabelValues("tee").Observe(time.Since(start).Seconds())
-			return pr
-		}
-		return resp
+			done(pr)
+		})
 	}
 	return step
 }

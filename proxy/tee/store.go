@@ -21,13 +21,12 @@ type storeJob struct {
 }
 
 // finishProduce writes the rows of every partition the broker accepted, marking partitions whose
-// rows did not all reach OpenMLDB before the deadline with a retriable error. The writes of all
-// partitions are started from this goroutine (they complete through callbacks) and then awaited;
+// rows did not all reach OpenMLDB before the deadline with a retriable error, then calls done
+// (exactly once, from whichever goroutine finishes last, or from this one). It never blocks: it
+// runs on the proxy's event loop. The writes start from here and complete through callbacks;
 // only a partition whose start would block (a dead-letter produce, or an earlier attempt at the
 // same batch still writing) gets a goroutine of its own, so it cannot hold the others back.
-func (t *Tee) finishProduce(ctx context.Context, c proxy.ConnInfo, plans []*partitionPlan, resp *kmsg.ProduceResponse, deadline time.Time) {
-	ctx, cancel := context.WithDeadline(ctx, deadline)
-	defer cancel()
+func (t *Tee) finishProduce(ctx context.Context, c proxy.ConnInfo, plans []*partitionPlan, resp *kmsg.ProduceResponse, deadline time.Time, done func()) {
 	var jobs []storeJob
 	for _, p := range plans {
 		if p.reject {
@@ -42,34 +41,91 @@ func (t *Tee) finishProduce(ctx context.Context, c proxy.ConnInfo, plans []*part
 		}
 		jobs = append(jobs, storeJob{p, part})
 	}
-	if len(jobs) == 1 {
-		t.report(c, jobs[0], t.storePartition(ctx, jobs[0].plan, jobs[0].part))
-		return
+	f := &finishing{t: t, c: c, jobs: jobs, writes: make([]*rowWrite, len(jobs)), open: make([]bool, len(jobs)),
+		left: len(jobs) + 1, done: done}
+	for i := range f.open {
+		f.open[i] = true
 	}
-	writes := make([]*rowWrite, len(jobs))
-	var wg sync.WaitGroup
+	ctx, cancel := context.WithDeadline(ctx, deadline)
+	f.cancel = cancel
 	for i, j := range jobs {
-		w, msg, started := t.startStore(ctx, j.plan, j.part, false)
-		if !started {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				t.report(c, j, t.storePartition(ctx, j.plan, j.part))
-			}()
-			continue
-		}
-		if w == nil {
-			t.report(c, j, msg)
-			continue
-		}
-		writes[i] = w
-	}
-	for i, w := range writes {
-		if w != nil {
-			t.report(c, jobs[i], w.wait(ctx))
+		w, msg, started := t.startStore(ctx, j.plan, j.part, false, func(o writeOutcome, w *rowWrite) {
+			f.end(i, w.message(o))
+		})
+		switch {
+		case !started:
+			go func() { f.end(i, t.storePartition(ctx, j.plan, j.part)) }()
+		case w == nil:
+			f.end(i, msg)
+		default:
+			f.mu.Lock()
+			f.writes[i] = w
+			f.mu.Unlock()
+			f.timed = true
 		}
 	}
-	wg.Wait()
+	if f.timed {
+		// Writes still out at the deadline are reported as such; they keep running (the ledger
+		// learns their outcome), but the client hears now, while its request is still waited for.
+		f.timer = time.AfterFunc(time.Until(deadline), f.expire)
+	}
+	f.end(-1, "")
+}
+
+// finishing is one finishProduce in progress: which partitions are still being written, and
+// the callback to run when none is.
+type finishing struct {
+	t      *Tee
+	c      proxy.ConnInfo
+	jobs   []storeJob
+	cancel context.CancelFunc
+	done   func()
+
+	mu     sync.Mutex
+	writes []*rowWrite // per job: the write it started, if it started one
+	open   []bool      // per job: its outcome is not in yet
+	left   int         // open jobs, plus one for the starter until it has started them all
+	timed  bool        // a write is out, so the deadline timer runs (set before the starter's end)
+	timer  *time.Timer
+}
+
+// end records job i's outcome (i < 0: the starter is through) and completes the finish when it was
+// the last. An outcome after the deadline has expired the job is dropped: the answer is out.
+func (f *finishing) end(i int, msg string) {
+	f.mu.Lock()
+	if i >= 0 {
+		if !f.open[i] {
+			f.mu.Unlock()
+			return
+		}
+		f.open[i] = false
+		f.t.report(f.c, f.jobs[i], msg)
+	}
+	f.left--
+	last := f.left == 0
+	f.mu.Unlock()
+	if last {
+		if f.timer != nil {
+			f.timer.Stop()
+		}
+		f.cancel()
+		f.done()
+	}
+}
+
+// expire reports every write still out at the deadline.
+func (f *finishing) expire() {
+	for i, j := range f.jobs {
+		f.mu.Lock()
+		open, rows := f.open[i], len(j.plan.rows)
+		if w := f.writes[i]; w != nil {
+			rows = w.rows
+		}
+		f.mu.Unlock()
+		if open {
+			f.end(i, j.plan.timeoutMessage(rows))
+		}
+	}
 }
 
 // report marks a partition whose rows are not all stored (msg != "") in the client's answer,
@@ -90,7 +146,7 @@ func (t *Tee) report(c proxy.ConnInfo, j storeJob, msg string) {
 // storePartition writes one partition's rows (only the missing ones for an idempotent retry)
 // and dead-letters its invalid records. It returns "" on success or what the client should read.
 func (t *Tee) storePartition(ctx context.Context, p *partitionPlan, part *kmsg.ProduceResponseTopicPartition) string {
-	w, msg, _ := t.startStore(ctx, p, part, true)
+	w, msg, _ := t.startStore(ctx, p, part, true, nil)
 	if w == nil {
 		return msg
 	}
@@ -101,7 +157,9 @@ func (t *Tee) storePartition(ctx context.Context, p *partitionPlan, part *kmsg.P
 type rowWrite struct {
 	p    *partitionPlan
 	rows int // rows written by this attempt
-	done chan writeOutcome
+	// Exactly one of these learns the outcome: notify when set, else the done channel.
+	done   chan writeOutcome
+	notify func(writeOutcome, *rowWrite)
 }
 
 type writeOutcome struct {
@@ -114,7 +172,7 @@ type writeOutcome struct {
 // With mayBlock false it does not wait for anything: when it would have to (a dead-letter
 // produce, or an earlier attempt at the same batch still writing), it does nothing and reports
 // started false.
-func (t *Tee) startStore(ctx context.Context, p *partitionPlan, part *kmsg.ProduceResponseTopicPartition, mayBlock bool) (w *rowWrite, msg string, started bool) {
+func (t *Tee) startStore(ctx context.Context, p *partitionPlan, part *kmsg.ProduceResponseTopicPartition, mayBlock bool, notify func(writeOutcome, *rowWrite)) (w *rowWrite, msg string, started bool) {
 	if len(p.invalid) > 0 && p.sink.OnInvalid == config.OnInvalidDLQ {
 		if !mayBlock {
 			return nil, "", false
@@ -180,7 +238,10 @@ func (t *Tee) startStore(ctx context.Context, p *partitionPlan, part *kmsg.Produ
 	// Puts still out may land, and the ledger must learn their outcome before a retry decides
 	// what is missing. It completes through a callback (on the OpenMLDB client's reader), so
 	// no goroutine waits for it.
-	w = &rowWrite{p: p, rows: len(rows), done: make(chan writeOutcome, 1)}
+	w = &rowWrite{p: p, rows: len(rows), notify: notify}
+	if notify == nil {
+		w.done = make(chan writeOutcome, 1)
+	}
 	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), DefaultWriteTimeout)
 	start := time.Now()
 	m := p.state.m
@@ -213,21 +274,28 @@ func (t *Tee) startStore(ctx context.Context, p *partitionPlan, part *kmsg.Produ
 		if o.failed > 0 {
 			m.failed.Add(float64(o.failed))
 		}
-		w.done <- o
+		if w.notify != nil {
+			w.notify(o, w)
+		} else {
+			w.done <- o
+		}
 	})
 	return w, "", true
 }
 
 // wait waits for the write until ctx ends and returns "" or what the client should read.
 func (w *rowWrite) wait(ctx context.Context) string {
-	p := w.p
-	var o writeOutcome
 	select {
-	case o = <-w.done:
+	case o := <-w.done:
+		return w.message(o)
 	case <-ctx.Done():
-		return fmt.Sprintf("the batch is in Kafka but its %d rows were still being written to OpenMLDB table %s when the request timeout expired; retry",
-			w.rows, p.tableName())
+		return w.p.timeoutMessage(w.rows)
 	}
+}
+
+// message is what the client should read about a finished write ("" when every row is stored).
+func (w *rowWrite) message(o writeOutcome) string {
+	p := w.p
 	if o.failed == 0 {
 		return ""
 	}
@@ -237,6 +305,13 @@ func (w *rowWrite) wait(ctx context.Context) string {
 	}
 	return fmt.Sprintf("the batch is in Kafka but %d of %d rows are not stored in OpenMLDB table %s (%v); %s",
 		o.failed, len(p.rows), p.tableName(), o.firstErr, how)
+}
+
+// timeoutMessage is what the client reads when rows of the partition were still being written at
+// its request's deadline.
+func (p *partitionPlan) timeoutMessage(rows int) string {
+	return fmt.Sprintf("the batch is in Kafka but its %d rows were still being written to OpenMLDB table %s when the request timeout expired; retry",
+		rows, p.tableName())
 }
 
 func allTrue(b []bool) bool {
