@@ -7,7 +7,7 @@ import "testing"
 func TestFramePoolClasses(t *testing.T) {
 	var fp framePool
 	for _, tc := range []struct{ n, want int }{
-		{1, 32 << 10}, {32 << 10, 32 << 10}, {32<<10 + 1, 64 << 10}, {1 << 20, 1 << 20},
+		{0, 512}, {1, 512}, {512, 512}, {513, 1024}, {32 << 10, 32 << 10}, {32<<10 + 1, 64 << 10}, {1 << 20, 1 << 20},
 		{1<<20 + 1, 2 << 20}, {maxPooledFrame, maxPooledFrame},
 	} {
 		if b := fp.get(tc.n); len(b) != 0 || cap(b) != tc.want {
@@ -16,8 +16,9 @@ func TestFramePoolClasses(t *testing.T) {
 	}
 	b := append(fp.get(100<<10), "abc"...)
 	fp.put(b)
-	fp.put(make([]byte, 0, 100<<10)) // not a class size: dropped
-	for range 100 {                  // sync.Pool may drop entries, so look a few times
+	fp.put(make([]byte, 0, 100<<10))          // not a class size: dropped
+	fp.put(make([]byte, 0, 2*maxPooledFrame)) // above the classes: dropped
+	for range 100 {                           // sync.Pool may drop entries, so look a few times
 		if r := fp.get(128 << 10); cap(r) == cap(b) && &r[:1][0] == &b[0] {
 			if len(r) != 0 {
 				t.Fatalf("reused buffer has length %d", len(r))

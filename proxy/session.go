@@ -76,13 +76,12 @@ type upstream struct{ s *session }
 
 // hookItem is an intercepted request waiting for its turn.
 type hookItem struct {
-	pos   int // offset in pend: bytes before it are forwarded before Begin runs
+	pos int // offset in pend: bytes before it are forwarded before Begin runs
+	// frame goes back to Proxy.frames once Begin, the write to the broker and Finish are done
+	// with it (the pool keeps only buffers of its size classes).
 	frame []byte
-	// pooled: frame came from Proxy.frames and goes back once Begin, the write to the broker and
-	// Finish are done with it.
-	pooled bool
-	hdr    protocol.RequestHeader
-	slot   *slot
+	hdr   protocol.RequestHeader
+	slot  *slot
 }
 
 func newSession(p *Proxy, c gnet.Conn, node int32) *session {
@@ -361,12 +360,13 @@ func (s *session) accept(frame []byte, h protocol.RequestHeader, owned bool) boo
 	}
 	if !owned {
 		// frame aliases gnet's buffer, which is reused once onTraffic returns; the hook outlives it.
-		frame = append([]byte(nil), frame...)
+		// (Frames taken whole are far below maxPooledFrame.)
+		frame = append(s.p.frames.get(len(frame)), frame...)
 		if h.ClientID != nil {
 			h.ClientID = frame[14 : 14+len(h.ClientID)]
 		}
 	}
-	s.hooks = append(s.hooks, hookItem{pos: len(s.pend), frame: frame, pooled: owned, hdr: h, slot: sl})
+	s.hooks = append(s.hooks, hookItem{pos: len(s.pend), frame: frame, hdr: h, slot: sl})
 	s.drain()
 	return true
 }
@@ -437,7 +437,7 @@ func (s *session) begin(hi hookItem) {
 		// them); without one they are free once written to the broker (gnet copies what waits).
 		held := false
 		defer func() {
-			if hi.pooled && !held {
+			if !held {
 				s.p.frames.put(hi.frame)
 			}
 		}()
@@ -455,7 +455,7 @@ func (s *session) begin(hi hookItem) {
 		} else {
 			sl.finish, sl.finishAsync = step.Finish, step.FinishAsync
 			sl.teed = sl.hasFinish()
-			if hi.pooled && sl.teed {
+			if sl.teed {
 				sl.buf, held = hi.frame, true
 			}
 			if s.up != nil {

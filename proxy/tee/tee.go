@@ -57,6 +57,7 @@ type Tee struct {
 	dec     kgo.Decompressor
 	ledger  *ledger
 	txns    *heldRows
+	records sync.Pool                  // *connect.Record scratch for planPartition
 	dlq     atomic.Pointer[kgo.Client] // set once, by New or the first Reload that needs it
 
 	bootstrap []string
@@ -106,6 +107,7 @@ func New(opts Options) (*Tee, error) {
 		t.metrics.txnRowsDropped.WithLabelValues(reason).Add(float64(rows))
 		t.log.Warn("held rows of a transaction that will not commit dropped", "reason", reason, "rows", rows)
 	})
+	t.records.New = func() any { return new(connect.Record) }
 	t.sinks.Store(&opts.Sinks)
 	t.payloads.Store(opts.LogPayloads)
 	if err := t.ensureDLQ(opts.Sinks); err != nil {

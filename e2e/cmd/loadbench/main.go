@@ -68,6 +68,7 @@ type options struct {
 	timeout      time.Duration
 	seedMessage  string
 	cpuProfile   string
+	cluster      string
 }
 
 func parseOptions(args []string, out io.Writer) (options, error) {
@@ -94,6 +95,7 @@ func parseOptions(args []string, out io.Writer) (options, error) {
 	fs.StringVar(&o.proxyArgs, "proxy-args", "", "extra space-separated arguments for the proxy")
 	blackhole := fs.Bool("blackhole", false, "kfake acknowledges without storing records (cheaper broker; default stores, and each round's topic is deleted after it)")
 	fs.DurationVar(&o.timeout, "timeout", 8*time.Minute, "bound on the whole run")
+	fs.StringVar(&o.cluster, "cluster", "process", "where the tee's OpenMLDB-compatible cluster runs: process (its own, like a real server) or inproc (this process, sharing its heap and collector with kfake and the producer)")
 	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write this process's CPU profile (kfake, the OpenMLDB-compatible cluster, the producer) to this file")
 	smoke := fs.Bool("smoke", false, "tiny run for tests: 1 round, 2000 records/s for 300ms, 2000 full-speed records")
 	if err := fs.Parse(args); err != nil {
@@ -105,6 +107,9 @@ func parseOptions(args []string, out io.Writer) (options, error) {
 	}
 	if *smoke {
 		o.rounds, o.rate, o.rateDuration, o.fullRecords, o.fullDuration, o.warmup = 1, 2000, 300*time.Millisecond, 2000, 300*time.Millisecond, 100
+	}
+	if o.cluster != "process" && o.cluster != "inproc" {
+		return o, fmt.Errorf("-cluster %q: want process or inproc", o.cluster)
 	}
 	if o.rounds < 1 || o.rate < 1 || o.fullRecords < 1 || o.size < 1 {
 		return o, errors.New("rounds, rate, full-records and size must be positive")
@@ -226,9 +231,9 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 
 	fmt.Fprintf(out, "loadbench: %d brokers, %d partitions, %d-byte %s records, acks=all, idempotent, compression %s, linger %s, max buffered %d, kfake %s\n",
 		o.brokers, o.partitions, len(gen.Value(0)), gen.Name(), o.compression, o.linger, o.maxBuffered, map[bool]string{true: "storing", false: "blackholing"}[o.store])
-	if procs.om != nil {
-		fmt.Fprintf(out, "tee: sink topics_regex %q auto_create into %s on the in-process OpenMLDB-compatible cluster (standalone, nameserver %s)\n",
-			teeTopicRegex, teeDB, procs.om.Nameserver())
+	if procs.ns != "" {
+		fmt.Fprintf(out, "tee: sink topics_regex %q auto_create into %s on the OpenMLDB-compatible cluster (standalone, nameserver %s, -cluster %s)\n",
+			teeTopicRegex, teeDB, procs.ns, o.cluster)
 	}
 	fmt.Fprintf(out, "per round and target: %d warm-up records, %d records/s for %s, then full speed for %s (at most %d records)\n\n",
 		o.warmup, o.rate, o.rateDuration, o.fullDuration, o.fullRecords)
@@ -260,7 +265,7 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 type roundStats struct {
 	fixed, full phaseResult
 	rows        int           // rows found in the tee's table (tee target only)
-	benchCPU    time.Duration // this process's CPU (kfake, OpenMLDB-compatible cluster, producer) in the full phase
+	benchCPU    time.Duration // CPU of this process (kfake, producer) and the OpenMLDB-compatible cluster in the full phase
 }
 
 func runRound(ctx context.Context, o options, cluster *kfake.Cluster, procs *proxies, t target, round int, gen harness.Generator, codec kgo.CompressionCodec) (roundStats, error) {
@@ -310,6 +315,10 @@ func runRound(ctx context.Context, o options, cluster *kfake.Cluster, procs *pro
 	if err != nil {
 		return rs, err
 	}
+	clusterBefore, err := procs.clusterCPU()
+	if err != nil {
+		return rs, err
+	}
 	if rs.full, err = l.produce(ctx, o.fullRecords, nil, time.Now().Add(o.fullDuration)); err != nil {
 		return rs, fmt.Errorf("full-speed phase: %w", err)
 	}
@@ -320,7 +329,11 @@ func runRound(ctx context.Context, o options, cluster *kfake.Cluster, procs *pro
 	if err != nil {
 		return rs, err
 	}
-	rs.benchCPU = after - self
+	clusterAfter, err := procs.clusterCPU()
+	if err != nil {
+		return rs, err
+	}
+	rs.benchCPU = after - self + clusterAfter - clusterBefore
 	if t.tee {
 		// Every acknowledged record must be a row already: the tee answers only after both writes.
 		if rs.rows, err = procs.checkTable(ctx, topic, l.next); err != nil {

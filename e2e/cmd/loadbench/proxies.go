@@ -1,10 +1,13 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"time"
@@ -24,14 +27,18 @@ const (
 )
 
 // proxies holds the processes the targets need: one proxy without sinks (tee off), one with a sink
-// for the tee rounds' topics (tee on) and the OpenMLDB-compatible cluster it writes to, which
-// runs in this process (so its CPU is not counted as the proxy's).
+// for the tee rounds' topics (tee on) and the OpenMLDB-compatible cluster it writes to, in a
+// process of its own (-cluster process, the default) or in this one (-cluster inproc). Either way
+// its CPU is not counted as the proxy's.
 type proxies struct {
 	bin   string
 	dir   string
 	plain *harness.Proxy
 	tee   *harness.Proxy
-	om    *openmldbtest.Cluster
+	om    *openmldbtest.Cluster // -cluster inproc
+	omCmd *exec.Cmd             // -cluster process
+	omIn  io.WriteCloser        // the cluster process's stdin; closing it ends the process
+	ns    string                // the cluster's nameserver
 	store *openmldb.Client
 }
 
@@ -113,12 +120,17 @@ func (p *proxies) startTee(ctx context.Context, o options, cluster *kfake.Cluste
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	om, err := openmldbtest.Start(sctx, openmldbtest.Options{Logger: log})
-	if err != nil {
-		return fmt.Errorf("start OpenMLDB-compatible cluster: %w", err)
+	if o.cluster == "inproc" {
+		om, err := openmldbtest.Start(sctx, openmldbtest.Options{Logger: log})
+		if err != nil {
+			return fmt.Errorf("start OpenMLDB-compatible cluster: %w", err)
+		}
+		p.om, p.ns = om, om.Nameserver()
+	} else if err := p.startClusterProcess(sctx); err != nil {
+		return err
 	}
-	p.om = om
-	if p.store, err = openmldb.Open(sctx, openmldb.Options{Nameserver: om.Nameserver(), Logger: log}); err != nil {
+	var err error
+	if p.store, err = openmldb.Open(sctx, openmldb.Options{Nameserver: p.ns, Logger: log}); err != nil {
 		return fmt.Errorf("connect to the OpenMLDB-compatible cluster: %w", err)
 	}
 	if err := p.store.CreateDatabase(sctx, teeDB, true); err != nil {
@@ -129,7 +141,7 @@ func (p *proxies) startTee(ctx context.Context, o options, cluster *kfake.Cluste
 		return err
 	}
 	cfg := fmt.Sprintf("openmldb:\n  nameserver: %q\n  database: %s\nsinks:\n  - topics_regex: %q\n    auto_create: true\n",
-		om.Nameserver(), teeDB, teeTopicRegex)
+		p.ns, teeDB, teeTopicRegex)
 	path := filepath.Join(dir, "tee.yaml")
 	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
 		return fmt.Errorf("write tee config: %w", err)
@@ -141,7 +153,7 @@ func (p *proxies) startTee(ctx context.Context, o options, cluster *kfake.Cluste
 // checkTable verifies the tee's table for topic holds exactly want rows, then drops it so the
 // cluster's memory stays flat across rounds.
 func (p *proxies) checkTable(ctx context.Context, topic string, want int) (int, error) {
-	got, err := p.om.Count(teeDB, topic)
+	got, err := p.countRows(ctx, topic)
 	if err != nil {
 		return 0, fmt.Errorf("count %s.%s: %w", teeDB, topic, err)
 	}
@@ -171,7 +183,77 @@ func (p *proxies) close() {
 	if p.om != nil {
 		p.om.Close()
 	}
+	if p.omCmd != nil {
+		_ = p.omIn.Close()
+		if err := p.omCmd.Wait(); err != nil {
+			fmt.Fprintln(os.Stderr, "loadbench: OpenMLDB-compatible cluster process:", err)
+		}
+	}
 	if p.dir != "" {
 		os.RemoveAll(p.dir)
 	}
+}
+
+// startClusterProcess builds and starts e2e/cmd/omlcluster and waits for its nameserver address.
+func (p *proxies) startClusterProcess(ctx context.Context) error {
+	dir, err := p.tempDir()
+	if err != nil {
+		return err
+	}
+	root, err := harness.ModuleRoot(ctx, ".")
+	if err != nil {
+		return err
+	}
+	bin := filepath.Join(dir, "omlcluster")
+	build := exec.CommandContext(ctx, "go", "build", "-o", bin, "./e2e/cmd/omlcluster")
+	build.Dir = root
+	if out, err := build.CombinedOutput(); err != nil {
+		return fmt.Errorf("go build ./e2e/cmd/omlcluster: %w\n%s", err, out)
+	}
+	cmd := exec.Command(bin)
+	cmd.Stderr = os.Stderr
+	if p.omIn, err = cmd.StdinPipe(); err != nil {
+		return err
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return err
+	}
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("start %s: %w", bin, err)
+	}
+	p.omCmd = cmd
+	line, err := bufio.NewReader(stdout).ReadString('\n')
+	ns, ok := strings.CutPrefix(strings.TrimSpace(line), "ready nameserver=")
+	if err != nil || !ok {
+		return fmt.Errorf("OpenMLDB-compatible cluster process did not report ready (read %q: %v)", line, err)
+	}
+	p.ns = ns
+	return nil
+}
+
+// clusterCPU is the CPU time of the cluster process so far (0 when it runs in this process, where
+// the bench process's own figure already has it).
+func (p *proxies) clusterCPU() (time.Duration, error) {
+	if p.omCmd == nil {
+		return 0, nil
+	}
+	return harness.ProcessCPUTime(p.omCmd.Process.Pid)
+}
+
+// countRows counts the rows of the tee's table for topic by traversing it through the client.
+func (p *proxies) countRows(ctx context.Context, topic string) (int, error) {
+	if err := p.store.Refresh(ctx); err != nil {
+		return 0, err
+	}
+	t, err := p.store.Table(teeDB, topic)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	err = p.store.Traverse(ctx, t, func([]byte) error {
+		n++
+		return nil
+	})
+	return n, err
 }

@@ -48,7 +48,7 @@ func printRound(out io.Writer, round int, t target, rs roundStats) {
 	if t.tee {
 		rows = fmt.Sprintf(" | table rows %d (= acknowledged)", rs.rows)
 	}
-	fmt.Fprintf(out, "round %d %-7s full: %7.1f MB/s %8.0f rec/s p50 %s p99 %s ms | fixed rate: achieved %6.0f rec/s p50 %s p99 %s ms | proxy CPU %s (full) %s (rate) ms, %.2f / %.2f µs/row | bench process %.2f µs/row (full)%s\n",
+	fmt.Fprintf(out, "round %d %-7s full: %7.1f MB/s %8.0f rec/s p50 %s p99 %s ms | fixed rate: achieved %6.0f rec/s p50 %s p99 %s ms | proxy CPU %s (full) %s (rate) ms, %.2f / %.2f µs/row | bench %.2f µs/row (full)%s\n",
 		round, t.name, mbps(rs.full), rps(rs.full), ms(percentile(rs.full.latencies, .5)), ms(percentile(rs.full.latencies, .99)),
 		rps(rs.fixed), ms(percentile(rs.fixed.latencies, .5)), ms(percentile(rs.fixed.latencies, .99)),
 		ms(rs.full.cpu), ms(rs.fixed.cpu), cpuPerRow(rs.full), cpuPerRow(rs.fixed), cpuPerRow(phaseResult{cpu: rs.benchCPU, records: rs.full.records}), rows)
@@ -133,7 +133,7 @@ func printSummary(out io.Writer, o options, targets []target, stats map[string][
 		// Everything shares two cores, so when both targets are CPU-bound the ratio cannot pass
 		// what the CPU per row allows; print it so a missed ratio can be read against it.
 		off, on := p.usFull+p.usBench, tee.usFull+tee.usBench
-		fmt.Fprintf(out, "CPU per row at full speed, proxy + this process (kfake, producer, OpenMLDB-compatible cluster): tee off %.2f + %.2f = %.2f µs, tee on %.2f + %.2f = %.2f µs; ratio of the two %.3f\n",
+		fmt.Fprintf(out, "CPU per row at full speed, proxy + bench (kfake, producer and OpenMLDB-compatible cluster, all processes): tee off %.2f + %.2f = %.2f µs, tee on %.2f + %.2f = %.2f µs; ratio of the two %.3f\n",
 			p.usFull, p.usBench, off, tee.usFull, tee.usBench, on, off/on)
 		fmt.Fprintf(out, "at %d/s requests carry few rows, so per-row CPU there is per-request cost: proxy %.2f µs/row tee on, %.2f tee off\n",
 			o.rate, tee.usFixed, p.usFixed)
