@@ -95,7 +95,7 @@ func parseOptions(args []string, out io.Writer) (options, error) {
 	fs.StringVar(&o.proxyArgs, "proxy-args", "", "extra space-separated arguments for the proxy")
 	blackhole := fs.Bool("blackhole", false, "kfake acknowledges without storing records (cheaper broker; default stores, and each round's topic is deleted after it)")
 	fs.DurationVar(&o.timeout, "timeout", 8*time.Minute, "bound on the whole run")
-	fs.StringVar(&o.cluster, "cluster", "process", "where the tee's OpenMLDB-compatible cluster runs: process (its own, like a real server) or inproc (this process, sharing its heap and collector with kfake and the producer)")
+	fs.StringVar(&o.cluster, "cluster", "inproc", "where the tee's OpenMLDB-compatible cluster runs: process (its own, like a real server) or inproc (this process, sharing its heap and collector with kfake and the producer)")
 	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write this process's CPU profile (kfake, the OpenMLDB-compatible cluster, the producer) to this file")
 	smoke := fs.Bool("smoke", false, "tiny run for tests: 1 round, 2000 records/s for 300ms, 2000 full-speed records")
 	if err := fs.Parse(args); err != nil {

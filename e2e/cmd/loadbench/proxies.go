@@ -27,9 +27,9 @@ const (
 )
 
 // proxies holds the processes the targets need: one proxy without sinks (tee off), one with a sink
-// for the tee rounds' topics (tee on) and the OpenMLDB-compatible cluster it writes to, in a
-// process of its own (-cluster process, the default) or in this one (-cluster inproc). Either way
-// its CPU is not counted as the proxy's.
+// for the tee rounds' topics (tee on) and the OpenMLDB-compatible cluster it writes to, in this
+// process (-cluster inproc, the default) or in one of its own (-cluster process). Either way its
+// CPU is not counted as the proxy's.
 type proxies struct {
 	bin   string
 	dir   string
