@@ -550,3 +550,45 @@ func TestIntegrationLeaderlessPartition(t *testing.T) {
 		t.Fatal("no row written")
 	}
 }
+
+// WriteAsync calls sharing a WriteBatch send nothing until Flush: no Put completes before it,
+// and every row is stored after it.
+func TestIntegrationWriteBatchWaitsForFlush(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	e := startEnv(t, ctx, openmldbtest.Options{Tablets: 1}, 0)
+	tb := createTestTable(t, ctx, e.client, "bdb", "batched", 1, 1)
+	// A first write dials the tablet: Puts waiting for a dial go out from the dialling goroutine.
+	for _, err := range e.client.Write(ctx, tb, []openmldb.Row{testRow(100)}, openmldb.WriteOptions{}) {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	batch := &openmldb.WriteBatch{}
+	results := make(chan []error, 2)
+	for call := range 2 {
+		rows := []openmldb.Row{testRow(call*10 + 1), testRow(call*10 + 2), testRow(call*10 + 3)}
+		e.client.WriteAsync(ctx, tb, rows, openmldb.WriteOptions{Batch: batch}, func(errs []error) { results <- errs })
+	}
+	select {
+	case errs := <-results:
+		t.Fatalf("a batched write completed before Flush: %v", errs)
+	case <-time.After(300 * time.Millisecond):
+	}
+	batch.Flush()
+	for range 2 {
+		select {
+		case errs := <-results:
+			for _, err := range errs {
+				if err != nil {
+					t.Fatal(err)
+				}
+			}
+		case <-ctx.Done():
+			t.Fatal("batched writes did not complete after Flush")
+		}
+	}
+	if got := readAll(t, ctx, e.client, tb); len(got) != 7 {
+		t.Fatalf("table holds %d rows, want 7", len(got))
+	}
+}

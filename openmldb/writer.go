@@ -37,6 +37,40 @@ type WriteOptions struct {
 	// Validated says every row already passed t.Validate for the *Table given to Write, so
 	// Write does not check the rows again before encoding them.
 	Validated bool
+	// Batch, for WriteAsync, leaves the first round's Puts queued on their connections for the
+	// caller's Batch.Flush, so several WriteAsync calls made together leave in one socket write
+	// per tablet instead of one each. The caller must flush right after its last call: the
+	// queued Puts hold in-flight slots. Puts that wait (for a dial, an in-flight slot or a full
+	// socket) and retry rounds go out on their own.
+	Batch *WriteBatch
+}
+
+// WriteBatch collects the connections holding Puts queued by WriteAsync calls with Batch set.
+type WriteBatch struct {
+	mu    sync.Mutex
+	conns []*rpcConn
+}
+
+func (b *WriteBatch) add(conns []*rpcConn) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, rc := range conns {
+		if !slices.Contains(b.conns, rc) {
+			b.conns = append(b.conns, rc)
+		}
+	}
+}
+
+// Flush writes every Put the batch's WriteAsync calls queued. It never blocks: what a socket
+// does not take is finished by a goroutine.
+func (b *WriteBatch) Flush() {
+	b.mu.Lock()
+	conns := b.conns
+	b.conns = nil
+	b.mu.Unlock()
+	for _, rc := range conns {
+		rc.flush(false)
+	}
 }
 
 // ErrPartialWrite is wrapped into a row's error when some of its partitions stored it and others
@@ -246,6 +280,7 @@ func (w *writeJob) retry(round int, roundStart time.Time, retry []int, backoff t
 	if err == nil {
 		w.t = nt
 	}
+	w.opts.Batch = nil // nobody flushes a batch for a retry round
 	w.round(round+1, retry, min(backoff*2, time.Second))
 }
 
@@ -422,7 +457,12 @@ func (c *Client) issuePuts(ctx context.Context, t *Table, ops []putOp, pending [
 				queued = append(queued, rc)
 			}
 		}
-		flush(mayBlock)
+		if opts.Batch != nil && !mayBlock {
+			opts.Batch.add(queued) // the caller's Flush writes them with its other calls' Puts
+			queued = queued[:0]
+		} else {
+			flush(mayBlock)
+		}
 		complete()
 	}
 	issue(0, false)

@@ -48,8 +48,10 @@ func (t *Tee) finishProduce(ctx context.Context, c proxy.ConnInfo, plans []*part
 	}
 	ctx, cancel := context.WithDeadline(ctx, deadline)
 	f.cancel = cancel
+	// The partitions' Puts leave together: one socket write per tablet for the whole request.
+	batch := &openmldb.WriteBatch{}
 	for i, j := range jobs {
-		w, msg, started := t.startStore(ctx, j.plan, j.part, false, func(o writeOutcome, w *rowWrite) {
+		w, msg, started := t.startStore(ctx, j.plan, j.part, false, batch, func(o writeOutcome, w *rowWrite) {
 			f.end(i, w.message(o))
 		})
 		switch {
@@ -64,6 +66,7 @@ func (t *Tee) finishProduce(ctx context.Context, c proxy.ConnInfo, plans []*part
 			f.timed = true
 		}
 	}
+	batch.Flush()
 	if f.timed {
 		// Writes still out at the deadline are reported as such; they keep running (the ledger
 		// learns their outcome), but the client hears now, while its request is still waited for.
@@ -146,7 +149,7 @@ func (t *Tee) report(c proxy.ConnInfo, j storeJob, msg string) {
 // storePartition writes one partition's rows (only the missing ones for an idempotent retry)
 // and dead-letters its invalid records. It returns "" on success or what the client should read.
 func (t *Tee) storePartition(ctx context.Context, p *partitionPlan, part *kmsg.ProduceResponseTopicPartition) string {
-	w, msg, _ := t.startStore(ctx, p, part, true, nil)
+	w, msg, _ := t.startStore(ctx, p, part, true, nil, nil)
 	if w == nil {
 		return msg
 	}
@@ -171,8 +174,10 @@ type writeOutcome struct {
 // returns the write in progress, or nil and the outcome ("" when there is nothing to write).
 // With mayBlock false it does not wait for anything: when it would have to (a dead-letter
 // produce, or an earlier attempt at the same batch still writing), it does nothing and reports
-// started false.
-func (t *Tee) startStore(ctx context.Context, p *partitionPlan, part *kmsg.ProduceResponseTopicPartition, mayBlock bool, notify func(writeOutcome, *rowWrite)) (w *rowWrite, msg string, started bool) {
+// started false. With batch the Puts wait for batch.Flush; with notify the outcome goes to notify
+// instead of the write's done channel.
+func (t *Tee) startStore(ctx context.Context, p *partitionPlan, part *kmsg.ProduceResponseTopicPartition, mayBlock bool,
+	batch *openmldb.WriteBatch, notify func(writeOutcome, *rowWrite)) (w *rowWrite, msg string, started bool) {
 	if len(p.invalid) > 0 && p.sink.OnInvalid == config.OnInvalidDLQ {
 		if !mayBlock {
 			return nil, "", false
@@ -245,7 +250,7 @@ func (t *Tee) startStore(ctx context.Context, p *partitionPlan, part *kmsg.Produ
 	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), DefaultWriteTimeout)
 	start := time.Now()
 	m := p.state.m
-	t.store.WriteAsync(wctx, p.state.table, rows, openmldb.WriteOptions{PutIfAbsent: p.sink.ExactlyOnce, Validated: true}, func(errs []error) {
+	t.store.WriteAsync(wctx, p.state.table, rows, openmldb.WriteOptions{PutIfAbsent: p.sink.ExactlyOnce, Validated: true, Batch: batch}, func(errs []error) {
 		cancel()
 		m.writeSeconds.Observe(time.Since(start).Seconds())
 		var stored []bool
