@@ -77,6 +77,7 @@ func proxyOptions(cfg *config.Config, log *slog.Logger) proxy.Options {
 			MaxConnections:           cfg.Limits.MaxConnections,
 			MaxInflightPerConnection: cfg.Limits.MaxInflightPerConnection,
 			MaxQueuedBytes:           cfg.Limits.MaxQueuedBytes,
+			MaxOutboundPerConnection: cfg.Limits.MaxOutboundBytesPerConnection,
 		},
 	}
 }

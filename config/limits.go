@@ -11,6 +11,7 @@ const (
 	DefaultMaxConnections           = 10000
 	DefaultMaxInflightPerConnection = 1024
 	DefaultMaxQueuedBytes           = 512 << 20
+	DefaultMaxOutboundBytes         = 64 << 20
 )
 
 // Limits bounds what clients can make the proxy hold. When a bound is hit the proxy stops reading
@@ -26,12 +27,16 @@ type Limits struct {
 	// awaiting their responses, including Produce requests whose OpenMLDB writes are in flight.
 	// At the bound the proxy stops reading from clients until it drops.
 	MaxQueuedBytes int64 `koanf:"max_queued_bytes"`
+	// MaxOutboundBytesPerConnection bounds the response bytes waiting to be written to one client
+	// (it does not read them); past it the proxy reads no more of its requests until it does.
+	MaxOutboundBytesPerConnection int64 `koanf:"max_outbound_bytes_per_connection"`
 }
 
 func registerLimitsFlags(fs *pflag.FlagSet) {
 	fs.Int("limits.max_connections", DefaultMaxConnections, "most client connections open at once (0: no limit)")
 	fs.Int("limits.max_inflight_per_connection", DefaultMaxInflightPerConnection, "requests of one connection awaiting responses before the proxy stops reading it")
 	fs.Int64("limits.max_queued_bytes", DefaultMaxQueuedBytes, "request bytes held over all connections before the proxy stops reading clients")
+	fs.Int64("limits.max_outbound_bytes_per_connection", DefaultMaxOutboundBytes, "response bytes waiting for a client that does not read before the proxy stops reading its requests")
 }
 
 func (l Limits) validate() []error {
@@ -44,6 +49,9 @@ func (l Limits) validate() []error {
 	}
 	if l.MaxQueuedBytes < 1<<20 {
 		errs = append(errs, fmt.Errorf("limits.max_queued_bytes: %d is below the 1 MiB minimum", l.MaxQueuedBytes))
+	}
+	if l.MaxOutboundBytesPerConnection < 1<<20 {
+		errs = append(errs, fmt.Errorf("limits.max_outbound_bytes_per_connection: %d is below the 1 MiB minimum", l.MaxOutboundBytesPerConnection))
 	}
 	return errs
 }

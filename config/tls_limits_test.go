@@ -34,12 +34,14 @@ func TestTLSAndLimitsKeys(t *testing.T) {
 	for args, msg := range map[string]string{
 		"--tls.enabled": "tls.cert: tls.enabled needs both tls.cert and tls.key",
 		"--tls.cert=a --tls.key=b --tls.enabled --tls.require_client_cert": "tls.require_client_cert: needs tls.client_ca",
-		"--tls.cert=a":                           "tls.enabled: ",
-		"--kafka.tls.enabled --kafka.tls.cert=c": "kafka.tls.cert: set both",
-		"--kafka.tls.ca=x":                       "kafka.tls.enabled: ",
-		"--limits.max_connections=-1":            "limits.max_connections: -1",
-		"--limits.max_inflight_per_connection=0": "limits.max_inflight_per_connection: 0",
-		"--limits.max_queued_bytes=1000":         "limits.max_queued_bytes: 1000 is below",
+		"--tls.cert=a":                                    "tls.enabled: ",
+		"--kafka.tls.enabled --kafka.tls.cert=c":          "kafka.tls.cert: set both",
+		"--kafka.tls.ca=x":                                "kafka.tls.enabled: ",
+		"--limits.max_connections=-1":                     "limits.max_connections: -1",
+		"--limits.max_inflight_per_connection=0":          "limits.max_inflight_per_connection: 0",
+		"--limits.max_queued_bytes=1000":                  "limits.max_queued_bytes: 1000 is below",
+		"--limits.max_outbound_bytes_per_connection=1000": "limits.max_outbound_bytes_per_connection: 1000 is below",
+		"--kafka.transaction_max_timeout=10ms":            "kafka.transaction_max_timeout: 10ms is below 1s",
 	} {
 		_, err := Load("run", append([]string{"--kafka.bootstrap", "k:9092"}, strings.Fields(args)...), nil)
 		if err == nil || !strings.Contains(err.Error(), msg) {

@@ -3,6 +3,7 @@ package proxy
 import (
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/panjf2000/gnet/v2"
 )
@@ -25,7 +26,16 @@ type Limits struct {
 	// writes). A frame is read only if it fits, except when nothing is queued at all, so a single
 	// frame larger than the bound cannot wedge the proxy.
 	MaxQueuedBytes int64
+	// MaxOutboundPerConnection bounds the response bytes waiting to be written to one client
+	// (gnet's output buffer). A client that sends requests but does not read its responses would
+	// otherwise grow it without end; past the bound its requests are not read until it has read
+	// enough. Nothing is dropped: the responses already waiting still go out.
+	MaxOutboundPerConnection int64
 }
+
+// outboundRecheck is how soon a connection paused on MaxOutboundPerConnection looks again: gnet
+// tells nothing when its output buffer drains, so the session wakes itself.
+const outboundRecheck = 5 * time.Millisecond
 
 // pausedInboundCap bounds a paused connection's buffered input when its reads cannot be paused
 // (see readPauser); past it the connection is closed rather than buffered further.
@@ -35,6 +45,7 @@ const pausedInboundCap = 4 << 20
 const (
 	pauseInflight uint8 = 1 + iota
 	pauseQueued
+	pauseOutbound
 )
 
 // limiter holds the proxy-wide counters of Limits.
@@ -43,6 +54,8 @@ type limiter struct {
 	queued atomic.Int64
 	peak   atomic.Int64
 	pauses atomic.Int64
+	// peakOut is the most response bytes seen waiting for one client.
+	peakOut atomic.Int64
 
 	mu      sync.Mutex
 	waiting map[*session]struct{} // sessions paused on MaxQueuedBytes
@@ -57,6 +70,19 @@ func (p *Proxy) QueuedBytes() int64 { return p.lim.queued.Load() }
 
 // PeakQueuedBytes is the highest QueuedBytes seen since start.
 func (p *Proxy) PeakQueuedBytes() int64 { return p.lim.peak.Load() }
+
+// PeakOutboundBytes is the most response bytes seen waiting to be written to one client (see
+// Limits.MaxOutboundPerConnection).
+func (p *Proxy) PeakOutboundBytes() int64 { return p.lim.peakOut.Load() }
+
+func (l *limiter) outboundSeen(n int64) {
+	for {
+		pk := l.peakOut.Load()
+		if n <= pk || l.peakOut.CompareAndSwap(pk, n) {
+			return
+		}
+	}
+}
 
 // ReadPauses counts the times a client connection stopped being read because of a limit.
 func (p *Proxy) ReadPauses() int64 { return p.lim.pauses.Load() }
@@ -142,6 +168,62 @@ func (l *limiter) unwait(s *session) {
 	delete(l.waiting, s)
 	l.nwait.Store(int32(len(l.waiting)))
 	l.mu.Unlock()
+}
+
+// outboundFull reports whether the client's unread responses are past their bound; if so a wake
+// is scheduled to look again.
+func (s *session) outboundFull() bool {
+	max := s.p.opts.Limits.MaxOutboundPerConnection
+	if max <= 0 || int64(s.c.OutboundBuffered()) <= max {
+		return false
+	}
+	if !s.outboundWake {
+		s.outboundWake = true
+		c := s.c
+		time.AfterFunc(outboundRecheck, func() { _ = c.Wake(nil) })
+	}
+	return true
+}
+
+// holdUpstream reports whether the broker connection must not be read now because the client's
+// unread responses are past MaxOutboundPerConnection: they would only pile up in the proxy. The
+// broker connection's socket reads stop (its responses wait in the kernel and the broker) and a
+// timer wakes it to look again; reads resume once the client has read enough.
+func (s *session) holdUpstream(up gnet.Conn) bool {
+	max := s.p.opts.Limits.MaxOutboundPerConnection
+	if max <= 0 || int64(s.c.OutboundBuffered()) <= max {
+		if s.upPaused {
+			s.upPaused = false
+			if s.upPauser != nil {
+				if err := s.upPauser.resume(up.OutboundBuffered() > 0); err != nil {
+					s.p.log.Warn("resume broker reads", "client", s.remote, "err", err)
+				}
+			}
+		}
+		return false
+	}
+	if !s.upPaused {
+		s.upPaused = true
+		s.p.lim.pauses.Add(1)
+		s.p.log.Debug("pausing broker reads: client is not reading its responses", "client", s.remote, "outbound", s.c.OutboundBuffered())
+		if s.upPauser == nil {
+			var err error
+			if s.upPauser, err = newReadPauser(up); err != nil {
+				s.p.log.Warn("cannot pause broker reads; buffering instead", "client", s.remote, "err", err)
+			}
+		}
+	}
+	if s.upPauser != nil {
+		// Re-applied every time: gnet re-arms reads when a write to the broker has to wait.
+		if err := s.upPauser.pause(up.OutboundBuffered() > 0); err != nil {
+			s.p.log.Warn("pause broker reads", "client", s.remote, "err", err)
+		}
+	}
+	if !s.upWake {
+		s.upWake = true
+		time.AfterFunc(outboundRecheck, func() { _ = up.Wake(nil) })
+	}
+	return true
 }
 
 // inflightFull reports whether the session may not read another request.
@@ -250,8 +332,11 @@ func (s *session) closeLimits() {
 }
 
 func pauseReason(why uint8) string {
-	if why == pauseInflight {
+	switch why {
+	case pauseInflight:
 		return "limits.max_inflight_per_connection"
+	case pauseOutbound:
+		return "limits.max_outbound_bytes_per_connection"
 	}
 	return "limits.max_queued_bytes"
 }

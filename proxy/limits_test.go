@@ -268,3 +268,59 @@ func TestLimitsWithKgo(t *testing.T) {
 	defer cancel()
 	produceConsume(t, ctx, "kgo-limits", 3000, kgo.SeedBrokers(p.Addr()), kgo.DisableIdempotentWrite(), kgo.MaxProduceRequestsInflightPerBroker(5), kgo.ProducerLinger(0))
 }
+
+// A client that pipelines Fetch requests and reads none of the responses: the proxy keeps no
+// more than about limits.max_outbound_bytes_per_connection of them (the broker's responses wait in
+// the sockets instead), and when the client reads, every request is answered in order.
+func TestOutboundLimitHoldsBrokerForNonReader(t *testing.T) {
+	const (
+		n         = 100
+		valueSize = 100 << 10
+		maxOut    = 1 << 20
+	)
+	c := newCluster(t, kfake.NumBrokers(1), kfake.SeedTopics(1, "big"))
+	p, _ := startProxyOpts(t, c.ListenAddrs(), 1, Options{Limits: Limits{MaxOutboundPerConnection: maxOut}})
+	var vals []string
+	for i := range 9 {
+		vals = append(vals, fmt.Sprintf("%02d", i)+strings.Repeat("v", valueSize))
+	}
+	rc := dialRaw(t, p.Addr())
+	rc.send(reqFrame(produceReq("big", 0, -1, vals...), 0))
+	if _, err := rc.read(); err != nil {
+		t.Fatal(err)
+	}
+	fetch := kmsg.NewPtrFetchRequest()
+	fetch.Version = 4
+	fetch.MaxBytes, fetch.MinBytes, fetch.MaxWaitMillis = 1<<20, 1, 0
+	fetch.Topics = []kmsg.FetchRequestTopic{{Topic: "big", Partitions: []kmsg.FetchRequestTopicPartition{{Partition: 0, FetchOffset: 0, PartitionMaxBytes: 1 << 20}}}}
+	rc.send(reqFrame(fetch, 1))
+	f, err := rc.read()
+	if err != nil {
+		t.Fatal(err)
+	}
+	respSize := len(f)
+	if respSize < 900<<10 {
+		t.Fatalf("fetch response is %d bytes; the test needs about 1 MB", respSize)
+	}
+	var frames [][]byte
+	for i := range n {
+		frames = append(frames, reqFrame(fetch, int32(100+i)))
+	}
+	rc.send(frames...) // small: all of them reach the proxy at once
+	waitFor(t, "the proxy to hold the broker connection", 30*time.Second, func() bool { return p.ReadPauses() > 0 })
+	time.Sleep(500 * time.Millisecond) // a proxy without the bound would keep buffering meanwhile
+	// One response may cross the bound before the check, and one more is being written.
+	if pk := p.PeakOutboundBytes(); pk > maxOut+2*int64(respSize) {
+		t.Fatalf("proxy buffered %d response bytes for a client reading nothing, want at most about %d", pk, maxOut+2*respSize)
+	}
+	t.Logf("client not reading: proxy buffered at most %d bytes of %d responses of %d bytes", p.PeakOutboundBytes(), n, respSize)
+	for i := range n {
+		f, err := rc.read()
+		if err != nil {
+			t.Fatalf("response %d: %v", i, err)
+		}
+		if corr := int32(binary.BigEndian.Uint32(f[4:])); corr != int32(100+i) || len(f) < respSize/2 {
+			t.Fatalf("response %d: corr %d, %d bytes", i, corr, len(f))
+		}
+	}
+}

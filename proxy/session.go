@@ -62,8 +62,14 @@ type session struct {
 	reserved    int64
 	pauseWhy    uint8
 	wakePending bool
-	pauser      *readPauser
-	pauseErr    error
+	// outboundWake: a timer will wake the session to look at its output buffer again.
+	outboundWake bool
+	// The broker connection is not read while the client's unread responses are past
+	// MaxOutboundPerConnection (upPaused); upWake: a timer will wake it to look again.
+	upPaused, upWake bool
+	upPauser         *readPauser
+	pauser           *readPauser
+	pauseErr         error
 
 	// Operations (ops.go): when the connection opened, requests read, the broker's address.
 	openedAt time.Time
@@ -161,7 +167,7 @@ func (s *session) fail(why string, err error) gnet.Action {
 // they are still arriving (they never pile up in gnet's buffer and go out without a copy).
 func (s *session) onTraffic() gnet.Action {
 	c := s.c
-	s.wakePending = false
+	s.wakePending, s.outboundWake = false, false
 	for {
 		if s.rest > 0 {
 			n := min(c.InboundBuffered(), s.rest)
@@ -187,6 +193,9 @@ func (s *session) onTraffic() gnet.Action {
 		}
 		if s.inflightFull() {
 			return s.pauseReading(pauseInflight)
+		}
+		if s.outboundFull() {
+			return s.pauseReading(pauseOutbound)
 		}
 		prefix, err := c.Peek(4)
 		if err != nil || len(prefix) < 4 {
@@ -484,7 +493,11 @@ func (s *session) onLoop(fn func()) {
 
 // onUpTraffic reads broker responses on the loop and completes their slots.
 func (s *session) onUpTraffic(up gnet.Conn) gnet.Action {
+	s.upWake = false
 	for {
+		if s.holdUpstream(up) {
+			return gnet.None
+		}
 		prefix, err := up.Peek(4)
 		if err != nil || len(prefix) < 4 {
 			return gnet.None
@@ -627,6 +640,7 @@ func (s *session) write(b []byte) {
 	if _, err := s.c.Write(b); err != nil {
 		s.p.log.Debug("write to client", "client", s.remote, "err", err)
 	}
+	s.p.lim.outboundSeen(int64(s.c.OutboundBuffered()))
 }
 
 func (s *session) recycle(sl *slot) {
