@@ -91,7 +91,10 @@ func StartProxy(ctx context.Context, o ProxyOptions) (*Proxy, error) {
 	}
 	var lastErr error
 	for attempt := 0; attempt < 3; attempt++ {
-		base, err := FreePortBlock(o.Brokers + 1)
+		// One port more than the listeners need: the admin listener's. Left to port 0 it could
+		// take one of the block's ports, freed a moment ago, before the broker listener that
+		// metadata advertises there (a client then met the admin HTTP server).
+		base, err := FreePortBlock(o.Brokers + 2)
 		if err != nil {
 			return nil, err
 		}
@@ -109,10 +112,11 @@ func StartProxy(ctx context.Context, o ProxyOptions) (*Proxy, error) {
 
 func startProxyAt(ctx context.Context, o ProxyOptions, base int) (*Proxy, error) {
 	addr := fmt.Sprintf("127.0.0.1:%d", base)
-	// admin.listen on port 0: parallel proxies must not all bind the default 127.0.0.1:9644; the
-	// drain stays inside Stop's grace period even when a client still long-polls a Fetch.
+	// admin.listen after the broker ports: parallel proxies must not all bind the default
+	// 127.0.0.1:9644; the drain stays inside Stop's grace period even when a client still
+	// long-polls a Fetch.
 	args := []string{"run", "--listen", addr, "--kafka.bootstrap", strings.Join(o.Upstream, ","),
-		"--admin.listen", "127.0.0.1:0", "--shutdown.drain_timeout", "3s"}
+		"--admin.listen", fmt.Sprintf("127.0.0.1:%d", base+o.Brokers+1), "--shutdown.drain_timeout", "3s"}
 	if o.LogLevel != "" {
 		args = append(args, "--log.level", o.LogLevel)
 	}
