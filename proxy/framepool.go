@@ -30,8 +30,12 @@ func frameClass(n int) int {
 	return max(shift, minPooledShift) - minPooledShift
 }
 
-// get returns an empty buffer with room for n bytes, n ≤ maxPooledFrame.
+// get returns an empty buffer with room for n bytes; above maxPooledFrame a plain allocation
+// (which put then drops).
 func (fp *framePool) get(n int) []byte {
+	if n > maxPooledFrame {
+		return make([]byte, 0, n)
+	}
 	c := frameClass(n)
 	if b, ok := fp.classes[c].Get().(*[]byte); ok {
 		return (*b)[:0]

@@ -8,7 +8,7 @@ func TestFramePoolClasses(t *testing.T) {
 	var fp framePool
 	for _, tc := range []struct{ n, want int }{
 		{0, 512}, {1, 512}, {512, 512}, {513, 1024}, {32 << 10, 32 << 10}, {32<<10 + 1, 64 << 10}, {1 << 20, 1 << 20},
-		{1<<20 + 1, 2 << 20}, {maxPooledFrame, maxPooledFrame},
+		{1<<20 + 1, 2 << 20}, {maxPooledFrame, maxPooledFrame}, {5 << 20, 5 << 20}, {100 << 20, 100 << 20},
 	} {
 		if b := fp.get(tc.n); len(b) != 0 || cap(b) != tc.want {
 			t.Errorf("get(%d): len %d cap %d, want 0 and %d", tc.n, len(b), cap(b), tc.want)

@@ -33,11 +33,12 @@ type Step struct {
 	Local kmsg.Response
 	// Finish, if non-nil, runs after the broker's response arrived (resp nil for Produce acks=0,
 	// where nothing is sent back), off the event loop; it returns the response to send (nil for
-	// acks=0). It may block (it waits for OpenMLDB writes). Finishes of one connection's answered
-	// requests are started in request order and may run at the same time (up to 8), so Finish
-	// must be safe to call concurrently; responses still leave in request order, later ones
-	// waiting behind an unfinished one. The response it gets already carries the proxy's broker
-	// addresses.
+	// acks=0). It may block (it waits for OpenMLDB writes). A connection's Finishes start as
+	// their requests are answered (an acks=0 request's once it is forwarded), oldest first, and
+	// up to 8 run at the same time, so Finish must be safe to call concurrently and must not
+	// assume an earlier request's Finish has ended; responses still leave in request order, later
+	// ones waiting behind an unfinished one. The response it gets already carries the proxy's
+	// broker addresses.
 	Finish func(ctx context.Context, resp kmsg.Response) kmsg.Response
 	// FinishAsync is Finish for work that completes through callbacks: it runs ON the event
 	// loop, so it must return at once (starting its work elsewhere, never waiting), and it calls

@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -178,9 +179,14 @@ func (s *session) outboundFull() bool {
 		return false
 	}
 	if !s.outboundWake {
+		// One recheck chain per session: the flag is cleared by the timer (on the loop, ahead of
+		// the wake), not by whatever else runs OnTraffic meanwhile.
 		s.outboundWake = true
 		c := s.c
-		time.AfterFunc(outboundRecheck, func() { _ = c.Wake(nil) })
+		time.AfterFunc(outboundRecheck, func() {
+			s.onLoop(func() { s.outboundWake = false })
+			_ = c.Wake(nil)
+		})
 	}
 	return true
 }
@@ -219,9 +225,18 @@ func (s *session) holdUpstream(up gnet.Conn) bool {
 			s.p.log.Warn("pause broker reads", "client", s.remote, "err", err)
 		}
 	}
+	if s.upPauser == nil && up.InboundBuffered() > pausedInboundCap+int(max) {
+		// Reads cannot be paused here: rather than move the backlog into the broker
+		// connection's buffer without end, give up on this client.
+		s.fail("client does not read its responses", fmt.Errorf("%d bytes unread, %d more from the broker buffered", s.c.OutboundBuffered(), up.InboundBuffered()))
+		return true
+	}
 	if !s.upWake {
 		s.upWake = true
-		time.AfterFunc(outboundRecheck, func() { _ = up.Wake(nil) })
+		time.AfterFunc(outboundRecheck, func() {
+			s.onLoop(func() { s.upWake = false })
+			_ = up.Wake(nil)
+		})
 	}
 	return true
 }

@@ -167,7 +167,7 @@ func (s *session) fail(why string, err error) gnet.Action {
 // they are still arriving (they never pile up in gnet's buffer and go out without a copy).
 func (s *session) onTraffic() gnet.Action {
 	c := s.c
-	s.wakePending, s.outboundWake = false, false
+	s.wakePending = false
 	for {
 		if s.rest > 0 {
 			n := min(c.InboundBuffered(), s.rest)
@@ -369,7 +369,6 @@ func (s *session) accept(frame []byte, h protocol.RequestHeader, owned bool) boo
 	}
 	if !owned {
 		// frame aliases gnet's buffer, which is reused once onTraffic returns; the hook outlives it.
-		// (Frames taken whole are far below maxPooledFrame.)
 		frame = append(s.p.frames.get(len(frame)), frame...)
 		if h.ClientID != nil {
 			h.ClientID = frame[14 : 14+len(h.ClientID)]
@@ -493,7 +492,6 @@ func (s *session) onLoop(fn func()) {
 
 // onUpTraffic reads broker responses on the loop and completes their slots.
 func (s *session) onUpTraffic(up gnet.Conn) gnet.Action {
-	s.upWake = false
 	for {
 		if s.holdUpstream(up) {
 			return gnet.None

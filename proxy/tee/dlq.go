@@ -1,7 +1,6 @@
 package tee
 
 import (
-	"bytes"
 	"context"
 	"strconv"
 
@@ -32,12 +31,12 @@ func (t *Tee) deadLetter(ctx context.Context, p *partitionPlan, baseOffset int64
 		if baseOffset >= 0 {
 			offset = baseOffset + int64(bad.index)
 		}
-		// Copies: key and value alias the request's buffer, which the proxy reuses once Finish
-		// returns, and kgo may still hold a record whose ProduceSync gave up at the deadline.
+		// bad.key and bad.value are copies (planPartition), never the request's pooled buffer:
+		// kgo may still hold a record whose ProduceSync gave up at the deadline.
 		recs = append(recs, &kgo.Record{
 			Topic: p.sink.DLQTopic,
-			Key:   bytes.Clone(bad.key),
-			Value: bytes.Clone(bad.value),
+			Key:   bad.key,
+			Value: bad.value,
 			Headers: []kgo.RecordHeader{
 				{Key: headerTopic, Value: []byte(p.topic)},
 				{Key: headerPartition, Value: []byte(strconv.Itoa(int(p.partition)))},

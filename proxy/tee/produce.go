@@ -1,6 +1,7 @@
 package tee
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -124,17 +125,30 @@ func (t *Tee) beginProduce(ctx context.Context, c proxy.ConnInfo, req *kmsg.Prod
 		}
 		step.Forward = withoutPartitions(req, rejected)
 	}
+	rows := 0
+	for _, p := range plans {
+		rows += len(p.rows)
+	}
 	step.FinishAsync = func(ctx context.Context, resp kmsg.Response, done func(kmsg.Response)) {
 		pr, _ := resp.(*kmsg.ProduceResponse)
-		t.finishProduce(ctx, c, plans, pr, deadline, func() {
-			if pr == nil {
-				done(resp)
-				return
-			}
-			addRejections(pr, rejected)
-			t.metrics.produceLatency.WithLabelValues("tee").Observe(time.Since(start).Seconds())
-			done(pr)
-		})
+		finish := func() {
+			t.finishProduce(ctx, c, plans, pr, deadline, func() {
+				if pr == nil {
+					done(resp)
+					return
+				}
+				addRejections(pr, rejected)
+				t.metrics.produceLatency.WithLabelValues("tee").Observe(time.Since(start).Seconds())
+				done(pr)
+			})
+		}
+		if rows > maxRowsOnLoop {
+			// Encoding a large batch's rows takes long enough to hold up the loop's other
+			// connections; a goroutine costs far less than that.
+			go finish()
+			return
+		}
+		finish()
 	}
 	return step
 }
@@ -187,7 +201,10 @@ func (t *Tee) planPartition(ctx context.Context, s *config.Sink, topic string, p
 					p.rejectMessage = fmt.Sprintf("OpenMLDB table %s is not reachable: %v", p.tableName(), err)
 					return p
 				}
-				p.invalid = append(p.invalid, badRecord{index: idx, inBatch: ri, err: err, key: r.Key, value: r.Value})
+				// Copies: the request's bytes go back to the proxy's pool once the Finish is
+				// answered, while a dead-letter produce may still be starting (or, past the
+				// deadline, still be running) on a goroutine of its own.
+				p.invalid = append(p.invalid, badRecord{index: idx, inBatch: ri, err: err, key: bytes.Clone(r.Key), value: bytes.Clone(r.Value)})
 				continue
 			}
 			if p.rows == nil {

@@ -58,10 +58,25 @@ type heldRows struct {
 
 	mu   sync.Mutex
 	txns map[txnKey]*heldTxn
+	// expired remembers, for another maxAge, the transactions dropped by age and their rows, so a
+	// commit that still arrives for one is reported instead of passing silently.
+	expired map[txnKey]expiredTxn
 }
 
+// expiredTxn is a transaction whose held rows were dropped by age.
+type expiredTxn struct {
+	at   time.Time
+	rows int
+}
+
+// expiryGrace is added to maxAge before rows are dropped: the coordinator aborts a timed-out
+// transaction on a periodic pass (transaction.abort.timed.out.transaction.cleanup.interval.ms,
+// 10 s by default), so until then a late EndTxn commit can still succeed. It is a minute, or
+// maxAge when that is shorter (tests).
+const expiryGrace = time.Minute
+
 func newHeldRows(maxAge time.Duration, dropped func(reason string, rows int)) *heldRows {
-	return &heldRows{maxAge: maxAge, dropped: dropped, txns: map[txnKey]*heldTxn{}}
+	return &heldRows{maxAge: maxAge, dropped: dropped, txns: map[txnKey]*heldTxn{}, expired: map[txnKey]expiredTxn{}}
 }
 
 func (h *heldRows) hold(transactionalID string, k txnKey, st *tableState, putIfAbsent bool, rows []openmldb.Row) {
@@ -113,31 +128,54 @@ func (h *heldRows) fence(transactionalID string, producerID int64, epoch int16) 
 	})
 }
 
-// sweep drops transactions held longer than maxAge, at most once per tenth of maxAge. By then
-// the coordinator has aborted them: no transaction outlives transaction.max.timeout.ms, and its
-// clock started before its first batch reached the proxy.
+// sweep drops transactions held longer than maxAge plus the grace, at most once per tenth of
+// maxAge. By then the coordinator has aborted them: no transaction outlives
+// transaction.max.timeout.ms, and its clock started before its first batch reached the proxy.
 func (h *heldRows) sweep(now time.Time) {
 	if h.maxAge <= 0 || now.UnixNano() < h.nextSweep.Load() {
 		return
 	}
 	h.nextSweep.Store(now.Add(h.maxAge / 10).UnixNano())
-	h.drop(dropExpired, func(_ txnKey, tx *heldTxn) bool { return now.Sub(tx.since) > h.maxAge })
+	limit := h.maxAge + min(expiryGrace, h.maxAge)
+	gone := h.drop(dropExpired, func(_ txnKey, tx *heldTxn) bool { return now.Sub(tx.since) > limit })
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for k, e := range h.expired {
+		if now.Sub(e.at) > h.maxAge {
+			delete(h.expired, k)
+		}
+	}
+	for k, rows := range gone {
+		h.expired[k] = expiredTxn{at: now, rows: rows}
+	}
 }
 
-// drop removes the uncommitted transactions matching and reports their rows.
-func (h *heldRows) drop(reason string, match func(txnKey, *heldTxn) bool) {
+// expiredRows reports how many rows of transaction k were dropped by age (0: none known).
+func (h *heldRows) expiredRows(k txnKey) int {
 	h.mu.Lock()
-	var gone []*heldTxn
+	defer h.mu.Unlock()
+	return h.expired[k].rows
+}
+
+// drop removes the uncommitted transactions matching, reports their rows and returns them by
+// transaction.
+func (h *heldRows) drop(reason string, match func(txnKey, *heldTxn) bool) map[txnKey]int {
+	h.mu.Lock()
+	var gone map[txnKey]int
 	for k, tx := range h.txns {
 		if !tx.committed && match(k, tx) {
-			gone = append(gone, tx)
+			if gone == nil {
+				gone = map[txnKey]int{}
+			}
+			gone[k] = countRows(tx.groups)
 			delete(h.txns, k)
 		}
 	}
 	h.mu.Unlock()
-	for _, tx := range gone {
-		h.dropped(reason, countRows(tx.groups))
+	for _, rows := range gone {
+		h.dropped(reason, rows)
 	}
+	return gone
 }
 
 func countRows(groups []heldGroup) int {
@@ -182,6 +220,14 @@ func (t *Tee) beginEndTxn(req *kmsg.EndTxnRequest) proxy.Step {
 		ctx, cancel := context.WithTimeout(ctx, DefaultWriteTimeout)
 		defer cancel()
 		groups := t.txns.take(k)
+		if len(groups) == 0 {
+			if n := t.txns.expiredRows(k); n > 0 {
+				// Kafka committed a transaction kafka.transaction_max_timeout says it would
+				// have aborted: the setting is below the brokers' transaction.max.timeout.ms.
+				t.log.Error("transaction committed after its held rows were dropped as expired; they are not in OpenMLDB",
+					"transactional_id", req.TransactionalID, "rows", n, "fix", "set kafka.transaction_max_timeout to the brokers' transaction.max.timeout.ms")
+			}
+		}
 		var left []heldGroup
 		var firstErr error
 		failed := 0
