@@ -12,6 +12,7 @@ type Metrics struct {
 	tombstones       *prometheus.CounterVec
 	batchesRejected  *prometheus.CounterVec
 	txnRowsDropped   *prometheus.CounterVec
+	txnRowsHeld      *prometheus.GaugeVec
 	acks0Failures    prometheus.Counter
 	writeLatency     *prometheus.HistogramVec
 	produceLatency   *prometheus.HistogramVec
@@ -38,6 +39,9 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		txnRowsDropped: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "okp_tee_txn_rows_dropped_total",
 			Help: "Held rows of transactions that will not commit: reason aborted (EndTxn abort), fenced (InitProducerId bumped the epoch), expired (open longer than kafka.transaction_max_timeout)."},
 			[]string{"reason"}),
+		txnRowsHeld: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "okp_tee_txn_rows_held",
+			Help: "Rows held for transactions: state open (waiting for EndTxn) or committed (Kafka committed, OpenMLDB write failed; waiting for the EndTxn retry)."},
+			[]string{"state"}),
 		acks0Failures: prometheus.NewCounter(prometheus.CounterOpts{Name: "okp_tee_acks0_write_failures_total",
 			Help: "acks=0 partitions whose rows were not all stored (the producer cannot be told)."}),
 		writeLatency: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "okp_tee_openmldb_write_seconds",
@@ -47,7 +51,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	}
 	if reg != nil {
 		reg.MustRegister(m.rowsWritten, m.rowsRejected, m.rowsFailed, m.rowsDeduplicated, m.rowsDeadLettered,
-			m.tombstones, m.batchesRejected, m.txnRowsDropped, m.acks0Failures, m.writeLatency, m.produceLatency)
+			m.tombstones, m.batchesRejected, m.txnRowsDropped, m.txnRowsHeld, m.acks0Failures, m.writeLatency, m.produceLatency)
 	}
 	return m
 }

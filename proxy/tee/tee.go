@@ -57,8 +57,17 @@ type Tee struct {
 	dec     kgo.Decompressor
 	ledger  *ledger
 	txns    *heldRows
-	records sync.Pool                  // *connect.Record scratch for planPartition
-	dlq     atomic.Pointer[kgo.Client] // set once, by New or the first Reload that needs it
+	// retrying marks the keys whose committed rows a goroutine keeps writing (retryCommitted);
+	// closed ends those goroutines and bg waits for them.
+	retryMu  sync.Mutex
+	retrying map[txnKey]bool
+	// commitTimeout bounds the write of a commit's rows before EndTxn is answered (tests shorten it).
+	commitTimeout time.Duration
+	closed        chan struct{}
+	closeOnce     sync.Once
+	bg            sync.WaitGroup
+	records       sync.Pool                  // *connect.Record scratch for planPartition
+	dlq           atomic.Pointer[kgo.Client] // set once, by New or the first Reload that needs it
 
 	bootstrap []string
 	payloads  atomic.Bool
@@ -96,7 +105,7 @@ func New(opts Options) (*Tee, error) {
 	t := &Tee{
 		db: opts.Database, store: opts.Store, log: log, metrics: m, bootstrap: opts.KafkaBootstrap,
 		parser: connect.NewParser(256), dec: kgo.DefaultDecompressor(),
-		ledger: newLedger(0),
+		ledger: newLedger(0), retrying: map[txnKey]bool{}, closed: make(chan struct{}), commitTimeout: DefaultWriteTimeout,
 		tables: map[string]*tableState{}, creating: map[string]*sync.Mutex{},
 	}
 	maxAge := opts.TransactionMaxTimeout
@@ -106,6 +115,9 @@ func New(opts Options) (*Tee, error) {
 	t.txns = newHeldRows(maxAge, func(reason string, rows int) {
 		t.metrics.txnRowsDropped.WithLabelValues(reason).Add(float64(rows))
 		t.log.Warn("held rows of a transaction that will not commit dropped", "reason", reason, "rows", rows)
+	}, func(open, committed int) {
+		t.metrics.txnRowsHeld.WithLabelValues("open").Set(float64(open))
+		t.metrics.txnRowsHeld.WithLabelValues("committed").Set(float64(committed))
 	})
 	t.records.New = func() any { return new(connect.Record) }
 	t.sinks.Store(&opts.Sinks)
@@ -158,6 +170,8 @@ func exactlyOnceUsable(tbl *openmldb.Table) error {
 
 // Close releases the dead-letter producer.
 func (t *Tee) Close() {
+	t.closeOnce.Do(func() { close(t.closed) })
+	t.bg.Wait()
 	if cl := t.dlq.Load(); cl != nil {
 		cl.Close()
 	}

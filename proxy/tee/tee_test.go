@@ -35,6 +35,7 @@ type env struct {
 	cluster *openmldbtest.Cluster
 	store   *openmldb.Client
 	proxy   *proxy.Proxy
+	tee     *tee.Tee
 	addr    string
 	reg     *prometheus.Registry
 }
@@ -126,6 +127,7 @@ func startEnvWith(t *testing.T, adjust func(*tee.Options), sinks []config.Sink, 
 		adjust(&opts)
 	}
 	tt, err := tee.New(opts)
+	e.tee = tt
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -451,6 +453,9 @@ func (e *env) metricWith(t *testing.T, name, label, value string) float64 {
 		for _, m := range mf.GetMetric() {
 			for _, lp := range m.GetLabel() {
 				if lp.GetName() == label && lp.GetValue() == value {
+					if g := m.GetGauge(); g != nil {
+						return g.GetValue()
+					}
 					return m.GetCounter().GetValue()
 				}
 			}
@@ -488,12 +493,19 @@ func TestHeldTransactionsReleasedWhenFencedOrExpired(t *testing.T) {
 
 	// Fenced: the first instance holds 5 rows and disappears; a second instance with the same
 	// transactional id starts, commits 3 rows of its own.
+	const held = "okp_tee_txn_rows_held"
 	old := e.client(t, kgo.TransactionalID("fenced-app"))
 	produceInTxn(old, 100, 5)
+	if got := e.metricWith(t, held, "state", "open"); got != 5 {
+		t.Fatalf("rows held %v, want 5", got)
+	}
 	fresh := e.client(t, kgo.TransactionalID("fenced-app"))
 	produceInTxn(fresh, 200, 3)
 	if got := e.metricWith(t, dropped, "reason", "fenced"); got != 5 {
 		t.Fatalf("fenced rows dropped %v, want 5", got)
+	}
+	if got := e.metricWith(t, held, "state", "open"); got != 3 {
+		t.Fatalf("rows held after fencing %v, want the new producer's 3", got)
 	}
 	if err := fresh.EndTransaction(ctx, kgo.TryCommit); err != nil {
 		t.Fatal(err)
@@ -522,6 +534,9 @@ func TestHeldTransactionsReleasedWhenFencedOrExpired(t *testing.T) {
 	if got := e.metricWith(t, dropped, "reason", "expired"); got != 4 {
 		t.Fatalf("expired rows dropped %v, want 4", got)
 	}
+	if got := e.metricWith(t, held, "state", "open"); got != 0 {
+		t.Fatalf("rows still held %v, want 0", got)
+	}
 
 	ids := map[int64]bool{}
 	for _, r := range e.tableRows(t, "topic1") {
@@ -535,6 +550,78 @@ func TestHeldTransactionsReleasedWhenFencedOrExpired(t *testing.T) {
 		if !ids[id] {
 			t.Fatalf("table ids %v, want %v", ids, want)
 		}
+	}
+}
+
+// A transaction Kafka committed whose rows OpenMLDB refuses: a few failures are retried before
+// EndTxn is answered (the commit succeeds); failures that outlast the commit timeout answer
+// REQUEST_TIMED_OUT, keep the rows as committed (apart from the producer's next transaction, whose
+// abort leaves them alone) and the proxy writes them once OpenMLDB takes them again.
+func TestCommittedTransactionRowsRetriedByTheProxy(t *testing.T) {
+	e := startEnv(t, []config.Sink{{Topics: []string{"topic1"}, AutoCreate: true}}, "topic1")
+	tee.SetCommitTimeout(e.tee, 500*time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := e.client(t).ProduceSync(ctx, &kgo.Record{Topic: "topic1", Value: []byte(seedRow(0))}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	cl := e.client(t, kgo.TransactionalID("retry-app"))
+	produce := func(first, n int) {
+		t.Helper()
+		if err := cl.BeginTransaction(); err != nil {
+			t.Fatal(err)
+		}
+		for i := first; i < first+n; i++ {
+			if err := cl.ProduceSync(ctx, &kgo.Record{Topic: "topic1", Value: []byte(seedRow(i))}).FirstErr(); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	const held = "okp_tee_txn_rows_held"
+
+	// Transient: 3 Puts fail, the retry inside the commit stores them.
+	produce(1, 5)
+	e.cluster.FailPuts(3, 999) // a code the client's writer does not retry by itself
+	if err := cl.EndTransaction(ctx, kgo.TryCommit); err != nil {
+		t.Fatalf("EndTxn with 3 transient failures: %v", err)
+	}
+	if f := e.metric(t, "okp_tee_rows_failed_total"); f != 3 {
+		t.Fatalf("rows failed %v, want the 3 injected failures", f)
+	}
+
+	// Lasting: every Put fails past the commit timeout.
+	produce(10, 4)
+	e.cluster.FailPuts(1<<30, 999)
+	if err := cl.EndTransaction(ctx, kgo.TryCommit); !errors.Is(err, kerr.RequestTimedOut) {
+		t.Fatalf("EndTxn with OpenMLDB refusing: %v, want REQUEST_TIMED_OUT", err)
+	}
+	if got := e.metricWith(t, held, "state", "committed"); got != 4 {
+		t.Fatalf("committed rows held %v, want 4", got)
+	}
+	// kgo wants an abort after an unconfirmed commit; it must not take the committed rows along.
+	_ = cl.EndTransaction(ctx, kgo.TryAbort)
+	if got := e.metricWith(t, held, "state", "committed"); got != 4 {
+		t.Fatalf("committed rows held after the abort %v, want still 4", got)
+	}
+	e.cluster.FailPuts(0, 0)
+	waitUntil := time.Now().Add(20 * time.Second)
+	for e.metricWith(t, held, "state", "committed") != 0 {
+		if time.Now().After(waitUntil) {
+			t.Fatal("the proxy did not write the committed rows once OpenMLDB took them again")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	ids := map[int64]int{}
+	for _, r := range e.tableRows(t, "topic1") {
+		ids[r[2].I]++
+	}
+	for _, id := range []int64{0, 1, 2, 3, 4, 5, 10, 11, 12, 13} {
+		if ids[id] != 1 {
+			t.Fatalf("row %d stored %d times (ids %v)", id, ids[id], ids)
+		}
+	}
+	if len(ids) != 10 {
+		t.Fatalf("table ids %v, want 0..5 and 10..13", ids)
 	}
 }
 

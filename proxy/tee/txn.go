@@ -33,9 +33,6 @@ type heldTxn struct {
 	transactionalID string
 	groups          []heldGroup
 	since           time.Time // when its first rows were held
-	// committed: Kafka committed but some rows failed to write; they wait for the client's
-	// EndTxn retry and are never dropped by fencing or age.
-	committed bool
 }
 
 // Reasons held rows are dropped (the reason label of okp_tee_txn_rows_dropped_total).
@@ -56,8 +53,17 @@ type heldRows struct {
 	// nextSweep (unix ns) makes sweep a single atomic load on most requests.
 	nextSweep atomic.Int64
 
+	// gauge is told the rows held now, open and committed-but-unwritten (both under mu).
+	gauge func(open, committed int)
+
 	mu   sync.Mutex
 	txns map[txnKey]*heldTxn
+	// committed holds rows of transactions Kafka committed whose OpenMLDB write failed, apart
+	// from txns: the producer's next transaction reuses the same (producer id, epoch), and its
+	// abort must not take these along. They are never dropped; the proxy keeps writing them.
+	committed map[txnKey][]heldGroup
+	// Rows held now: of open transactions, and of committed ones not yet written.
+	openRows, committedRows int
 	// expired remembers, for another maxAge, the transactions dropped by age and their rows, so a
 	// commit that still arrives for one is reported instead of passing silently.
 	expired map[txnKey]expiredTxn
@@ -75,8 +81,19 @@ type expiredTxn struct {
 // maxAge when that is shorter (tests).
 const expiryGrace = time.Minute
 
-func newHeldRows(maxAge time.Duration, dropped func(reason string, rows int)) *heldRows {
-	return &heldRows{maxAge: maxAge, dropped: dropped, txns: map[txnKey]*heldTxn{}, expired: map[txnKey]expiredTxn{}}
+func newHeldRows(maxAge time.Duration, dropped func(reason string, rows int), gauge func(open, committed int)) *heldRows {
+	return &heldRows{maxAge: maxAge, dropped: dropped, gauge: gauge, txns: map[txnKey]*heldTxn{},
+		committed: map[txnKey][]heldGroup{}, expired: map[txnKey]expiredTxn{}}
+}
+
+// count moves n rows (negative: removes them) in or out of the held totals; mu is held.
+func (h *heldRows) count(committed bool, n int) {
+	if committed {
+		h.committedRows += n
+	} else {
+		h.openRows += n
+	}
+	h.gauge(h.openRows, h.committedRows)
 }
 
 func (h *heldRows) hold(transactionalID string, k txnKey, st *tableState, putIfAbsent bool, rows []openmldb.Row) {
@@ -88,9 +105,10 @@ func (h *heldRows) hold(transactionalID string, k txnKey, st *tableState, putIfA
 		h.txns[k] = tx
 	}
 	tx.groups = append(tx.groups, heldGroup{state: st, putIfAbsent: putIfAbsent, rows: rows})
+	h.count(false, len(rows))
 }
 
-// take removes and returns the transaction's rows.
+// take removes and returns the open transaction's rows.
 func (h *heldRows) take(k txnKey) []heldGroup {
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -99,24 +117,29 @@ func (h *heldRows) take(k txnKey) []heldGroup {
 		return nil
 	}
 	delete(h.txns, k)
+	h.count(false, -countRows(tx.groups))
 	return tx.groups
 }
 
-// putBack returns rows of a committed transaction that could not be written, for the client's
-// EndTxn retry.
-func (h *heldRows) putBack(transactionalID string, k txnKey, g []heldGroup) {
+// takeCommitted removes and returns the committed rows of k still to be written.
+func (h *heldRows) takeCommitted(k txnKey) []heldGroup {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	g := h.committed[k]
+	delete(h.committed, k)
+	h.count(true, -countRows(g))
+	return g
+}
+
+// putBack keeps rows of a committed transaction that could not be written.
+func (h *heldRows) putBack(k txnKey, g []heldGroup) {
 	if len(g) == 0 {
 		return
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	tx := h.txns[k]
-	if tx == nil {
-		tx = &heldTxn{transactionalID: transactionalID, since: time.Now()}
-		h.txns[k] = tx
-	}
-	tx.groups = append(g, tx.groups...)
-	tx.committed = true
+	h.committed[k] = append(h.committed[k], g...)
+	h.count(true, countRows(g))
 }
 
 // fence drops the open transactions of transactionalID that a successful InitProducerId answered
@@ -157,18 +180,19 @@ func (h *heldRows) expiredRows(k txnKey) int {
 	return h.expired[k].rows
 }
 
-// drop removes the uncommitted transactions matching, reports their rows and returns them by
+// drop removes the open transactions matching, reports their rows and returns them by
 // transaction.
 func (h *heldRows) drop(reason string, match func(txnKey, *heldTxn) bool) map[txnKey]int {
 	h.mu.Lock()
 	var gone map[txnKey]int
 	for k, tx := range h.txns {
-		if !tx.committed && match(k, tx) {
+		if match(k, tx) {
 			if gone == nil {
 				gone = map[txnKey]int{}
 			}
 			gone[k] = countRows(tx.groups)
 			delete(h.txns, k)
+			h.count(false, -gone[k])
 		}
 	}
 	h.mu.Unlock()
@@ -217,8 +241,6 @@ func (t *Tee) beginEndTxn(req *kmsg.EndTxnRequest) proxy.Step {
 			}
 			return resp
 		}
-		ctx, cancel := context.WithTimeout(ctx, DefaultWriteTimeout)
-		defer cancel()
 		groups := t.txns.take(k)
 		if len(groups) == 0 {
 			if n := t.txns.expiredRows(k); n > 0 {
@@ -228,9 +250,33 @@ func (t *Tee) beginEndTxn(req *kmsg.EndTxnRequest) proxy.Step {
 					"transactional_id", req.TransactionalID, "rows", n, "fix", "set kafka.transaction_max_timeout to the brokers' transaction.max.timeout.ms")
 			}
 		}
-		var left []heldGroup
-		var firstErr error
-		failed := 0
+		// Rows of an earlier commit of this producer still being retried go along.
+		groups = append(t.txns.takeCommitted(k), groups...)
+		wctx, cancel := context.WithTimeout(ctx, t.commitTimeout)
+		defer cancel()
+		left, firstErr := t.writeHeld(wctx, groups, true)
+		if len(left) == 0 {
+			return resp
+		}
+		// Kafka has committed and cannot take it back. The rows stay held and the proxy keeps
+		// writing them (clients do not retry a commit: franz-go refuses to, Java's producer
+		// fails); the client hears that its transaction is not fully stored yet.
+		t.txns.putBack(k, left)
+		t.retryCommitted(k, req.TransactionalID)
+		msg := fmt.Sprintf("transaction committed in Kafka but %d of %d rows are not yet stored in OpenMLDB (%v); the proxy keeps retrying them",
+			countRows(left), countRows(groups), firstErr)
+		t.log.Error("transaction rows not stored", "transactional_id", req.TransactionalID, "reason", msg)
+		r.ErrorCode = kerr.RequestTimedOut.Code
+		return r
+	}}
+}
+
+// writeHeld writes held rows, retrying the failed ones with backoff while ctx lasts (when retry),
+// and returns what is still not stored with the first error seen.
+func (t *Tee) writeHeld(ctx context.Context, groups []heldGroup, retry bool) (left []heldGroup, firstErr error) {
+	backoff := 50 * time.Millisecond
+	for {
+		left = nil
 		for _, g := range groups {
 			errs := t.store.Write(ctx, g.state.table, g.rows, openmldb.WriteOptions{PutIfAbsent: g.putIfAbsent})
 			rest := heldGroup{state: g.state, putIfAbsent: g.putIfAbsent}
@@ -245,21 +291,64 @@ func (t *Tee) beginEndTxn(req *kmsg.EndTxnRequest) proxy.Step {
 			name := g.state.table.DB + "." + g.state.table.Name
 			t.metrics.rowsWritten.WithLabelValues(name).Add(float64(len(g.rows) - len(rest.rows)))
 			if len(rest.rows) > 0 {
-				failed += len(rest.rows)
 				t.metrics.rowsFailed.WithLabelValues(name).Add(float64(len(rest.rows)))
 				left = append(left, rest)
 			}
 		}
-		if failed == 0 {
-			return resp
+		if len(left) == 0 || !retry {
+			return left, firstErr
 		}
-		// Kafka has committed; the rows stay held and the client's EndTxn retry (which the broker
-		// answers as an already-completed commit) writes them.
-		t.txns.putBack(req.TransactionalID, k, left)
-		msg := fmt.Sprintf("transaction committed in Kafka but %d of %d rows are not yet stored in OpenMLDB (%v); retry EndTxn to write them",
-			failed, countRows(groups), firstErr)
-		t.log.Error("transaction rows not stored", "transactional_id", req.TransactionalID, "reason", msg)
-		r.ErrorCode = kerr.RequestTimedOut.Code
-		return r
-	}}
+		select {
+		case <-ctx.Done():
+			return left, firstErr
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, time.Second)
+		groups = left
+	}
+}
+
+// retryCommitted keeps writing the committed rows of k on a goroutine until none are left or the
+// tee closes, backing off up to half a minute between rounds. One runs per key at a time; an
+// EndTxn of the same producer meanwhile takes the rows along with its own.
+func (t *Tee) retryCommitted(k txnKey, transactionalID string) {
+	t.retryMu.Lock()
+	if t.retrying[k] {
+		t.retryMu.Unlock()
+		return
+	}
+	t.retrying[k] = true
+	t.retryMu.Unlock()
+	t.bg.Add(1)
+	go func() {
+		defer t.bg.Done()
+		defer func() {
+			t.retryMu.Lock()
+			delete(t.retrying, k)
+			t.retryMu.Unlock()
+		}()
+		backoff := time.Second
+		for {
+			select {
+			case <-t.closed:
+				return
+			case <-time.After(backoff):
+			}
+			groups := t.txns.takeCommitted(k)
+			if len(groups) == 0 {
+				return
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), DefaultWriteTimeout)
+			left, err := t.writeHeld(ctx, groups, false)
+			cancel()
+			if len(left) == 0 {
+				t.log.Info("committed transaction rows stored after retrying", "transactional_id", transactionalID, "rows", countRows(groups))
+				return
+			}
+			t.txns.putBack(k, left)
+			t.log.Error("committed transaction rows still not stored; retrying", "transactional_id", transactionalID,
+				"rows", countRows(left), "err", err, "next_try", min(2*backoff, 30*time.Second))
+			backoff = min(2*backoff, 30*time.Second)
+		}
+	}()
 }
