@@ -43,6 +43,11 @@ type Options struct {
 	TransactionMaxTimeout time.Duration
 }
 
+// commitWriteTimeout bounds the retries of a commit's rows before EndTxn is answered: below the
+// time clients give an EndTxn response (franz-go 10 s, the Java producer 30 s), so they hear
+// REQUEST_TIMED_OUT rather than drop the connection.
+const commitWriteTimeout = 8 * time.Second
+
 // DefaultTransactionMaxTimeout is Kafka's default transaction.max.timeout.ms.
 const DefaultTransactionMaxTimeout = 15 * time.Minute
 
@@ -59,8 +64,11 @@ type Tee struct {
 	txns    *heldRows
 	// retrying marks the keys whose committed rows a goroutine keeps writing (retryCommitted);
 	// closed ends those goroutines and bg waits for them.
-	retryMu  sync.Mutex
-	retrying map[txnKey]bool
+	retryMu     sync.Mutex
+	retrying    map[txnKey]bool
+	retryClosed bool // set by Close: no new retry goroutine starts
+	bgCtx       context.Context
+	bgCancel    context.CancelFunc
 	// commitTimeout bounds the write of a commit's rows before EndTxn is answered (tests shorten it).
 	commitTimeout time.Duration
 	closed        chan struct{}
@@ -105,13 +113,14 @@ func New(opts Options) (*Tee, error) {
 	t := &Tee{
 		db: opts.Database, store: opts.Store, log: log, metrics: m, bootstrap: opts.KafkaBootstrap,
 		parser: connect.NewParser(256), dec: kgo.DefaultDecompressor(),
-		ledger: newLedger(0), retrying: map[txnKey]bool{}, closed: make(chan struct{}), commitTimeout: DefaultWriteTimeout,
+		ledger: newLedger(0), retrying: map[txnKey]bool{}, closed: make(chan struct{}), commitTimeout: commitWriteTimeout,
 		tables: map[string]*tableState{}, creating: map[string]*sync.Mutex{},
 	}
 	maxAge := opts.TransactionMaxTimeout
 	if maxAge == 0 {
 		maxAge = DefaultTransactionMaxTimeout
 	}
+	t.bgCtx, t.bgCancel = context.WithCancel(context.Background())
 	t.txns = newHeldRows(maxAge, func(reason string, rows int) {
 		t.metrics.txnRowsDropped.WithLabelValues(reason).Add(float64(rows))
 		t.log.Warn("held rows of a transaction that will not commit dropped", "reason", reason, "rows", rows)
@@ -170,8 +179,18 @@ func exactlyOnceUsable(tbl *openmldb.Table) error {
 
 // Close releases the dead-letter producer.
 func (t *Tee) Close() {
-	t.closeOnce.Do(func() { close(t.closed) })
+	t.closeOnce.Do(func() {
+		t.retryMu.Lock()
+		t.retryClosed = true
+		t.retryMu.Unlock()
+		t.bgCancel()
+		close(t.closed)
+	})
 	t.bg.Wait()
+	if n := t.txns.committedLeft(); n > 0 {
+		t.metrics.txnRowsDropped.WithLabelValues(dropUnwritable).Add(float64(n))
+		t.log.Error("closing with rows of committed transactions not stored in OpenMLDB; they are lost", "rows", n)
+	}
 	if cl := t.dlq.Load(); cl != nil {
 		cl.Close()
 	}

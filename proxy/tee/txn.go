@@ -2,6 +2,7 @@ package tee
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -40,6 +41,9 @@ const (
 	dropAborted = "aborted" // EndTxn abort passed through
 	dropFenced  = "fenced"  // InitProducerId for the same transactional id bumped the epoch or id
 	dropExpired = "expired" // open longer than kafka.transaction_max_timeout
+	// dropUnwritable: committed, but a row no retry can store (it does not fit its table, or the
+	// table is gone), or still unwritten when the tee closed.
+	dropUnwritable = "unwritable"
 )
 
 // heldRows keeps the rows of open transactions until their EndTxn: OpenMLDB has no
@@ -121,25 +125,39 @@ func (h *heldRows) take(k txnKey) []heldGroup {
 	return tx.groups
 }
 
-// takeCommitted removes and returns the committed rows of k still to be written.
+// takeCommitted removes and returns the committed rows of k still to be written. They stay in
+// the gauge until settled: being written is not being stored.
 func (h *heldRows) takeCommitted(k txnKey) []heldGroup {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	g := h.committed[k]
 	delete(h.committed, k)
-	h.count(true, -countRows(g))
 	return g
 }
 
-// putBack keeps rows of a committed transaction that could not be written.
-func (h *heldRows) putBack(k txnKey, g []heldGroup) {
-	if len(g) == 0 {
-		return
-	}
+// settle ends an attempt at committed rows: taken rows (from takeCommitted) leave the gauge, left
+// rows (still not stored, from any source) go back to wait for the next attempt.
+func (h *heldRows) settle(k txnKey, taken int, left []heldGroup) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	h.committed[k] = append(h.committed[k], g...)
-	h.count(true, countRows(g))
+	if len(left) > 0 {
+		h.committed[k] = append(h.committed[k], left...)
+	}
+	h.count(true, countRows(left)-taken)
+}
+
+// committedLeft is how many committed rows are not stored (for Close).
+func (h *heldRows) committedLeft() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.committedRows
+}
+
+// hasCommitted reports whether committed rows of k wait to be written.
+func (h *heldRows) hasCommitted(k txnKey) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return len(h.committed[k]) > 0
 }
 
 // fence drops the open transactions of transactionalID that a successful InitProducerId answered
@@ -250,18 +268,19 @@ func (t *Tee) beginEndTxn(req *kmsg.EndTxnRequest) proxy.Step {
 					"transactional_id", req.TransactionalID, "rows", n, "fix", "set kafka.transaction_max_timeout to the brokers' transaction.max.timeout.ms")
 			}
 		}
-		// Rows of an earlier commit of this producer still being retried go along.
-		groups = append(t.txns.takeCommitted(k), groups...)
+		// Rows of an earlier commit of this producer still waiting go along.
+		earlier := t.txns.takeCommitted(k)
+		groups = append(earlier, groups...)
 		wctx, cancel := context.WithTimeout(ctx, t.commitTimeout)
 		defer cancel()
-		left, firstErr := t.writeHeld(wctx, groups, true)
+		left, firstErr := t.writeHeld(wctx, groups, true, req.TransactionalID)
+		t.txns.settle(k, countRows(earlier), left)
 		if len(left) == 0 {
 			return resp
 		}
 		// Kafka has committed and cannot take it back. The rows stay held and the proxy keeps
-		// writing them (clients do not retry a commit: franz-go refuses to, Java's producer
-		// fails); the client hears that its transaction is not fully stored yet.
-		t.txns.putBack(k, left)
+		// writing them (a client cannot be relied on to retry a commit: franz-go refuses to);
+		// the client hears that its transaction is not fully stored yet.
 		t.retryCommitted(k, req.TransactionalID)
 		msg := fmt.Sprintf("transaction committed in Kafka but %d of %d rows are not yet stored in OpenMLDB (%v); the proxy keeps retrying them",
 			countRows(left), countRows(groups), firstErr)
@@ -272,40 +291,53 @@ func (t *Tee) beginEndTxn(req *kmsg.EndTxnRequest) proxy.Step {
 }
 
 // writeHeld writes held rows, retrying the failed ones with backoff while ctx lasts (when retry),
-// and returns what is still not stored with the first error seen.
-func (t *Tee) writeHeld(ctx context.Context, groups []heldGroup, retry bool) (left []heldGroup, firstErr error) {
+// and returns what is still not stored with the first error seen. A row no retry can store (it
+// does not fit its table, or the table is gone) is dropped with an error log and counted under
+// reason "unwritable"; failures count once per call in okp_tee_rows_failed_total.
+func (t *Tee) writeHeld(ctx context.Context, groups []heldGroup, retry bool, transactionalID string) (left []heldGroup, firstErr error) {
 	backoff := 50 * time.Millisecond
 	for {
 		left = nil
 		for _, g := range groups {
 			errs := t.store.Write(ctx, g.state.table, g.rows, openmldb.WriteOptions{PutIfAbsent: g.putIfAbsent})
 			rest := heldGroup{state: g.state, putIfAbsent: g.putIfAbsent}
+			name := g.state.table.DB + "." + g.state.table.Name
+			lost := 0
 			for i, err := range errs {
-				if err != nil {
+				switch {
+				case err == nil:
+				case errors.Is(err, openmldb.ErrRow), errors.Is(err, openmldb.ErrTableNotFound), errors.Is(err, openmldb.ErrUnsupportedTable):
+					lost++
+					t.log.Error("committed transaction row cannot be written and is dropped", "transactional_id", transactionalID, "table", name, "err", err)
+				default:
 					rest.rows = append(rest.rows, g.rows[i])
 					if firstErr == nil {
 						firstErr = err
 					}
 				}
 			}
-			name := g.state.table.DB + "." + g.state.table.Name
-			t.metrics.rowsWritten.WithLabelValues(name).Add(float64(len(g.rows) - len(rest.rows)))
+			t.metrics.rowsWritten.WithLabelValues(name).Add(float64(len(g.rows) - len(rest.rows) - lost))
+			if lost > 0 {
+				t.metrics.txnRowsDropped.WithLabelValues(dropUnwritable).Add(float64(lost))
+			}
 			if len(rest.rows) > 0 {
-				t.metrics.rowsFailed.WithLabelValues(name).Add(float64(len(rest.rows)))
 				left = append(left, rest)
 			}
 		}
-		if len(left) == 0 || !retry {
-			return left, firstErr
+		if len(left) == 0 || !retry || ctx.Err() != nil {
+			break
 		}
 		select {
 		case <-ctx.Done():
-			return left, firstErr
 		case <-time.After(backoff):
 		}
 		backoff = min(2*backoff, time.Second)
 		groups = left
 	}
+	for _, g := range left {
+		t.metrics.rowsFailed.WithLabelValues(g.state.table.DB + "." + g.state.table.Name).Add(float64(len(g.rows)))
+	}
+	return left, firstErr
 }
 
 // retryCommitted keeps writing the committed rows of k on a goroutine until none are left or the
@@ -313,42 +345,50 @@ func (t *Tee) writeHeld(ctx context.Context, groups []heldGroup, retry bool) (le
 // EndTxn of the same producer meanwhile takes the rows along with its own.
 func (t *Tee) retryCommitted(k txnKey, transactionalID string) {
 	t.retryMu.Lock()
-	if t.retrying[k] {
+	if t.retrying[k] || t.retryClosed {
 		t.retryMu.Unlock()
 		return
 	}
 	t.retrying[k] = true
+	t.bg.Add(1) // under retryMu, so never after Close has begun waiting
 	t.retryMu.Unlock()
-	t.bg.Add(1)
 	go func() {
 		defer t.bg.Done()
-		defer func() {
-			t.retryMu.Lock()
-			delete(t.retrying, k)
-			t.retryMu.Unlock()
-		}()
 		backoff := time.Second
 		for {
 			select {
-			case <-t.closed:
+			case <-t.bgCtx.Done():
+				t.retryMu.Lock()
+				delete(t.retrying, k)
+				t.retryMu.Unlock()
 				return
 			case <-time.After(backoff):
 			}
 			groups := t.txns.takeCommitted(k)
-			if len(groups) == 0 {
-				return
-			}
-			ctx, cancel := context.WithTimeout(context.Background(), DefaultWriteTimeout)
-			left, err := t.writeHeld(ctx, groups, false)
+			ctx, cancel := context.WithTimeout(t.bgCtx, DefaultWriteTimeout)
+			left, err := t.writeHeld(ctx, groups, false, transactionalID)
 			cancel()
-			if len(left) == 0 {
-				t.log.Info("committed transaction rows stored after retrying", "transactional_id", transactionalID, "rows", countRows(groups))
-				return
+			t.txns.settle(k, countRows(groups), left)
+			if len(left) > 0 {
+				t.log.Error("committed transaction rows still not stored; retrying", "transactional_id", transactionalID,
+					"rows", countRows(left), "err", err, "next_try", min(2*backoff, 30*time.Second))
+				backoff = min(2*backoff, 30*time.Second)
+				continue
 			}
-			t.txns.putBack(k, left)
-			t.log.Error("committed transaction rows still not stored; retrying", "transactional_id", transactionalID,
-				"rows", countRows(left), "err", err, "next_try", min(2*backoff, 30*time.Second))
-			backoff = min(2*backoff, 30*time.Second)
+			if len(groups) > 0 {
+				t.log.Info("committed transaction rows stored after retrying", "transactional_id", transactionalID, "rows", countRows(groups))
+			}
+			// Rows put back meanwhile by a commit of the same producer (which then found this
+			// goroutine running and started none) are this goroutine's to write.
+			t.retryMu.Lock()
+			if t.txns.hasCommitted(k) {
+				t.retryMu.Unlock()
+				backoff = time.Second
+				continue
+			}
+			delete(t.retrying, k)
+			t.retryMu.Unlock()
+			return
 		}
 	}()
 }
