@@ -97,7 +97,7 @@ func serveOps(ctx context.Context, log *slog.Logger, cfg *config.Config, rt opsR
 	for {
 		select {
 		case <-ctx.Done():
-			return shutdown(log, p, cur.Shutdown.DrainTimeout)
+			return shutdown(log, p, t, cur.Shutdown.DrainTimeout)
 		case <-rt.reload:
 			next, err := reload(log, rt, p, t, cfg)
 			if err != nil {
@@ -112,13 +112,18 @@ func serveOps(ctx context.Context, log *slog.Logger, cfg *config.Config, rt opsR
 	}
 }
 
-// shutdown drains the proxy for at most timeout (0: no drain), then closes every connection.
-func shutdown(log *slog.Logger, p *proxy.Proxy, timeout time.Duration) error {
+// shutdown drains the proxy for at most timeout (0: no drain), then closes every connection. The
+// tee (nil without sinks) gets what is left of the timeout to store committed rows it still
+// retries.
+func shutdown(log *slog.Logger, p *proxy.Proxy, t *tee.Tee, timeout time.Duration) error {
 	if timeout > 0 {
 		log.Info("shutting down: draining", "drain_timeout", timeout, "inflight", p.InflightRequests(), "clients", p.ClientConns())
 		dctx, cancel := context.WithTimeout(context.Background(), timeout)
 		start := time.Now()
 		err := p.Drain(dctx)
+		if t != nil {
+			err = errors.Join(err, t.Drain(dctx))
+		}
 		cancel()
 		if err != nil {
 			log.Warn("drain incomplete; closing the remaining connections", "err", err)

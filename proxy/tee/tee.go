@@ -1,7 +1,7 @@
 // Package tee writes the records of teed Kafka topics into OpenMLDB online tables inside the
 // Produce round trip: it validates and converts records before the request is forwarded, lets the
 // broker append them, writes the rows, and only then releases the broker's answer. It plugs into
-// the proxy as a proxy.Hook for Produce (key 0) and EndTxn (key 26).
+// the proxy as a proxy.Hook for Produce (key 0), InitProducerId (key 22) and EndTxn (key 26).
 package tee
 
 import (
@@ -73,9 +73,12 @@ type Tee struct {
 	commitTimeout time.Duration
 	closed        chan struct{}
 	closeOnce     sync.Once
-	bg            sync.WaitGroup
-	records       sync.Pool                  // *connect.Record scratch for planPartition
-	dlq           atomic.Pointer[kgo.Client] // set once, by New or the first Reload that needs it
+	// draining is closed by Drain: retries of committed rows stop backing off.
+	draining  chan struct{}
+	drainOnce sync.Once
+	bg        sync.WaitGroup
+	records   sync.Pool                  // *connect.Record scratch for planPartition
+	dlq       atomic.Pointer[kgo.Client] // set once, by New or the first Reload that needs it
 
 	bootstrap []string
 	payloads  atomic.Bool
@@ -113,7 +116,7 @@ func New(opts Options) (*Tee, error) {
 	t := &Tee{
 		db: opts.Database, store: opts.Store, log: log, metrics: m, bootstrap: opts.KafkaBootstrap,
 		parser: connect.NewParser(256), dec: kgo.DefaultDecompressor(),
-		ledger: newLedger(0), retrying: map[txnKey]bool{}, closed: make(chan struct{}), commitTimeout: commitWriteTimeout,
+		ledger: newLedger(0), retrying: map[txnKey]bool{}, closed: make(chan struct{}), draining: make(chan struct{}), commitTimeout: commitWriteTimeout,
 		tables: map[string]*tableState{}, creating: map[string]*sync.Mutex{},
 	}
 	maxAge := opts.TransactionMaxTimeout
@@ -178,6 +181,24 @@ func exactlyOnceUsable(tbl *openmldb.Table) error {
 }
 
 // Close releases the dead-letter producer.
+// Drain waits, until ctx ends, for the rows of committed transactions the proxy is still writing
+// (OpenMLDB refused them at commit), retrying them without backing off meanwhile, so a shutdown
+// loses none that OpenMLDB takes in time. Run it after the proxy's drain, before Close.
+func (t *Tee) Drain(ctx context.Context) error {
+	t.drainOnce.Do(func() { close(t.draining) })
+	for {
+		n := t.txns.committedLeft()
+		if n == 0 {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%d rows of committed transactions not stored in OpenMLDB: %w", n, ctx.Err())
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
 func (t *Tee) Close() {
 	t.closeOnce.Do(func() {
 		t.retryMu.Lock()
@@ -196,7 +217,8 @@ func (t *Tee) Close() {
 	}
 }
 
-// Intercepts claims Produce (to tee records) and EndTxn (to release held transactional rows).
+// Intercepts claims Produce (to tee records), InitProducerId (to release fenced transactions' rows)
+// and EndTxn (to write or drop held transactional rows).
 func (t *Tee) Intercepts(key int16) bool { return key == 0 || key == 22 || key == 26 }
 
 // Begin dispatches an intercepted request.

@@ -606,13 +606,21 @@ func TestCommittedTransactionRowsRetriedByTheProxy(t *testing.T) {
 	if got := e.metricWith(t, held, "state", "committed"); got != 4 {
 		t.Fatalf("committed rows held after the abort %v, want still 4", got)
 	}
+	// A shutdown's drain waits for them, and reports what it could not store in time.
+	short, cancelShort := context.WithTimeout(ctx, 300*time.Millisecond)
+	err := e.tee.Drain(short)
+	cancelShort()
+	if err == nil || !strings.Contains(err.Error(), "4 rows of committed transactions not stored") {
+		t.Fatalf("drain while OpenMLDB refuses: %v", err)
+	}
 	e.cluster.FailPuts(0, 0)
-	waitUntil := time.Now().Add(20 * time.Second)
-	for e.metricWith(t, held, "state", "committed") != 0 {
-		if time.Now().After(waitUntil) {
-			t.Fatal("the proxy did not write the committed rows once OpenMLDB took them again")
-		}
-		time.Sleep(100 * time.Millisecond)
+	long, cancelLong := context.WithTimeout(ctx, 20*time.Second)
+	defer cancelLong()
+	if err := e.tee.Drain(long); err != nil {
+		t.Fatalf("the proxy did not write the committed rows once OpenMLDB took them again: %v", err)
+	}
+	if got := e.metricWith(t, held, "state", "committed"); got != 0 {
+		t.Fatalf("committed rows held %v after the drain, want 0", got)
 	}
 	ids := map[int64]int{}
 	for _, r := range e.tableRows(t, "topic1") {

@@ -356,13 +356,19 @@ func (t *Tee) retryCommitted(k txnKey, transactionalID string) {
 		defer t.bg.Done()
 		backoff := time.Second
 		for {
+			wait := backoff
+			select {
+			case <-t.draining:
+				wait = min(backoff, 200*time.Millisecond) // shutting down: try while there is time
+			default:
+			}
 			select {
 			case <-t.bgCtx.Done():
 				t.retryMu.Lock()
 				delete(t.retrying, k)
 				t.retryMu.Unlock()
 				return
-			case <-time.After(backoff):
+			case <-time.After(wait):
 			}
 			groups := t.txns.takeCommitted(k)
 			ctx, cancel := context.WithTimeout(t.bgCtx, DefaultWriteTimeout)
