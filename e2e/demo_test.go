@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/openmldb-kafka-proxy/openmldb-kafka-proxy/e2e/internal/harness"
+	"github.com/openmldb-kafka-proxy/openmldb-kafka-proxy/internal/freeport"
 )
 
 // TestDemo runs the README's first set-up command the way `make demo` does (the `demo` command,
@@ -25,13 +26,13 @@ func TestDemo(t *testing.T) {
 	kcat := requireTool(t, "kcat", kcatInstall)
 	for _, mode := range []string{"standalone", "zookeeper"} {
 		t.Run(mode, func(t *testing.T) {
-			base, err := harness.FreePortBlock(4)
+			base, err := freeport.Block(4)
 			if err != nil {
 				t.Fatal(err)
 			}
 			listen := "127.0.0.1:" + strconv.Itoa(base)
 			ns := "127.0.0.1:" + strconv.Itoa(base+3) // base+1 is the proxy's listener for broker 0
-			kafkaPort, err := harness.FreePortBlock(1)
+			kafkaPort, err := freeport.Block(1)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -12,38 +12,15 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
-)
 
-// freeRun finds a port p with p+1..p+n also free.
-func freeRun(t *testing.T, n int) int {
-	t.Helper()
-	for range 50 {
-		p := freePorts(t, 1)[0]
-		if p+n > 65535 {
-			continue
-		}
-		ok := true
-		for i := 1; i <= n && ok; i++ {
-			l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(p+i))
-			if err != nil {
-				ok = false
-				continue
-			}
-			l.Close()
-		}
-		if ok {
-			return p
-		}
-	}
-	t.Skip("no run of free ports")
-	return 0
-}
+	"github.com/openmldb-kafka-proxy/openmldb-kafka-proxy/internal/freeport"
+)
 
 // Without broker_ports, node n listens on the bootstrap port + 1 + n, opened at start (discovery).
 func TestDefaultBrokerPorts(t *testing.T) {
 	ctx := testCtx(t, 30*time.Second)
 	c := newCluster(t, kfake.NumBrokers(3))
-	base := freeRun(t, 3)
+	base := freeport.BlockT(t, 4)
 	p, err := New(Options{Listen: "127.0.0.1:" + strconv.Itoa(base), Bootstrap: c.ListenAddrs(),
 		Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))})
 	if err != nil {

@@ -16,35 +16,10 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/openmldb-kafka-proxy/openmldb-kafka-proxy/internal/freeport"
 	"github.com/openmldb-kafka-proxy/openmldb-kafka-proxy/proxy"
 	"github.com/openmldb-kafka-proxy/openmldb-kafka-proxy/proxy/admin"
 )
-
-func freePortBlock(t *testing.T, n int) int {
-	t.Helper()
-	for attempt := 0; attempt < 50; attempt++ {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		base := l.Addr().(*net.TCPAddr).Port
-		l.Close()
-		ok := true
-		for i := 1; i <= n; i++ {
-			l2, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(base+i))
-			if err != nil {
-				ok = false
-				break
-			}
-			l2.Close()
-		}
-		if ok {
-			return base
-		}
-	}
-	t.Fatal("no block of free ports")
-	return 0
-}
 
 type fixture struct {
 	kafka *kfake.Cluster
@@ -64,7 +39,7 @@ func start(t *testing.T, pprof bool) *fixture {
 	}
 	t.Cleanup(kc.Close)
 	reg := prometheus.NewRegistry()
-	f := &fixture{kafka: kc, addr: "127.0.0.1:" + strconv.Itoa(freePortBlock(t, 2))}
+	f := &fixture{kafka: kc, addr: "127.0.0.1:" + strconv.Itoa(freeport.BlockT(t, 3))}
 	f.proxy, err = proxy.New(proxy.Options{Listen: f.addr, Bootstrap: kc.ListenAddrs(), Logger: log, Metrics: proxy.NewMetrics(reg)})
 	if err != nil {
 		t.Fatal(err)

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"hash/crc32"
 	"log/slog"
-	"net"
 	"os"
 	"strconv"
 	"strings"
@@ -20,6 +19,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/openmldb-kafka-proxy/openmldb-kafka-proxy/config"
+	"github.com/openmldb-kafka-proxy/openmldb-kafka-proxy/internal/freeport"
 	"github.com/openmldb-kafka-proxy/openmldb-kafka-proxy/openmldb"
 	"github.com/openmldb-kafka-proxy/openmldb-kafka-proxy/openmldb/openmldbtest"
 	"github.com/openmldb-kafka-proxy/openmldb-kafka-proxy/proxy"
@@ -56,32 +56,6 @@ func (e *env) metric(t *testing.T, name string) float64 {
 		}
 	}
 	return sum
-}
-
-func freePortBlock(t *testing.T, n int) int {
-	t.Helper()
-	for attempt := 0; attempt < 50; attempt++ {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		base := l.Addr().(*net.TCPAddr).Port
-		l.Close()
-		ok := true
-		for i := 1; i <= n; i++ {
-			l2, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(base+i))
-			if err != nil {
-				ok = false
-				break
-			}
-			l2.Close()
-		}
-		if ok {
-			return base
-		}
-	}
-	t.Fatal("no block of free ports")
-	return 0
 }
 
 const partitions = 6
@@ -132,7 +106,7 @@ func startEnvWith(t *testing.T, adjust func(*tee.Options), sinks []config.Sink, 
 		t.Fatal(err)
 	}
 	t.Cleanup(tt.Close)
-	port := freePortBlock(t, 2)
+	port := freeport.BlockT(t, 3)
 	e.addr = "127.0.0.1:" + strconv.Itoa(port)
 	e.proxy, err = proxy.New(proxy.Options{Listen: e.addr, Bootstrap: e.kafka.ListenAddrs(), Hook: tt, Logger: logger})
 	if err != nil {

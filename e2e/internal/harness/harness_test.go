@@ -1,8 +1,6 @@
 package harness
 
 import (
-	"fmt"
-	"net"
 	"os"
 	"testing"
 )
@@ -26,20 +24,6 @@ func TestReadyWriterMatchesWholeWordAcrossWrites(t *testing.T) {
 	case <-w.ready:
 	default:
 		t.Fatalf("ready line not detected in %q", w.String())
-	}
-}
-
-func TestFreePortBlockIsFree(t *testing.T) {
-	base, err := FreePortBlock(4)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i := 0; i < 4; i++ {
-		l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", base+i))
-		if err != nil {
-			t.Fatalf("port %d of block %d: %v", base+i, base, err)
-		}
-		l.Close()
 	}
 }
 

@@ -14,6 +14,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/openmldb-kafka-proxy/openmldb-kafka-proxy/internal/freeport"
 )
 
 // BinaryName is the file name of the proxy command.
@@ -94,7 +96,7 @@ func StartProxy(ctx context.Context, o ProxyOptions) (*Proxy, error) {
 		// One port more than the listeners need: the admin listener's. Left to port 0 it could
 		// take one of the block's ports, freed a moment ago, before the broker listener that
 		// metadata advertises there (a client then met the admin HTTP server).
-		base, err := FreePortBlock(o.Brokers + 2)
+		base, err := freeport.Block(o.Brokers + 2)
 		if err != nil {
 			return nil, err
 		}

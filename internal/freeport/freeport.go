@@ -1,19 +1,19 @@
-// Package harness holds the reusable pieces of the end-to-end tests and the load benchmark: an
-// in-process kfake cluster, a launcher for the built proxy binary, bounded external commands and
-// deterministic record generators. Everything it starts has a Stop/Close and every wait is bounded.
-package harness
+// Package freeport finds runs of free loopback ports for tests: the proxy opens its per-broker
+// listeners on the ports right after its bootstrap port, so tests need whole blocks, not single
+// ports.
+package freeport
 
 import (
 	"errors"
 	"fmt"
 	"net"
+	"testing"
 )
 
-// FreePortBlock returns a port P on 127.0.0.1 such that P..P+n-1 were all free a moment ago.
-// The proxy opens its per-broker listeners on the ports right after its bootstrap port, so the
-// whole block has to be free; the ports are released before returning, which leaves a small race
-// with other processes that the caller accepts by retrying the start.
-func FreePortBlock(n int) (int, error) {
+// Block returns a port P on 127.0.0.1 such that P..P+n-1 were all free a moment ago.
+// The ports are released before returning, which leaves a small race with other processes that
+// the caller accepts (or retries).
+func Block(n int) (int, error) {
 	if n < 1 {
 		return 0, fmt.Errorf("free port block: n=%d must be >= 1", n)
 	}
@@ -48,4 +48,14 @@ func FreePortBlock(n int) (int, error) {
 		lastErr = errors.New("no block found")
 	}
 	return 0, fmt.Errorf("free port block of %d after 64 attempts: %w", n, lastErr)
+}
+
+// BlockT is Block failing t when no block is found.
+func BlockT(t testing.TB, n int) int {
+	t.Helper()
+	base, err := Block(n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return base
 }
