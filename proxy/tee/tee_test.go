@@ -7,12 +7,14 @@ import (
 	"hash/crc32"
 	"log/slog"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -40,22 +42,10 @@ type env struct {
 	reg     *prometheus.Registry
 }
 
-// metric sums every series of a tee counter.
+// metric sums every series of a tee counter or gauge.
 func (e *env) metric(t *testing.T, name string) float64 {
 	t.Helper()
-	mfs, err := e.reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var sum float64
-	for _, mf := range mfs {
-		if mf.GetName() == name {
-			for _, m := range mf.GetMetric() {
-				sum += m.GetCounter().GetValue()
-			}
-		}
-	}
-	return sum
+	return e.metricWith(t, name, "", "")
 }
 
 const partitions = 6
@@ -383,14 +373,7 @@ func TestTransactionRowsLandOnlyOnCommit(t *testing.T) {
 		t.Fatal(err)
 	}
 	run := func(first int, commit bool) {
-		if err := cl.BeginTransaction(); err != nil {
-			t.Fatal(err)
-		}
-		for i := first; i < first+10; i++ {
-			if err := cl.ProduceSync(ctx, &kgo.Record{Topic: "topic1", Value: []byte(seedRow(i))}).FirstErr(); err != nil {
-				t.Fatal(err)
-			}
-		}
+		produceInTxn(t, ctx, cl, first, 10)
 		if commit {
 			// Produced and appended, but not committed: OpenMLDB must not show the rows yet.
 			if rows := e.tableRows(t, "topic1"); len(rows) != 1 {
@@ -413,29 +396,46 @@ func TestTransactionRowsLandOnlyOnCommit(t *testing.T) {
 	}
 }
 
-// metricWith is the value of a tee counter's series with label=value.
+// metricWith sums the series of a tee counter or gauge that carry label=value (every series when
+// label is "").
 func (e *env) metricWith(t *testing.T, name, label, value string) float64 {
 	t.Helper()
 	mfs, err := e.reg.Gather()
 	if err != nil {
 		t.Fatal(err)
 	}
+	var sum float64
 	for _, mf := range mfs {
 		if mf.GetName() != name {
 			continue
 		}
 		for _, m := range mf.GetMetric() {
-			for _, lp := range m.GetLabel() {
-				if lp.GetName() == label && lp.GetValue() == value {
-					if g := m.GetGauge(); g != nil {
-						return g.GetValue()
-					}
-					return m.GetCounter().GetValue()
-				}
+			if label != "" && !slices.ContainsFunc(m.GetLabel(), func(lp *dto.LabelPair) bool {
+				return lp.GetName() == label && lp.GetValue() == value
+			}) {
+				continue
+			}
+			if g := m.GetGauge(); g != nil {
+				sum += g.GetValue()
+			} else {
+				sum += m.GetCounter().GetValue()
 			}
 		}
 	}
-	return 0
+	return sum
+}
+
+// produceInTxn begins a transaction on cl and produces seed rows first..first+n-1 in it.
+func produceInTxn(t *testing.T, ctx context.Context, cl *kgo.Client, first, n int) {
+	t.Helper()
+	if err := cl.BeginTransaction(); err != nil {
+		t.Fatal(err)
+	}
+	for i := first; i < first+n; i++ {
+		if err := cl.ProduceSync(ctx, &kgo.Record{Topic: "topic1", Value: []byte(seedRow(i))}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
 }
 
 // Rows held for a transaction whose EndTxn never comes through are released: when a new producer
@@ -452,29 +452,18 @@ func TestHeldTransactionsReleasedWhenFencedOrExpired(t *testing.T) {
 	if err := plain.ProduceSync(ctx, &kgo.Record{Topic: "topic1", Value: []byte(seedRow(0))}).FirstErr(); err != nil {
 		t.Fatal(err)
 	}
-	produceInTxn := func(cl *kgo.Client, first, n int) {
-		t.Helper()
-		if err := cl.BeginTransaction(); err != nil {
-			t.Fatal(err)
-		}
-		for i := first; i < first+n; i++ {
-			if err := cl.ProduceSync(ctx, &kgo.Record{Topic: "topic1", Value: []byte(seedRow(i))}).FirstErr(); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
 	const dropped = "okp_tee_txn_rows_dropped_total"
 
 	// Fenced: the first instance holds 5 rows and disappears; a second instance with the same
 	// transactional id starts, commits 3 rows of its own.
 	const held = "okp_tee_txn_rows_held"
 	old := e.client(t, kgo.TransactionalID("fenced-app"))
-	produceInTxn(old, 100, 5)
+	produceInTxn(t, ctx, old, 100, 5)
 	if got := e.metricWith(t, held, "state", "open"); got != 5 {
 		t.Fatalf("rows held %v, want 5", got)
 	}
 	fresh := e.client(t, kgo.TransactionalID("fenced-app"))
-	produceInTxn(fresh, 200, 3)
+	produceInTxn(t, ctx, fresh, 200, 3)
 	if got := e.metricWith(t, dropped, "reason", "fenced"); got != 5 {
 		t.Fatalf("fenced rows dropped %v, want 5", got)
 	}
@@ -488,7 +477,7 @@ func TestHeldTransactionsReleasedWhenFencedOrExpired(t *testing.T) {
 	// Expired: 4 rows held, then nothing from that producer for longer than maxAge; the next
 	// request through the tee sweeps them.
 	stale := e.client(t, kgo.TransactionalID("stale-app"))
-	produceInTxn(stale, 300, 4)
+	produceInTxn(t, ctx, stale, 300, 4)
 	if got := e.metricWith(t, dropped, "reason", "expired"); got != 0 {
 		t.Fatalf("rows expired before their time: %v", got)
 	}
@@ -540,21 +529,10 @@ func TestCommittedTransactionRowsRetriedByTheProxy(t *testing.T) {
 		t.Fatal(err)
 	}
 	cl := e.client(t, kgo.TransactionalID("retry-app"))
-	produce := func(first, n int) {
-		t.Helper()
-		if err := cl.BeginTransaction(); err != nil {
-			t.Fatal(err)
-		}
-		for i := first; i < first+n; i++ {
-			if err := cl.ProduceSync(ctx, &kgo.Record{Topic: "topic1", Value: []byte(seedRow(i))}).FirstErr(); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
 	const held = "okp_tee_txn_rows_held"
 
 	// Transient: 3 Puts fail, the retry inside the commit stores them.
-	produce(1, 5)
+	produceInTxn(t, ctx, cl, 1, 5)
 	e.cluster.FailPuts(3, 999) // a code the client's writer does not retry by itself
 	if err := cl.EndTransaction(ctx, kgo.TryCommit); err != nil {
 		t.Fatalf("EndTxn with 3 transient failures: %v", err)
@@ -564,7 +542,7 @@ func TestCommittedTransactionRowsRetriedByTheProxy(t *testing.T) {
 	}
 
 	// Lasting: every Put fails past the commit timeout.
-	produce(10, 4)
+	produceInTxn(t, ctx, cl, 10, 4)
 	e.cluster.FailPuts(1<<30, 999)
 	if err := cl.EndTransaction(ctx, kgo.TryCommit); !errors.Is(err, kerr.RequestTimedOut) {
 		t.Fatalf("EndTxn with OpenMLDB refusing: %v, want REQUEST_TIMED_OUT", err)
