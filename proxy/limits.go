@@ -178,16 +178,7 @@ func (s *session) outboundFull() bool {
 	if max <= 0 || int64(s.c.OutboundBuffered()) <= max {
 		return false
 	}
-	if !s.outboundWake {
-		// One recheck chain per session: the flag is cleared by the timer (on the loop, ahead of
-		// the wake), not by whatever else runs OnTraffic meanwhile.
-		s.outboundWake = true
-		c := s.c
-		time.AfterFunc(outboundRecheck, func() {
-			s.onLoop(func() { s.outboundWake = false })
-			_ = c.Wake(nil)
-		})
-	}
+	s.recheckSoon(&s.outboundWake, s.c)
 	return true
 }
 
@@ -231,14 +222,22 @@ func (s *session) holdUpstream(up gnet.Conn) bool {
 		s.fail("client does not read its responses", fmt.Errorf("%d bytes unread, %d more from the broker buffered", s.c.OutboundBuffered(), up.InboundBuffered()))
 		return true
 	}
-	if !s.upWake {
-		s.upWake = true
-		time.AfterFunc(outboundRecheck, func() {
-			s.onLoop(func() { s.upWake = false })
-			_ = up.Wake(nil)
-		})
-	}
+	s.recheckSoon(&s.upWake, up)
 	return true
+}
+
+// recheckSoon wakes c after outboundRecheck unless *armed says a wake is already on its way. One
+// chain per flag: the flag is cleared by the timer (on the loop, ahead of the wake), not by
+// whatever else runs OnTraffic meanwhile.
+func (s *session) recheckSoon(armed *bool, c gnet.Conn) {
+	if *armed {
+		return
+	}
+	*armed = true
+	time.AfterFunc(outboundRecheck, func() {
+		s.onLoop(func() { *armed = false })
+		_ = c.Wake(nil)
+	})
 }
 
 // inflightFull reports whether the session may not read another request.
