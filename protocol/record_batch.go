@@ -103,3 +103,24 @@ func DecodeBatches(records []byte, dec kgo.Decompressor) ([]Batch, error) {
 	}
 	return out, nil
 }
+
+// AnyCompressed reports whether a batch of a Produce partition's Records field declares a
+// compression codec. It reads only the batch headers; bytes that are not well-formed batches
+// count as compressed, so a caller choosing the cheap path for uncompressed data never takes it
+// for them (DecodeBatches then names the fault).
+func AnyCompressed(records []byte) bool {
+	for len(records) > 0 {
+		if len(records) < 23 || records[16] != 2 {
+			return true
+		}
+		length := int(int32(binary.BigEndian.Uint32(records[8:12])))
+		if length < 49 || 12+length > len(records) {
+			return true
+		}
+		if records[22]&batchCodecMask != 0 {
+			return true
+		}
+		records = records[12+length:]
+	}
+	return false
+}

@@ -3,6 +3,7 @@ package proxy
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -11,6 +12,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/openmldb-kafka-proxy/openmldb-kafka-proxy/protocol"
 )
 
 // fakeHook intercepts Produce and CreateTopics:
@@ -274,5 +277,112 @@ func TestFinishAsync(t *testing.T) {
 		if err := r.ReadFrom(f[8:]); err != nil || corr != int32(i+1) || r.ThrottleMillis != want || r.Topics[0].Partitions[0].ErrorCode != 0 {
 			t.Fatalf("response %d: corr %d throttle %d err %v %+v; want corr %d throttle %d", i+1, corr, r.ThrottleMillis, err, r.Topics, i+1, want)
 		}
+	}
+}
+
+// loopHook takes a Produce on the event loop when its first value starts with "L" (stamping
+// throttle 77 through FinishAsync) and declines the rest, whose Begin then runs on a worker and
+// is slow; every Begin of either kind notes the value.
+type loopHook struct {
+	mu           sync.Mutex
+	order        []string
+	workerBegins []string
+}
+
+func (h *loopHook) Intercepts(key int16) bool { return key == 0 }
+
+func firstValue(req kmsg.Request) string {
+	batches, err := protocol.DecodeBatches(req.(*kmsg.ProduceRequest).Topics[0].Partitions[0].Records, kgo.DefaultDecompressor())
+	if err != nil || len(batches) == 0 || len(batches[0].Records) == 0 {
+		return "?"
+	}
+	return string(batches[0].Records[0].Value)
+}
+
+func (h *loopHook) BeginOnLoop(_ context.Context, _ ConnInfo, req kmsg.Request) (Step, bool) {
+	v := firstValue(req)
+	if !strings.HasPrefix(v, "L") {
+		return Step{}, false
+	}
+	h.mu.Lock()
+	h.order = append(h.order, v)
+	h.mu.Unlock()
+	return Step{FinishAsync: func(_ context.Context, resp kmsg.Response, done func(kmsg.Response)) {
+		pr := resp.(*kmsg.ProduceResponse)
+		pr.ThrottleMillis = 77
+		done(pr)
+	}}, true
+}
+
+func (h *loopHook) Begin(_ context.Context, _ ConnInfo, req kmsg.Request) Step {
+	v := firstValue(req)
+	time.Sleep(30 * time.Millisecond) // long enough for later requests to overtake, were they let
+	h.mu.Lock()
+	h.order = append(h.order, v)
+	h.workerBegins = append(h.workerBegins, v)
+	h.mu.Unlock()
+	return Step{}
+}
+
+// Begins taken on the loop and Begins on a worker keep the connection's order: to the broker,
+// to the hook and in the responses; a declined request gets exactly one (worker) Begin.
+func TestLoopBeginnerKeepsOrder(t *testing.T) {
+	ctx := testCtx(t, 30*time.Second)
+	c := newCluster(t, kfake.NumBrokers(1), kfake.SeedTopics(1, "t"))
+	hook := &loopHook{}
+	p, _ := startProxy(t, c.ListenAddrs(), 1, hook)
+	rc := dialRaw(t, p.Addr())
+	values := []string{"L0", "W1", "L1", "L2", "W2", "L3", "W3", "L4"}
+	var frames [][]byte
+	for i, v := range values {
+		frames = append(frames, reqFrame(produceReq("t", 0, -1, v), int32(i+1)))
+	}
+	// L0 answered: the broker connection is up. W1's Begin is then running (it sleeps) when
+	// the rest arrive, which must wait for it rather than being taken on the loop at once.
+	rc.send(frames[0])
+	if _, err := rc.read(); err != nil {
+		t.Fatal(err)
+	}
+	rc.send(frames[1])
+	time.Sleep(10 * time.Millisecond)
+	rc.send(frames[2:]...)
+	for i, v := range values[1:] {
+		i++
+		f, err := rc.read()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var r kmsg.ProduceResponse
+		r.Version = 7
+		corr := int32(f[4])<<24 | int32(f[5])<<16 | int32(f[6])<<8 | int32(f[7])
+		want := int32(0)
+		if strings.HasPrefix(v, "L") {
+			want = 77
+		}
+		if err := r.ReadFrom(f[8:]); err != nil || corr != int32(i+1) || r.ThrottleMillis != want || r.Topics[0].Partitions[0].ErrorCode != 0 {
+			t.Fatalf("response %d (%s): corr %d throttle %d err %v; want throttle %d", i+1, v, corr, r.ThrottleMillis, err, want)
+		}
+	}
+	hook.mu.Lock()
+	order, workers := strings.Join(hook.order, ","), strings.Join(hook.workerBegins, ",")
+	hook.mu.Unlock()
+	if order != strings.Join(values, ",") || workers != "W1,W2,W3" {
+		t.Fatalf("begin order %s, worker begins %s", order, workers)
+	}
+	cl, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...), kgo.ConsumeTopics("t"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	var got []string
+	for len(got) < len(values) {
+		fs := cl.PollFetches(ctx)
+		if err := ctx.Err(); err != nil {
+			t.Fatalf("consumed %v: %v", got, err)
+		}
+		fs.EachRecord(func(r *kgo.Record) { got = append(got, string(r.Value)) })
+	}
+	if strings.Join(got, ",") != strings.Join(values, ",") {
+		t.Fatalf("broker log %v, want %v", got, values)
 	}
 }

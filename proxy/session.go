@@ -33,7 +33,8 @@ const (
 // hand-offs: a request is written to the broker socket from the client's OnTraffic, a response to
 // the client socket from the upstream's OnTraffic (gnet buffers what the kernel does not take).
 // Only the dial and hook work (Begin, Finish) run on other goroutines, and they come back to the
-// loop with EventLoop.Execute. Every field is owned by the loop.
+// loop with EventLoop.Execute; a LoopBeginner's cheap Begins and FinishAsync run on the loop.
+// Every field is owned by the loop.
 type session struct {
 	p      *Proxy
 	c      gnet.Conn
@@ -88,6 +89,7 @@ type hookItem struct {
 	frame []byte
 	hdr   protocol.RequestHeader
 	slot  *slot
+	req   kmsg.Request // decoded already, when the hook declined to Begin on the loop
 }
 
 func newSession(p *Proxy, c gnet.Conn, node int32) *session {
@@ -392,91 +394,138 @@ func (s *session) newSlot(h protocol.RequestHeader) *slot {
 	return sl
 }
 
-// drain forwards waiting bytes up to the next intercepted request and starts its Begin.
+// drain forwards waiting bytes up to the next intercepted request and starts its Begin; Begins
+// the hook runs on the loop are done at once and the next one is taken.
 func (s *session) drain() {
-	if s.up == nil || s.hookBusy || s.closed {
-		return
-	}
-	if len(s.hooks) == 0 {
-		if len(s.pend) > 0 {
-			if _, err := s.up.Write(s.pend); err != nil {
+	for !s.hookBusy && !s.closed && s.up != nil {
+		if len(s.hooks) == 0 {
+			if len(s.pend) > 0 {
+				if _, err := s.up.Write(s.pend); err != nil {
+					s.p.log.Debug("write to broker", "client", s.remote, "err", err)
+				}
+				s.pend = s.pend[:0]
+			}
+			return
+		}
+		hi := s.hooks[0]
+		s.hooks = s.hooks[1:]
+		if hi.pos > 0 {
+			if _, err := s.up.Write(s.pend[:hi.pos]); err != nil {
 				s.p.log.Debug("write to broker", "client", s.remote, "err", err)
 			}
-			s.pend = s.pend[:0]
+			n := copy(s.pend, s.pend[hi.pos:])
+			s.pend = s.pend[:n]
+			for i := range s.hooks {
+				s.hooks[i].pos -= hi.pos
+			}
 		}
+		if s.beginOnLoop(&hi) {
+			continue
+		}
+		s.hookBusy = true
+		s.begins.submit(s.ctx, hi, 1, s.begin)
 		return
 	}
-	hi := s.hooks[0]
-	s.hooks = s.hooks[1:]
-	if hi.pos > 0 {
-		if _, err := s.up.Write(s.pend[:hi.pos]); err != nil {
-			s.p.log.Debug("write to broker", "client", s.remote, "err", err)
-		}
-		n := copy(s.pend, s.pend[hi.pos:])
-		s.pend = s.pend[:n]
-		for i := range s.hooks {
-			s.hooks[i].pos -= hi.pos
-		}
+}
+
+// beginOnLoop runs hi's Begin on the loop when the hook offers to (LoopBeginner) and reports
+// whether it did. A declined request keeps its decoded form in hi for the worker.
+func (s *session) beginOnLoop(hi *hookItem) bool {
+	lb, ok := s.p.opts.Hook.(LoopBeginner)
+	if !ok {
+		return false
 	}
-	s.hookBusy = true
-	s.begins.submit(s.ctx, hi, 1, s.begin)
+	req, err := protocol.DecodeRequest(hi.frame, hi.hdr)
+	if err != nil {
+		return false // the worker's Begin reports it as for any hook
+	}
+	step, ok := lb.BeginOnLoop(s.ctx, s.connInfo(hi.hdr), req)
+	if !ok {
+		hi.req = req
+		return false
+	}
+	s.began(*hi, s.stepOutput(*hi, step))
+	return true
+}
+
+func (s *session) connInfo(h protocol.RequestHeader) ConnInfo {
+	return ConnInfo{RemoteAddr: s.remote, ClientID: string(h.ClientID), NodeID: s.node}
+}
+
+// begun is a Begin's outcome, encoded off the loop where Begin ran there.
+type begun struct {
+	step  Step
+	err   error  // the request could not be decoded
+	local []byte // the encoded Local answer, if any and expected
+	frame []byte // what goes to the broker: the client's bytes or the encoded Forward
+}
+
+// stepOutput encodes what step sends.
+func (s *session) stepOutput(hi hookItem, step Step) begun {
+	b := begun{step: step, frame: hi.frame}
+	if step.Local != nil && !hi.slot.noResp {
+		step.Local.SetVersion(hi.hdr.Version)
+		b.local = protocol.AppendResponse(nil, hi.hdr.CorrelationID, step.Local)
+	}
+	if step.Local == nil && step.Forward != nil {
+		b.frame = protocol.AppendRequest(nil, hi.hdr, step.Forward)
+	}
+	return b
 }
 
 // begin runs the hook's Begin off the loop, then acts on its Step on the loop.
 func (s *session) begin(hi hookItem) {
-	req, err := protocol.DecodeRequest(hi.frame, hi.hdr)
-	var step Step
+	req, err := hi.req, error(nil)
+	if req == nil {
+		req, err = protocol.DecodeRequest(hi.frame, hi.hdr)
+	}
+	b := begun{err: err}
 	if err == nil {
-		info := ConnInfo{RemoteAddr: s.remote, ClientID: string(hi.hdr.ClientID), NodeID: s.node}
-		step = s.p.opts.Hook.Begin(s.ctx, info, req)
-	}
-	var local []byte
-	if err == nil && step.Local != nil && !hi.slot.noResp {
-		step.Local.SetVersion(hi.hdr.Version)
-		local = protocol.AppendResponse(nil, hi.hdr.CorrelationID, step.Local)
-	}
-	frame := hi.frame
-	if err == nil && step.Local == nil && step.Forward != nil {
-		frame = protocol.AppendRequest(nil, hi.hdr, step.Forward)
+		b = s.stepOutput(hi, s.p.opts.Hook.Begin(s.ctx, s.connInfo(hi.hdr), req))
 	}
 	s.onLoop(func() {
 		s.hookBusy = false
-		// The request's bytes may still be read by Finish (the tee's dead-letter records alias
-		// them); without one they are free once written to the broker (gnet copies what waits).
-		held := false
-		defer func() {
-			if !held {
-				s.p.frames.put(hi.frame)
-			}
-		}()
-		if s.closed {
-			return
-		}
-		if err != nil {
-			s.fail("undecodable intercepted request", err)
-			return
-		}
-		sl := hi.slot
-		if step.Local != nil {
-			sl.local = true
-			s.complete(sl, local, nil)
-		} else {
-			sl.finish, sl.finishAsync = step.Finish, step.FinishAsync
-			sl.teed = sl.hasFinish()
-			if sl.teed {
-				sl.buf, held = hi.frame, true
-			}
-			if s.up != nil {
-				if _, werr := s.up.Write(frame); werr != nil {
-					s.p.log.Debug("write to broker", "client", s.remote, "err", werr)
-				}
-			}
-			if sl.noResp {
-				s.complete(sl, nil, nil)
-			}
-		}
+		s.began(hi, b)
 		s.drain()
 	})
+}
+
+// began acts on a Begin's outcome, on the loop.
+func (s *session) began(hi hookItem, b begun) {
+	// The request's bytes may still be read by Finish (the tee's dead-letter records alias
+	// them); without one they are free once written to the broker (gnet copies what waits).
+	held := false
+	defer func() {
+		if !held {
+			s.p.frames.put(hi.frame)
+		}
+	}()
+	if s.closed {
+		return
+	}
+	if b.err != nil {
+		s.fail("undecodable intercepted request", b.err)
+		return
+	}
+	sl, step := hi.slot, b.step
+	if step.Local != nil {
+		sl.local = true
+		s.complete(sl, b.local, nil)
+		return
+	}
+	sl.finish, sl.finishAsync = step.Finish, step.FinishAsync
+	sl.teed = sl.hasFinish()
+	if sl.teed {
+		sl.buf, held = hi.frame, true
+	}
+	if s.up != nil {
+		if _, werr := s.up.Write(b.frame); werr != nil {
+			s.p.log.Debug("write to broker", "client", s.remote, "err", werr)
+		}
+	}
+	if sl.noResp {
+		s.complete(sl, nil, nil)
+	}
 }
 
 // onLoop runs fn on the session's event loop.

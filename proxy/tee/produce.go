@@ -77,11 +77,44 @@ func (p *partitionPlan) tableName() string {
 	return p.db + "." + p.sink.TableFor(p.topic)
 }
 
-func (t *Tee) beginProduce(ctx context.Context, c proxy.ConnInfo, req *kmsg.ProduceRequest) proxy.Step {
+// maxRecordBytesOnLoop is the most record bytes (all teed partitions together, uncompressed) a
+// Produce may carry for its Begin to run on the proxy's event loop: about 40 seed-shaped records,
+// some 50 µs of decoding and converting.
+const maxRecordBytesOnLoop = 32 << 10
+
+// beginProduceOnLoop plans req on the event loop when that cannot wait or take long: every teed
+// partition small and uncompressed (decompression can multiply the work), and no table that
+// would have to be created first (a DDL round trip to the nameserver).
+func (t *Tee) beginProduceOnLoop(ctx context.Context, c proxy.ConnInfo, req *kmsg.ProduceRequest) (proxy.Step, bool) {
+	sinks := *t.sinks.Load()
+	n := 0
+	for ti := range req.Topics {
+		tp := &req.Topics[ti]
+		sink := config.SinkFor(sinks, tp.Topic)
+		if sink == nil {
+			continue
+		}
+		if sink.AutoCreate {
+			if _, err := t.store.Table(t.db, sink.TableFor(tp.Topic)); err != nil {
+				return proxy.Step{}, false
+			}
+		}
+		for pi := range tp.Partitions {
+			records := tp.Partitions[pi].Records
+			if n += len(records); n > maxRecordBytesOnLoop || protocol.AnyCompressed(records) {
+				return proxy.Step{}, false
+			}
+		}
+	}
+	return t.beginProduce(ctx, c, req, sinks), true
+}
+
+// beginProduce decodes and converts the teed partitions of req under one sink mapping (sinks, the
+// same for the whole request even across a Reload) and returns the Step that writes them.
+func (t *Tee) beginProduce(ctx context.Context, c proxy.ConnInfo, req *kmsg.ProduceRequest, sinks []config.Sink) proxy.Step {
 	start := time.Now()
 	var plans []*partitionPlan
 	total := 0
-	sinks := *t.sinks.Load() // one mapping for the whole request, even across a Reload
 	for ti := range req.Topics {
 		tp := &req.Topics[ti]
 		total += len(tp.Partitions)

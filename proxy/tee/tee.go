@@ -217,6 +217,8 @@ func (t *Tee) Close() {
 	}
 }
 
+var _ proxy.LoopBeginner = (*Tee)(nil)
+
 // Intercepts claims Produce (to tee records), InitProducerId (to release fenced transactions' rows)
 // and EndTxn (to write or drop held transactional rows).
 func (t *Tee) Intercepts(key int16) bool { return key == 0 || key == 22 || key == 26 }
@@ -225,13 +227,22 @@ func (t *Tee) Intercepts(key int16) bool { return key == 0 || key == 22 || key =
 func (t *Tee) Begin(ctx context.Context, c proxy.ConnInfo, req kmsg.Request) proxy.Step {
 	switch r := req.(type) {
 	case *kmsg.ProduceRequest:
-		return t.beginProduce(ctx, c, r)
+		return t.beginProduce(ctx, c, r, *t.sinks.Load())
 	case *kmsg.EndTxnRequest:
 		return t.beginEndTxn(r)
 	case *kmsg.InitProducerIDRequest:
 		return t.beginInitProducerID(r)
 	}
 	return proxy.Step{}
+}
+
+// BeginOnLoop is Begin on the proxy's event loop, taken for small uncompressed Produce requests
+// whose tables exist (proxy.LoopBeginner); the rest go to Begin.
+func (t *Tee) BeginOnLoop(ctx context.Context, c proxy.ConnInfo, req kmsg.Request) (proxy.Step, bool) {
+	if r, ok := req.(*kmsg.ProduceRequest); ok {
+		return t.beginProduceOnLoop(ctx, c, r)
+	}
+	return proxy.Step{}, false
 }
 
 // table returns the current state of a sink's table for topic, creating the table from the
