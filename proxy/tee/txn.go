@@ -71,6 +71,15 @@ type heldRows struct {
 	// expired remembers, for another maxAge, the transactions dropped by age and their rows, so a
 	// commit that still arrives for one is reported instead of passing silently.
 	expired map[txnKey]expiredTxn
+	// fenced is, per transactional id, the producer identity its last InitProducerId answered
+	// with (kept for maxAge): a fenced producer's Produce still in flight then is not held again.
+	fenced map[string]fencedBy
+}
+
+// fencedBy is the identity a transactional id was fenced with, and when.
+type fencedBy struct {
+	key txnKey
+	at  time.Time
 }
 
 // expiredTxn is a transaction whose held rows were dropped by age.
@@ -87,7 +96,7 @@ const expiryGrace = time.Minute
 
 func newHeldRows(maxAge time.Duration, dropped func(reason string, rows int), gauge func(open, committed int)) *heldRows {
 	return &heldRows{maxAge: maxAge, dropped: dropped, gauge: gauge, txns: map[txnKey]*heldTxn{},
-		committed: map[txnKey][]heldGroup{}, expired: map[txnKey]expiredTxn{}}
+		committed: map[txnKey][]heldGroup{}, expired: map[txnKey]expiredTxn{}, fenced: map[string]fencedBy{}}
 }
 
 // count moves n rows (negative: removes them) in or out of the held totals; mu is held.
@@ -100,8 +109,18 @@ func (h *heldRows) count(committed bool, n int) {
 	h.gauge(h.openRows, h.committedRows)
 }
 
+// hold keeps rows of transaction k until its EndTxn. Rows of a transaction already fenced (a
+// zombie producer's Produce answered by the broker before the fence, finished after it) are
+// dropped at once: that transaction can no longer commit.
 func (h *heldRows) hold(transactionalID string, k txnKey, st *tableState, putIfAbsent bool, rows []openmldb.Row) {
 	h.mu.Lock()
+	if f, ok := h.fenced[transactionalID]; ok && f.key.producerID == k.producerID && k.epoch < f.key.epoch {
+		// Only an older epoch of the same producer id is certainly fenced: a different id may be
+		// the one the coordinator assigns when the epoch is exhausted (KIP-890), still live.
+		h.mu.Unlock()
+		h.dropped(dropFenced, len(rows))
+		return
+	}
 	defer h.mu.Unlock()
 	tx := h.txns[k]
 	if tx == nil {
@@ -164,6 +183,9 @@ func (h *heldRows) hasCommitted(k txnKey) bool {
 // with (producerID, epoch) has made unfinishable: those of another producer id or an older epoch.
 // The coordinator aborts them as it bumps the epoch.
 func (h *heldRows) fence(transactionalID string, producerID int64, epoch int16) {
+	h.mu.Lock()
+	h.fenced[transactionalID] = fencedBy{key: txnKey{producerID, epoch}, at: time.Now()}
+	h.mu.Unlock()
 	h.drop(dropFenced, func(k txnKey, tx *heldTxn) bool {
 		return tx.transactionalID == transactionalID && (k.producerID != producerID || k.epoch < epoch)
 	})
@@ -184,6 +206,13 @@ func (h *heldRows) sweep(now time.Time) {
 	for k, e := range h.expired {
 		if now.Sub(e.at) > h.maxAge {
 			delete(h.expired, k)
+		}
+	}
+	// A Produce in flight at the fence finishes long before maxAge; the map stays bounded by the
+	// transactional ids seen in that time.
+	for id, f := range h.fenced {
+		if now.Sub(f.at) > h.maxAge {
+			delete(h.fenced, id)
 		}
 	}
 	for k, rows := range gone {
