@@ -73,12 +73,17 @@ func proxyOptions(cfg *config.Config, log *slog.Logger) proxy.Options {
 		Logger:         log,
 		TLS:            serverTLS(cfg.TLS),
 		UpstreamTLS:    upstreamTLS(cfg.Kafka.TLS),
-		Limits: proxy.Limits{
-			MaxConnections:           cfg.Limits.MaxConnections,
-			MaxInflightPerConnection: cfg.Limits.MaxInflightPerConnection,
-			MaxQueuedBytes:           cfg.Limits.MaxQueuedBytes,
-			MaxOutboundPerConnection: cfg.Limits.MaxOutboundBytesPerConnection,
-		},
+		Limits:         proxyLimits(cfg.Limits),
+	}
+}
+
+// proxyLimits maps the configured limits onto the proxy's.
+func proxyLimits(l config.Limits) proxy.Limits {
+	return proxy.Limits{
+		MaxConnections:           l.MaxConnections,
+		MaxInflightPerConnection: l.MaxInflightPerConnection,
+		MaxQueuedBytes:           l.MaxQueuedBytes,
+		MaxOutboundPerConnection: l.MaxOutboundBytesPerConnection,
 	}
 }
 

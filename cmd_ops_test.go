@@ -18,6 +18,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/openmldb-kafka-proxy/openmldb-kafka-proxy/config"
 	"github.com/openmldb-kafka-proxy/openmldb-kafka-proxy/openmldb"
@@ -424,4 +425,65 @@ func first(ids []int64) []int64 {
 		return ids[:10]
 	}
 	return ids
+}
+
+// apiVersionsWorks opens a connection to addr and reports whether an ApiVersions request is
+// answered on it (a connection refused at max_connections is closed at once).
+func apiVersionsWorks(t *testing.T, addr string) (net.Conn, bool) {
+	t.Helper()
+	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	req := kmsg.NewPtrApiVersionsRequest()
+	frame := kmsg.NewRequestFormatter(kmsg.FormatterClientID("reload-test")).AppendRequest(nil, req, 1)
+	if _, err := c.Write(frame); err != nil {
+		return c, false
+	}
+	return c, readFrame(c) == nil
+}
+
+// readFrame reads one size-prefixed response frame.
+func readFrame(c net.Conn) error {
+	var size [4]byte
+	if _, err := io.ReadFull(c, size[:]); err != nil {
+		return err
+	}
+	n := int(size[0])<<24 | int(size[1])<<16 | int(size[2])<<8 | int(size[3])
+	_, err := io.ReadFull(c, make([]byte, n))
+	return err
+}
+
+// A reload applies new limits to the running proxy: max_connections lowered refuses the next
+// connection while the open one keeps working; raised again, new connections are served.
+func TestReloadAppliesLimits(t *testing.T) {
+	e := startOps(t, "table_a")
+	e.writeConfig(t, "table_a", "limits:\n  max_connections: 1\n")
+	if err := e.reload(t); err != nil {
+		t.Fatalf("reload: %v", err)
+	}
+	first, ok := apiVersionsWorks(t, e.listen)
+	if !ok {
+		t.Fatal("first connection under max_connections 1 not served")
+	}
+	if _, ok := apiVersionsWorks(t, e.listen); ok {
+		t.Fatal("second connection served under max_connections 1")
+	}
+	e.writeConfig(t, "table_a", "limits:\n  max_connections: 2\n")
+	if err := e.reload(t); err != nil {
+		t.Fatalf("reload: %v", err)
+	}
+	if _, ok := apiVersionsWorks(t, e.listen); !ok {
+		t.Fatal("second connection not served after max_connections was raised to 2")
+	}
+	// The first connection lived through both reloads.
+	frame := kmsg.NewRequestFormatter().AppendRequest(nil, kmsg.NewPtrApiVersionsRequest(), 2)
+	if _, err := first.Write(frame); err != nil {
+		t.Fatal(err)
+	}
+	if err := readFrame(first); err != nil {
+		t.Fatalf("first connection after the reloads: %v", err)
+	}
 }

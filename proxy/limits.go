@@ -51,6 +51,8 @@ const (
 
 // limiter holds the proxy-wide counters of Limits.
 type limiter struct {
+	limits atomic.Pointer[Limits] // the bounds in force (SetLimits replaces them)
+
 	conns  atomic.Int64
 	queued atomic.Int64
 	peak   atomic.Int64
@@ -62,6 +64,18 @@ type limiter struct {
 	waiting map[*session]struct{} // sessions paused on MaxQueuedBytes
 	nwait   atomic.Int32
 }
+
+// SetLimits replaces the limits in force, as a configuration reload does. Connections already
+// open stay open under a lower MaxConnections; every bound applies from the next frame read, and
+// connections paused on a raised bound resume as soon as they are looked at again (those waiting
+// for queued bytes at once, the others when a response leaves or within outboundRecheck).
+func (p *Proxy) SetLimits(l Limits) {
+	p.lim.limits.Store(&l)
+	p.lim.wakeWaiting()
+}
+
+// Limits returns the limits in force.
+func (p *Proxy) Limits() Limits { return *p.lim.limits.Load() }
 
 // ClientConns is the number of client connections open now.
 func (p *Proxy) ClientConns() int64 { return p.lim.conns.Load() }
@@ -90,7 +104,7 @@ func (p *Proxy) ReadPauses() int64 { return p.lim.pauses.Load() }
 
 // admitConn counts a new client connection, or refuses it at MaxConnections.
 func (p *Proxy) admitConn(remote string, node int32) bool {
-	max := int64(p.opts.Limits.MaxConnections)
+	max := int64(p.lim.limits.Load().MaxConnections)
 	n := p.lim.conns.Add(1)
 	if max > 0 && n > max {
 		p.lim.conns.Add(-1)
@@ -102,7 +116,7 @@ func (p *Proxy) admitConn(remote string, node int32) bool {
 
 // connsFull reports whether a new connection would be refused (a cheap check before TLS work).
 func (p *Proxy) connsFull() bool {
-	max := int64(p.opts.Limits.MaxConnections)
+	max := int64(p.lim.limits.Load().MaxConnections)
 	return max > 0 && p.lim.conns.Load() >= max
 }
 
@@ -134,6 +148,11 @@ func (l *limiter) release(n int64) {
 		return
 	}
 	l.queued.Add(-n)
+	l.wakeWaiting()
+}
+
+// wakeWaiting wakes every session waiting for room in MaxQueuedBytes.
+func (l *limiter) wakeWaiting() {
 	if l.nwait.Load() == 0 {
 		return
 	}
@@ -174,7 +193,7 @@ func (l *limiter) unwait(s *session) {
 // outboundFull reports whether the client's unread responses are past their bound; if so a wake
 // is scheduled to look again.
 func (s *session) outboundFull() bool {
-	max := s.p.opts.Limits.MaxOutboundPerConnection
+	max := s.p.lim.limits.Load().MaxOutboundPerConnection
 	if max <= 0 || int64(s.c.OutboundBuffered()) <= max {
 		return false
 	}
@@ -187,7 +206,7 @@ func (s *session) outboundFull() bool {
 // broker connection's socket reads stop (its responses wait in the kernel and the broker) and a
 // timer wakes it to look again; reads resume once the client has read enough.
 func (s *session) holdUpstream(up gnet.Conn) bool {
-	max := s.p.opts.Limits.MaxOutboundPerConnection
+	max := s.p.lim.limits.Load().MaxOutboundPerConnection
 	if max <= 0 || int64(s.c.OutboundBuffered()) <= max {
 		if s.upPaused {
 			s.upPaused = false
@@ -242,7 +261,7 @@ func (s *session) recheckSoon(armed *bool, c gnet.Conn) {
 
 // inflightFull reports whether the session may not read another request.
 func (s *session) inflightFull() bool {
-	max := s.p.opts.Limits.MaxInflightPerConnection
+	max := s.p.lim.limits.Load().MaxInflightPerConnection
 	return max > 0 && s.slots.len() >= max
 }
 
@@ -250,7 +269,7 @@ func (s *session) inflightFull() bool {
 // consumed; the reservation moves to the frame's slot (newSlot) or is released after the frame
 // was forwarded without one (releaseUnslotted).
 func (s *session) reserveFrame(n int) bool {
-	max := s.p.opts.Limits.MaxQueuedBytes
+	max := s.p.lim.limits.Load().MaxQueuedBytes
 	if s.p.lim.reserve(int64(n), max) {
 		s.reserved += int64(n)
 		return true

@@ -324,3 +324,38 @@ func TestOutboundLimitHoldsBrokerForNonReader(t *testing.T) {
 		}
 	}
 }
+
+// Raising limits.max_queued_bytes while clients wait for room lets them go on at once, even with
+// nothing released meanwhile (the broker is stalled).
+func TestSetLimitsWakesWaitingClients(t *testing.T) {
+	const bound = 1 << 20
+	c := newCluster(t, kfake.NumBrokers(1), kfake.SeedTopics(1, "raised"))
+	p, _ := startProxyOpts(t, c.ListenAddrs(), 1, Options{Limits: Limits{MaxQueuedBytes: bound, MaxInflightPerConnection: 10000}})
+	release := stallProduce(c)
+	defer release()
+	pl := startPipeline(t, p.Addr(), "raised", "r", 80, 64<<10) // 5 MiB
+	waitFor(t, "the proxy to pause reading", 30*time.Second, func() bool { return p.ReadPauses() > 0 })
+	time.Sleep(200 * time.Millisecond)
+	if q := p.QueuedBytes(); q > bound {
+		t.Fatalf("queued %d bytes, bound %d", q, bound)
+	}
+	p.SetLimits(Limits{MaxQueuedBytes: 3 * bound, MaxInflightPerConnection: 10000})
+	if got := p.Limits().MaxQueuedBytes; got != 3*bound {
+		t.Fatalf("Limits() = %d after SetLimits", got)
+	}
+	waitFor(t, "the client to be read past the old bound", 10*time.Second, func() bool { return p.QueuedBytes() > bound+(128<<10) })
+	time.Sleep(200 * time.Millisecond)
+	if q := p.QueuedBytes(); q > 3*bound {
+		t.Fatalf("queued %d bytes, raised bound %d", q, 3*bound)
+	}
+	release()
+	select {
+	case err := <-pl.done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(60 * time.Second):
+		t.Fatal("responses did not all arrive after the stall ended")
+	}
+	consumeValues(t, p.Addr(), "raised", pl.values)
+}

@@ -128,6 +128,8 @@ func New(opts Options) (*Proxy, error) {
 	p := &Proxy{opts: opts, log: opts.Logger, listenPort: lp, ctx: ctx, cancel: cancel, nodes: map[int32]*node{}, tls: th}
 	p.metrics = opts.Metrics
 	p.metrics.proxy.Store(p)
+	limits := opts.Limits
+	p.lim.limits.Store(&limits)
 	return p, nil
 }
 
