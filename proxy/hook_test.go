@@ -219,10 +219,8 @@ func TestFinishesOverlapResponsesInOrder(t *testing.T) {
 		if err != nil {
 			t.Fatalf("response %d: %v (did the Finishes overlap?)", i+1, err)
 		}
-		var r kmsg.ProduceResponse
-		r.Version = 7
-		corr := int32(f[4])<<24 | int32(f[5])<<16 | int32(f[6])<<8 | int32(f[7])
-		if err := r.ReadFrom(f[8:]); err != nil || corr != int32(i+1) || r.ThrottleMillis != 4242 ||
+		corr, r, err := produceResponse(f)
+		if err != nil || corr != int32(i+1) || r.ThrottleMillis != 4242 ||
 			r.Topics[0].Partitions[0].BaseOffset != int64(i) {
 			t.Fatalf("response %d: corr %d, throttle %d, %+v, err %v; want corr %d, throttle 4242, base offset %d",
 				i+1, corr, r.ThrottleMillis, r.Topics, err, i+1, i)
@@ -270,14 +268,20 @@ func TestFinishAsync(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		var r kmsg.ProduceResponse
-		r.Version = 7
-		corr := int32(f[4])<<24 | int32(f[5])<<16 | int32(f[6])<<8 | int32(f[7])
+		corr, r, err := produceResponse(f)
 		want := map[string]int32{"sync": 1111, "later": 2222}[topic]
-		if err := r.ReadFrom(f[8:]); err != nil || corr != int32(i+1) || r.ThrottleMillis != want || r.Topics[0].Partitions[0].ErrorCode != 0 {
+		if err != nil || corr != int32(i+1) || r.ThrottleMillis != want || r.Topics[0].Partitions[0].ErrorCode != 0 {
 			t.Fatalf("response %d: corr %d throttle %d err %v %+v; want corr %d throttle %d", i+1, corr, r.ThrottleMillis, err, r.Topics, i+1, want)
 		}
 	}
+}
+
+// produceResponse decodes a Produce v7 response frame read by rawConn: correlation id and body.
+func produceResponse(f []byte) (int32, *kmsg.ProduceResponse, error) {
+	r := kmsg.NewPtrProduceResponse()
+	r.Version = 7
+	corr := int32(f[4])<<24 | int32(f[5])<<16 | int32(f[6])<<8 | int32(f[7])
+	return corr, r, r.ReadFrom(f[8:])
 }
 
 // loopHook takes a Produce on the event loop when its first value starts with "L" (stamping
@@ -352,14 +356,12 @@ func TestLoopBeginnerKeepsOrder(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		var r kmsg.ProduceResponse
-		r.Version = 7
-		corr := int32(f[4])<<24 | int32(f[5])<<16 | int32(f[6])<<8 | int32(f[7])
+		corr, r, err := produceResponse(f)
 		want := int32(0)
 		if strings.HasPrefix(v, "L") {
 			want = 77
 		}
-		if err := r.ReadFrom(f[8:]); err != nil || corr != int32(i+1) || r.ThrottleMillis != want || r.Topics[0].Partitions[0].ErrorCode != 0 {
+		if err != nil || corr != int32(i+1) || r.ThrottleMillis != want || r.Topics[0].Partitions[0].ErrorCode != 0 {
 			t.Fatalf("response %d (%s): corr %d throttle %d err %v; want throttle %d", i+1, v, corr, r.ThrottleMillis, err, want)
 		}
 	}

@@ -154,6 +154,19 @@ func startPipeline(t *testing.T, addr, topic, tag string, n, valueSize int) *pip
 	return pl
 }
 
+// wait waits for every response of the pipeline and fails the test on a wrong or missing one.
+func (pl *pipeline) wait(t *testing.T) {
+	t.Helper()
+	select {
+	case err := <-pl.done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(60 * time.Second):
+		t.Fatal("responses did not all arrive after the stall ended")
+	}
+}
+
 // consumeValues reads n records of topic and checks that each of want appears exactly once.
 func consumeValues(t *testing.T, addr, topic string, want []string) {
 	t.Helper()
@@ -204,14 +217,7 @@ func TestInflightLimitStopsReading(t *testing.T) {
 	t.Logf("stalled: client wrote %d of %d requests, proxy holds %d bytes", pl.written.Load(), n, p.QueuedBytes())
 
 	release()
-	select {
-	case err := <-pl.done:
-		if err != nil {
-			t.Fatal(err)
-		}
-	case <-time.After(60 * time.Second):
-		t.Fatal("responses did not all arrive after the stall ended")
-	}
+	pl.wait(t)
 	if pk := p.PeakQueuedBytes(); pk > maxInflight*frame {
 		t.Fatalf("peak queued %d bytes, want at most %d", pk, maxInflight*frame)
 	}
@@ -242,14 +248,7 @@ func TestQueuedBytesBound(t *testing.T) {
 	release()
 	var want []string
 	for _, pl := range pls {
-		select {
-		case err := <-pl.done:
-			if err != nil {
-				t.Fatal(err)
-			}
-		case <-time.After(60 * time.Second):
-			t.Fatal("responses did not all arrive after the stall ended")
-		}
+		pl.wait(t)
 		want = append(want, pl.values...)
 	}
 	if pk := p.PeakQueuedBytes(); pk > bound {
@@ -349,13 +348,6 @@ func TestSetLimitsWakesWaitingClients(t *testing.T) {
 		t.Fatalf("queued %d bytes, raised bound %d", q, 3*bound)
 	}
 	release()
-	select {
-	case err := <-pl.done:
-		if err != nil {
-			t.Fatal(err)
-		}
-	case <-time.After(60 * time.Second):
-		t.Fatal("responses did not all arrive after the stall ended")
-	}
+	pl.wait(t)
 	consumeValues(t, p.Addr(), "raised", pl.values)
 }
