@@ -592,3 +592,65 @@ func TestIntegrationWriteBatchWaitsForFlush(t *testing.T) {
 		t.Fatalf("table holds %d rows, want 7", len(got))
 	}
 }
+
+// Options.OnRPC is told of every call: each Put with its tablet endpoint and no error, and a call
+// that outlives its deadline with ErrCallTimeout.
+func TestIntegrationOnRPCObservesEveryCall(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	e := startEnv(t, ctx, openmldbtest.Options{Tablets: 1}, 0)
+	createTestTable(t, ctx, e.client, "obs", "t", 1, 1)
+	type call struct {
+		endpoint string
+		d        time.Duration
+		err      error
+	}
+	var mu sync.Mutex
+	var calls []call
+	c, err := openmldb.Open(ctx, openmldb.Options{Nameserver: e.cluster.Nameserver(), Logger: quiet, RPCTimeout: 300 * time.Millisecond,
+		OnRPC: func(endpoint string, d time.Duration, err error) {
+			mu.Lock()
+			calls = append(calls, call{endpoint, d, err})
+			mu.Unlock()
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	tablet := e.cluster.Tablets()[0]
+	puts := func() (ok, timedOut int) {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, cl := range calls {
+			switch {
+			case cl.endpoint != tablet:
+			case cl.err == nil && cl.d > 0:
+				ok++
+			case errors.Is(cl.err, openmldb.ErrCallTimeout):
+				timedOut++
+			}
+		}
+		return ok, timedOut
+	}
+	rows := make([]openmldb.Row, 20)
+	for i := range rows {
+		rows[i] = testRow(i)
+	}
+	for _, err := range c.WriteTable(ctx, "obs", "t", rows, openmldb.WriteOptions{}) {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if ok, _ := puts(); ok < len(rows) {
+		t.Fatalf("observed %d successful calls to the tablet, want at least %d", ok, len(rows))
+	}
+	e.cluster.StallPuts(2 * time.Second)
+	defer e.cluster.StallPuts(0)
+	wctx, wcancel := context.WithTimeout(ctx, 400*time.Millisecond)
+	defer wcancel()
+	for range c.WriteTable(wctx, "obs", "t", rows[:1], openmldb.WriteOptions{}) {
+	}
+	if _, timedOut := puts(); timedOut == 0 {
+		t.Fatal("a Put past its deadline was not observed as ErrCallTimeout")
+	}
+}

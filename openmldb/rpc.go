@@ -140,6 +140,15 @@ type pending struct {
 	cb       callback
 	ctx      context.Context
 	deadline time.Time
+	began    time.Time // set when calls are observed (Options.OnRPC)
+}
+
+// complete ends call p: it reports the call to the observer, if any, then to its callback.
+func (c *rpcConn) complete(p pending, body []byte, err error) {
+	if obs := c.observe; obs != nil {
+		obs(c.addr, time.Since(p.began), err)
+	}
+	p.cb(body, err)
 }
 
 // rpcConn is one TCP connection with many calls in flight, matched by correlation id. Frames
@@ -207,7 +216,7 @@ func (c *rpcConn) fail(err error) {
 	c.once.Do(func() { close(c.closed) })
 	c.nc.Close()
 	for _, p := range calls {
-		p.cb(nil, &ConnError{Addr: c.addr, Err: err})
+		c.complete(p, nil, &ConnError{Addr: c.addr, Err: err})
 	}
 }
 
@@ -233,14 +242,11 @@ func (c *rpcConn) enqueue(ctx context.Context, deadline time.Time, id int64, cb 
 		cb(nil, &ConnError{Addr: c.addr, Err: err})
 		return false
 	}
-	if obs := c.observe; obs != nil {
-		began, inner := time.Now(), cb
-		cb = func(body []byte, err error) {
-			obs(c.addr, time.Since(began), err)
-			inner(body, err)
-		}
+	p := pending{cb: cb, ctx: ctx, deadline: deadline}
+	if c.observe != nil {
+		p.began = time.Now()
 	}
-	c.pending[id] = pending{cb: cb, ctx: ctx, deadline: deadline}
+	c.pending[id] = p
 	c.pmu.Unlock()
 
 	c.wmu.Lock()
@@ -260,7 +266,7 @@ func (c *rpcConn) enqueue(ctx context.Context, deadline time.Time, id int64, cb 
 	c.wmu.Unlock()
 	if err != nil {
 		if p, ok := c.take(id); ok {
-			p.cb(nil, err)
+			c.complete(p, nil, err)
 		}
 		return false
 	}
@@ -381,14 +387,14 @@ func (c *rpcConn) readLoop() {
 			continue // timed out or cancelled already
 		}
 		if meta.errorCode != 0 {
-			p.cb(nil, &RPCError{Code: meta.errorCode, Text: meta.errorText})
+			c.complete(p, nil, &RPCError{Code: meta.errorCode, Text: meta.errorText})
 			continue
 		}
 		msg := body[metaSize:]
 		if att := int(meta.attachmentSize); att > 0 && att <= len(msg) {
 			msg = msg[:len(msg)-att]
 		}
-		p.cb(msg, nil)
+		c.complete(p, msg, nil)
 	}
 }
 
@@ -416,7 +422,7 @@ func (c *rpcConn) sweepLoop() {
 				if err == nil || errors.Is(err, context.DeadlineExceeded) {
 					err = fmt.Errorf("%s: %w", c.addr, ErrCallTimeout)
 				}
-				p.cb(nil, err)
+				c.complete(p, nil, err)
 			}
 		}
 	}
