@@ -104,23 +104,25 @@ func DecodeBatches(records []byte, dec kgo.Decompressor) ([]Batch, error) {
 	return out, nil
 }
 
-// AnyCompressed reports whether a batch of a Produce partition's Records field declares a
-// compression codec. It reads only the batch headers; bytes that are not well-formed batches
-// count as compressed, so a caller choosing the cheap path for uncompressed data never takes it
-// for them (DecodeBatches then names the fault).
-func AnyCompressed(records []byte) bool {
+// UncompressedRecords counts the records the batches of a Produce partition's Records field
+// declare, reading only the batch headers; ok is false when a batch is compressed or the bytes
+// are not well-formed batches, so a caller choosing a cheap path for small uncompressed data
+// never takes it for them (DecodeBatches then names any fault).
+func UncompressedRecords(records []byte) (n int, ok bool) {
 	for len(records) > 0 {
-		if len(records) < 23 || records[16] != 2 {
-			return true
+		if len(records) < 61 || records[16] != 2 {
+			return n, false
 		}
 		length := int(int32(binary.BigEndian.Uint32(records[8:12])))
-		if length < 49 || 12+length > len(records) {
-			return true
+		if length < 49 || 12+length > len(records) || records[22]&batchCodecMask != 0 {
+			return n, false
 		}
-		if records[22]&batchCodecMask != 0 {
-			return true
+		count := int(int32(binary.BigEndian.Uint32(records[57:61])))
+		if count < 0 {
+			return n, false
 		}
+		n += count
 		records = records[12+length:]
 	}
-	return false
+	return n, true
 }

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"context"
+	"encoding/binary"
 	"fmt"
 	"strings"
 	"sync"
@@ -285,8 +286,9 @@ func produceResponse(f []byte) (int32, *kmsg.ProduceResponse, error) {
 }
 
 // loopHook takes a Produce on the event loop when its first value starts with "L" (stamping
-// throttle 77 through FinishAsync) and declines the rest, whose Begin then runs on a worker and
-// is slow; every Begin of either kind notes the value.
+// throttle 77 through FinishAsync) or "X" (answered locally with throttle 99, not forwarded) and
+// declines the rest, whose Begin then runs on a worker and is slow; every Begin of either kind
+// notes the value.
 type loopHook struct {
 	mu           sync.Mutex
 	order        []string
@@ -305,16 +307,23 @@ func firstValue(req kmsg.Request) string {
 
 func (h *loopHook) BeginOnLoop(_ context.Context, _ ConnInfo, req kmsg.Request) (Step, bool) {
 	v := firstValue(req)
-	if !strings.HasPrefix(v, "L") {
+	if !strings.HasPrefix(v, "L") && !strings.HasPrefix(v, "X") {
 		return Step{}, false
 	}
 	h.mu.Lock()
 	h.order = append(h.order, v)
 	h.mu.Unlock()
+	if strings.HasPrefix(v, "X") { // answered on the loop, never forwarded
+		resp := req.ResponseKind().(*kmsg.ProduceResponse)
+		resp.ThrottleMillis = 99
+		resp.Topics = []kmsg.ProduceResponseTopic{{Topic: "t", Partitions: []kmsg.ProduceResponseTopicPartition{{Partition: 0}}}}
+		return Step{Local: resp}, true
+	}
 	return Step{FinishAsync: func(_ context.Context, resp kmsg.Response, done func(kmsg.Response)) {
-		pr := resp.(*kmsg.ProduceResponse)
-		pr.ThrottleMillis = 77
-		done(pr)
+		if pr, ok := resp.(*kmsg.ProduceResponse); ok { // nil for acks=0
+			pr.ThrottleMillis = 77
+		}
+		done(resp)
 	}}, true
 }
 
@@ -329,17 +338,23 @@ func (h *loopHook) Begin(_ context.Context, _ ConnInfo, req kmsg.Request) Step {
 }
 
 // Begins taken on the loop and Begins on a worker keep the connection's order: to the broker,
-// to the hook and in the responses; a declined request gets exactly one (worker) Begin.
+// to the hook and in the responses; a declined request gets exactly one (worker) Begin; a Local
+// answer given on the loop is never forwarded, and an acks=0 request taken there gets no response.
 func TestLoopBeginnerKeepsOrder(t *testing.T) {
 	ctx := testCtx(t, 30*time.Second)
 	c := newCluster(t, kfake.NumBrokers(1), kfake.SeedTopics(1, "t"))
 	hook := &loopHook{}
 	p, _ := startProxy(t, c.ListenAddrs(), 1, hook)
 	rc := dialRaw(t, p.Addr())
-	values := []string{"L0", "W1", "L1", "L2", "W2", "L3", "W3", "L4"}
+	values := []string{"L0", "W1", "L1", "X1", "L2", "W2", "La", "L3", "W3", "L4"}
+	acks0 := map[string]bool{"La": true}
 	var frames [][]byte
 	for i, v := range values {
-		frames = append(frames, reqFrame(produceReq("t", 0, -1, v), int32(i+1)))
+		acks := int16(-1)
+		if acks0[v] {
+			acks = 0
+		}
+		frames = append(frames, reqFrame(produceReq("t", 0, acks, v), int32(i+1)))
 	}
 	// L0 answered: the broker connection is up. W1's Begin is then running (it sleeps) when
 	// the rest arrive, which must wait for it rather than being taken on the loop at once.
@@ -350,17 +365,16 @@ func TestLoopBeginnerKeepsOrder(t *testing.T) {
 	rc.send(frames[1])
 	time.Sleep(10 * time.Millisecond)
 	rc.send(frames[2:]...)
-	for i, v := range values[1:] {
-		i++
+	for i, v := range values {
+		if i == 0 || acks0[v] {
+			continue
+		}
 		f, err := rc.read()
 		if err != nil {
 			t.Fatal(err)
 		}
 		corr, r, err := produceResponse(f)
-		want := int32(0)
-		if strings.HasPrefix(v, "L") {
-			want = 77
-		}
+		want := map[byte]int32{'L': 77, 'X': 99, 'W': 0}[v[0]]
 		if err != nil || corr != int32(i+1) || r.ThrottleMillis != want || r.Topics[0].Partitions[0].ErrorCode != 0 {
 			t.Fatalf("response %d (%s): corr %d throttle %d err %v; want throttle %d", i+1, v, corr, r.ThrottleMillis, err, want)
 		}
@@ -371,20 +385,60 @@ func TestLoopBeginnerKeepsOrder(t *testing.T) {
 	if order != strings.Join(values, ",") || workers != "W1,W2,W3" {
 		t.Fatalf("begin order %s, worker begins %s", order, workers)
 	}
+	var forwarded []string
+	for _, v := range values {
+		if v[0] != 'X' {
+			forwarded = append(forwarded, v)
+		}
+	}
 	cl, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...), kgo.ConsumeTopics("t"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer cl.Close()
 	var got []string
-	for len(got) < len(values) {
+	for len(got) < len(forwarded) {
 		fs := cl.PollFetches(ctx)
 		if err := ctx.Err(); err != nil {
 			t.Fatalf("consumed %v: %v", got, err)
 		}
 		fs.EachRecord(func(r *kgo.Record) { got = append(got, string(r.Value)) })
 	}
-	if strings.Join(got, ",") != strings.Join(values, ",") {
-		t.Fatalf("broker log %v, want %v", got, values)
+	if strings.Join(got, ",") != strings.Join(forwarded, ",") {
+		t.Fatalf("broker log %v, want %v", got, forwarded)
+	}
+}
+
+// An intercepted request the proxy cannot decode closes the connection, and nothing the client
+// sent after it reaches the broker, not even a request the hook would take on the loop.
+func TestUndecodableInterceptedRequestStopsTheConnection(t *testing.T) {
+	ctx := testCtx(t, 30*time.Second)
+	c := newCluster(t, kfake.NumBrokers(1), kfake.SeedTopics(1, "t"))
+	p, _ := startProxy(t, c.ListenAddrs(), 1, &loopHook{})
+	rc := dialRaw(t, p.Addr())
+	// Warm up so the broker connection is up and later requests would be forwarded at once.
+	rc.send(reqFrame(produceReq("t", 0, -1, "L0"), 1))
+	if _, err := rc.read(); err != nil {
+		t.Fatal(err)
+	}
+	bad := reqFrame(produceReq("t", 0, -1, "W1"), 2)
+	bad = bad[:len(bad)-10] // the records end early: the header and acks parse, the body does not
+	binary.BigEndian.PutUint32(bad, uint32(len(bad)-4))
+	rc.send(bad, reqFrame(produceReq("t", 0, -1, "L1"), 3), reqFrame(produceReq("t", 0, 0, "L2"), 4))
+	if f, err := rc.read(); err == nil {
+		t.Fatalf("got a response (%d bytes) after an undecodable request; want the connection closed", len(f))
+	}
+	cl, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	time.Sleep(200 * time.Millisecond) // anything forwarded would have arrived by now
+	ends, err := kadm.NewClient(cl).ListEndOffsets(ctx, "t")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o, _ := ends.Lookup("t", 0); o.Offset != 1 {
+		t.Fatalf("topic end offset %d, want 1 (only the warm-up record)", o.Offset)
 	}
 }

@@ -275,8 +275,9 @@ func (s *session) reserveFrame(n int) bool {
 		return true
 	}
 	s.p.lim.wait(s)
-	// A release between the failed reserve and wait would have found no waiter: retry once.
-	if s.p.lim.reserve(int64(n), max) {
+	// A release (or a raised bound, SetLimits) between the failed reserve and wait would have
+	// found no waiter: retry once, under the bound in force now.
+	if s.p.lim.reserve(int64(n), s.p.lim.limits.Load().MaxQueuedBytes) {
 		s.p.lim.unwait(s)
 		s.reserved += int64(n)
 		return true

@@ -43,8 +43,11 @@ type session struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 
-	up       gnet.Conn // nil until the dial completes
-	closed   bool
+	up     gnet.Conn // nil until the dial completes
+	closed bool
+	// failing: fail was called and the connection is closing (gnet closes it later, from its
+	// queue); nothing more of the client's is read or forwarded meanwhile.
+	failing  bool
 	pend     []byte     // request bytes waiting for the dial or for a running hook
 	hooks    []hookItem // intercepted requests, each placed at an offset of pend
 	hookBusy bool       // a Begin runs: later requests wait in pend
@@ -161,6 +164,7 @@ func (s *session) clientClosed() {
 // fail closes the client connection because of a protocol error.
 func (s *session) fail(why string, err error) gnet.Action {
 	s.p.log.Warn("closing client: "+why, "client", s.remote, "node", s.node, "err", err)
+	s.failing = true
 	_ = s.c.Close()
 	return gnet.Close
 }
@@ -170,6 +174,9 @@ func (s *session) fail(why string, err error) gnet.Action {
 func (s *session) onTraffic() gnet.Action {
 	c := s.c
 	s.wakePending = false
+	if s.failing {
+		return gnet.Close
+	}
 	for {
 		if s.rest > 0 {
 			n := min(c.InboundBuffered(), s.rest)
@@ -397,7 +404,7 @@ func (s *session) newSlot(h protocol.RequestHeader) *slot {
 // drain forwards waiting bytes up to the next intercepted request and starts its Begin; Begins
 // the hook runs on the loop are done at once and the next one is taken.
 func (s *session) drain() {
-	for !s.hookBusy && !s.closed && s.up != nil {
+	for !s.hookBusy && !s.closed && !s.failing && s.up != nil {
 		if len(s.hooks) == 0 {
 			if len(s.pend) > 0 {
 				if _, err := s.up.Write(s.pend); err != nil {
@@ -444,7 +451,7 @@ func (s *session) beginOnLoop(hi *hookItem) bool {
 		hi.req = req
 		return false
 	}
-	s.began(*hi, s.stepOutput(*hi, step))
+	s.began(*hi, s.stepOutput(*hi, step)) // no decode error here, and the session is open
 	return true
 }
 
@@ -485,13 +492,15 @@ func (s *session) begin(hi hookItem) {
 	}
 	s.onLoop(func() {
 		s.hookBusy = false
-		s.began(hi, b)
-		s.drain()
+		if s.began(hi, b) {
+			s.drain()
+		}
 	})
 }
 
-// began acts on a Begin's outcome, on the loop.
-func (s *session) began(hi hookItem, b begun) {
+// began acts on a Begin's outcome, on the loop. It reports false when the session is closed or
+// closing (failing): nothing behind the request may be forwarded then.
+func (s *session) began(hi hookItem, b begun) bool {
 	// The request's bytes may still be read by Finish (the tee's dead-letter records alias
 	// them); without one they are free once written to the broker (gnet copies what waits).
 	held := false
@@ -500,18 +509,18 @@ func (s *session) began(hi hookItem, b begun) {
 			s.p.frames.put(hi.frame)
 		}
 	}()
-	if s.closed {
-		return
+	if s.closed || s.failing {
+		return false
 	}
 	if b.err != nil {
 		s.fail("undecodable intercepted request", b.err)
-		return
+		return false
 	}
 	sl, step := hi.slot, b.step
 	if step.Local != nil {
 		sl.local = true
 		s.complete(sl, b.local, nil)
-		return
+		return true
 	}
 	sl.finish, sl.finishAsync = step.Finish, step.FinishAsync
 	sl.teed = sl.hasFinish()
@@ -526,6 +535,7 @@ func (s *session) began(hi hookItem, b begun) {
 	if sl.noResp {
 		s.complete(sl, nil, nil)
 	}
+	return true
 }
 
 // onLoop runs fn on the session's event loop.

@@ -1,7 +1,20 @@
 package tee
 
-import "time"
+import (
+	"context"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/openmldb-kafka-proxy/openmldb-kafka-proxy/proxy"
+)
 
 // SetCommitTimeout shortens how long an EndTxn commit's rows are retried before the client is
 // answered, so tests reach the background retry quickly.
 func SetCommitTimeout(t *Tee, d time.Duration) { t.commitTimeout = d }
+
+// PlanOnLoopUnchecked plans req as BeginOnLoop does once its checks passed, so a test can give
+// it a table that went missing in between.
+func PlanOnLoopUnchecked(t *Tee, ctx context.Context, c proxy.ConnInfo, req *kmsg.ProduceRequest) proxy.Step {
+	return t.beginProduce(ctx, c, req, *t.sinks.Load(), true)
+}

@@ -2,6 +2,7 @@ package tee_test
 
 import (
 	"context"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/openmldb-kafka-proxy/openmldb-kafka-proxy/config"
 	"github.com/openmldb-kafka-proxy/openmldb-kafka-proxy/proxy"
+	"github.com/openmldb-kafka-proxy/openmldb-kafka-proxy/proxy/tee"
 )
 
 func produceRequest(topic string, batch []byte) *kmsg.ProduceRequest {
@@ -41,6 +43,16 @@ func TestBeginOnLoopTakesOnlyCheapProduces(t *testing.T) {
 	if _, ok := e.tee.BeginOnLoop(ctx, info, produceRequest("topic1", seedBatch(1, 1))); ok {
 		t.Fatal("taken on the loop although the table must be created first")
 	}
+	// Had the table gone missing after that check, planning on the loop answers a retriable
+	// error instead of creating it there.
+	step := tee.PlanOnLoopUnchecked(e.tee, ctx, info, produceRequest("topic1", seedBatch(1, 1)))
+	local, _ := step.Local.(*kmsg.ProduceResponse)
+	if local == nil || local.Topics[0].Partitions[0].ErrorCode != kerr.NotEnoughReplicas.Code {
+		t.Fatalf("missing table planned on the loop: step %+v", step)
+	}
+	if _, err := e.store.Table("kafka_test", "topic1"); err == nil {
+		t.Fatal("the table was created on the loop")
+	}
 	// Through the proxy: Begin on a worker creates the table.
 	if err := e.client(t).ProduceSync(ctx, &kgo.Record{Topic: "topic1", Value: []byte(seedRow(1))}).FirstErr(); err != nil {
 		t.Fatal(err)
@@ -67,13 +79,23 @@ func TestBeginOnLoopTakesOnlyCheapProduces(t *testing.T) {
 		t.Fatalf("table has %d rows, want 4", len(rows))
 	}
 
-	perRecord := len(seedRow(10))
-	big := 32<<10/perRecord + 1
-	if _, ok := e.tee.BeginOnLoop(ctx, info, produceRequest("topic1", seedBatch(10, big))); ok {
-		t.Fatalf("%d records (%d bytes) taken on the loop", big, big*perRecord)
+	// The bounds: 32 KiB of records, and 64 records.
+	big := 1
+	for len(seedBatch(10, big)) <= 32<<10 {
+		big++
 	}
-	if _, ok := e.tee.BeginOnLoop(ctx, info, produceRequest("topic1", seedBatch(10, big-2))); !ok {
-		t.Fatalf("%d records declined", big-2)
+	if _, ok := e.tee.BeginOnLoop(ctx, info, produceRequest("topic1", seedBatch(10, big))); ok {
+		t.Fatalf("%d records (%d bytes) taken on the loop", big, len(seedBatch(10, big)))
+	}
+	if _, ok := e.tee.BeginOnLoop(ctx, info, produceRequest("topic1", seedBatch(10, big-1))); !ok {
+		t.Fatalf("%d records (%d bytes) declined", big-1, len(seedBatch(10, big-1)))
+	}
+	tiny := func(n int) []byte { return rawBatch(slices.Repeat([]string{"{}"}, n)...) }
+	if _, ok := e.tee.BeginOnLoop(ctx, info, produceRequest("topic1", tiny(65))); ok {
+		t.Fatal("65 records taken on the loop")
+	}
+	if step, ok := e.tee.BeginOnLoop(ctx, info, produceRequest("topic1", tiny(64))); !ok || step.Local == nil {
+		t.Fatalf("64 invalid records: ok %v, step %+v (want a local INVALID_RECORD answer)", ok, step)
 	}
 	compressed := seedBatch(10, 1)
 	compressed[22] |= 4 // zstd in the attributes: the header alone must send it off the loop
@@ -83,7 +105,7 @@ func TestBeginOnLoopTakesOnlyCheapProduces(t *testing.T) {
 
 	bad := strings.Replace(seedRow(50), `"c2_int32":2`, `"c2_int32":"two"`, 1)
 	step, ok = e.tee.BeginOnLoop(ctx, info, produceRequest("topic1", rawBatch(bad)))
-	local, _ := step.Local.(*kmsg.ProduceResponse)
+	local, _ = step.Local.(*kmsg.ProduceResponse)
 	if !ok || local == nil || local.Topics[0].Partitions[0].ErrorCode != kerr.InvalidRecord.Code {
 		t.Fatalf("invalid record: ok %v, step %+v", ok, step)
 	}

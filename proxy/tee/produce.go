@@ -55,6 +55,10 @@ type partitionPlan struct {
 	// transactionalID is the request's transactional id ("" for none).
 	transactionalID string
 
+	// onLoop: planned on the proxy's event loop, where a table must not be created (a DDL round
+	// trip); beginProduceOnLoop checked the tables exist.
+	onLoop bool
+
 	// reject is set when the partition must not reach the broker: code and message for the
 	// client, with per-record errors when records are at fault.
 	reject        bool
@@ -77,9 +81,9 @@ func (p *partitionPlan) tableName() string {
 	return p.db + "." + p.sink.TableFor(p.topic)
 }
 
-// maxRecordBytesOnLoop is the most record bytes (all teed partitions together, uncompressed) a
-// Produce may carry for its Begin to run on the proxy's event loop: about 40 seed-shaped records,
-// some 50 µs of decoding and converting.
+// A Produce's Begin runs on the proxy's event loop only with at most maxRecordBytesOnLoop bytes
+// and maxRowsOnLoop records (all teed partitions together, uncompressed): some 50 µs of decoding
+// and converting seed-shaped records, and no more rows than a Finish encodes on the loop.
 const maxRecordBytesOnLoop = 32 << 10
 
 // beginProduceOnLoop plans req on the event loop when that cannot wait or take long: every teed
@@ -87,7 +91,7 @@ const maxRecordBytesOnLoop = 32 << 10
 // would have to be created first (a DDL round trip to the nameserver).
 func (t *Tee) beginProduceOnLoop(ctx context.Context, c proxy.ConnInfo, req *kmsg.ProduceRequest) (proxy.Step, bool) {
 	sinks := *t.sinks.Load()
-	n := 0
+	nbytes, nrec := 0, 0
 	for ti := range req.Topics {
 		tp := &req.Topics[ti]
 		sink := config.SinkFor(sinks, tp.Topic)
@@ -101,17 +105,20 @@ func (t *Tee) beginProduceOnLoop(ctx context.Context, c proxy.ConnInfo, req *kms
 		}
 		for pi := range tp.Partitions {
 			records := tp.Partitions[pi].Records
-			if n += len(records); n > maxRecordBytesOnLoop || protocol.AnyCompressed(records) {
+			count, ok := protocol.UncompressedRecords(records)
+			nbytes += len(records)
+			nrec += count
+			if !ok || nbytes > maxRecordBytesOnLoop || nrec > maxRowsOnLoop {
 				return proxy.Step{}, false
 			}
 		}
 	}
-	return t.beginProduce(ctx, c, req, sinks), true
+	return t.beginProduce(ctx, c, req, sinks, true), true
 }
 
 // beginProduce decodes and converts the teed partitions of req under one sink mapping (sinks, the
 // same for the whole request even across a Reload) and returns the Step that writes them.
-func (t *Tee) beginProduce(ctx context.Context, c proxy.ConnInfo, req *kmsg.ProduceRequest, sinks []config.Sink) proxy.Step {
+func (t *Tee) beginProduce(ctx context.Context, c proxy.ConnInfo, req *kmsg.ProduceRequest, sinks []config.Sink, onLoop bool) proxy.Step {
 	start := time.Now()
 	var plans []*partitionPlan
 	total := 0
@@ -123,7 +130,7 @@ func (t *Tee) beginProduce(ctx context.Context, c proxy.ConnInfo, req *kmsg.Prod
 			continue
 		}
 		for pi := range tp.Partitions {
-			p := t.planPartition(ctx, sink, tp.Topic, tp.Partitions[pi].Partition, tp.Partitions[pi].Records)
+			p := t.planPartition(ctx, sink, tp.Topic, tp.Partitions[pi].Partition, tp.Partitions[pi].Records, onLoop)
 			if req.TransactionID != nil {
 				p.transactionalID = *req.TransactionID
 			}
@@ -187,8 +194,8 @@ func (t *Tee) beginProduce(ctx context.Context, c proxy.ConnInfo, req *kmsg.Prod
 }
 
 // planPartition decodes and converts one partition's records. It never returns nil.
-func (t *Tee) planPartition(ctx context.Context, s *config.Sink, topic string, partition int32, records []byte) *partitionPlan {
-	p := &partitionPlan{db: t.db, topic: topic, partition: partition, sink: s, producerID: -1, baseSequence: -1}
+func (t *Tee) planPartition(ctx context.Context, s *config.Sink, topic string, partition int32, records []byte, onLoop bool) *partitionPlan {
+	p := &partitionPlan{db: t.db, topic: topic, partition: partition, sink: s, producerID: -1, baseSequence: -1, onLoop: onLoop}
 	batches, err := protocol.DecodeBatches(records, t.dec)
 	if err != nil {
 		p.reject, p.rejectCode = true, codeCorrupt
@@ -277,7 +284,7 @@ func (t *Tee) convert(ctx context.Context, p *partitionPlan, rec *connect.Record
 		if schemaless {
 			from = nil
 		}
-		st, err := t.table(ctx, p.sink, p.topic, from)
+		st, err := t.table(ctx, p.sink, p.topic, from, !p.onLoop)
 		if err != nil {
 			return nil, err
 		}

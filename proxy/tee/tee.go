@@ -227,7 +227,7 @@ func (t *Tee) Intercepts(key int16) bool { return key == 0 || key == 22 || key =
 func (t *Tee) Begin(ctx context.Context, c proxy.ConnInfo, req kmsg.Request) proxy.Step {
 	switch r := req.(type) {
 	case *kmsg.ProduceRequest:
-		return t.beginProduce(ctx, c, r, *t.sinks.Load())
+		return t.beginProduce(ctx, c, r, *t.sinks.Load(), false)
 	case *kmsg.EndTxnRequest:
 		return t.beginEndTxn(r)
 	case *kmsg.InitProducerIDRequest:
@@ -246,11 +246,17 @@ func (t *Tee) BeginOnLoop(ctx context.Context, c proxy.ConnInfo, req kmsg.Reques
 }
 
 // table returns the current state of a sink's table for topic, creating the table from the
-// record's schema when the sink allows it.
-func (t *Tee) table(ctx context.Context, s *config.Sink, topic string, rec *connect.Record) (*tableState, error) {
+// record's schema when the sink allows it and create is set.
+func (t *Tee) table(ctx context.Context, s *config.Sink, topic string, rec *connect.Record, create bool) (*tableState, error) {
 	name := s.TableFor(topic)
 	tbl, err := t.store.Table(t.db, name)
 	if errors.Is(err, openmldb.ErrTableNotFound) && s.AutoCreate {
+		if !create {
+			// Planned on the event loop, where the table was there a moment ago: creating it
+			// here would hold every connection of the loop for a nameserver round trip. The
+			// client retries (a retriable error), and its retry is planned off the loop.
+			return nil, fmt.Errorf("table %s.%s went missing while the request was planned; it is created on the retry", t.db, name)
+		}
 		tbl, err = t.createTable(ctx, s, name, rec)
 	}
 	if err != nil {

@@ -184,7 +184,11 @@ func (h *heldRows) hasCommitted(k txnKey) bool {
 // The coordinator aborts them as it bumps the epoch.
 func (h *heldRows) fence(transactionalID string, producerID int64, epoch int16) {
 	h.mu.Lock()
-	h.fenced[transactionalID] = fencedBy{key: txnKey{producerID, epoch}, at: time.Now()}
+	// Two InitProducerId answers can finish out of order (different connections): keep the
+	// newer epoch of the same producer id.
+	if f, ok := h.fenced[transactionalID]; !ok || f.key.producerID != producerID || f.key.epoch < epoch {
+		h.fenced[transactionalID] = fencedBy{key: txnKey{producerID, epoch}, at: time.Now()}
+	}
 	h.mu.Unlock()
 	h.drop(dropFenced, func(k txnKey, tx *heldTxn) bool {
 		return tx.transactionalID == transactionalID && (k.producerID != producerID || k.epoch < epoch)

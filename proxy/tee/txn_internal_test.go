@@ -19,6 +19,8 @@ func TestHoldAfterFence(t *testing.T) {
 	if drops[dropFenced] != 2 || h.openRows != 0 {
 		t.Fatalf("after the fence: dropped %v, held %d", drops, h.openRows)
 	}
+	h.fence("tx", 7, 0) // an older InitProducerId answer finishing late changes nothing
+	h.sweep(time.Now().Add(30 * time.Second))
 	h.hold("tx", txnKey{7, 0}, nil, false, two) // the zombie's late Finish
 	if drops[dropFenced] != 4 || h.openRows != 0 {
 		t.Fatalf("zombie rows: dropped %v, held %d", drops, h.openRows)
@@ -32,9 +34,8 @@ func TestHoldAfterFence(t *testing.T) {
 	if got := h.take(txnKey{7, 1}); countRows(got) != 2 {
 		t.Fatalf("fencing producer's rows: %d", countRows(got))
 	}
-	h.sweep(time.Now().Add(time.Minute + time.Second))
 	h.nextSweep.Store(0)
-	h.sweep(time.Now().Add(3 * time.Minute)) // expires the rest; the fence is forgotten
+	h.sweep(time.Now().Add(3 * time.Minute)) // past maxAge: the fence is forgotten, the rest expire
 	h.hold("tx", txnKey{7, 0}, nil, false, two)
 	if h.openRows != 2 {
 		t.Fatalf("after the fence was forgotten: held %d, want 2", h.openRows)
