@@ -108,10 +108,18 @@ func (p *Proxy) admitConn(remote string, node int32) bool {
 	n := p.lim.conns.Add(1)
 	if max > 0 && n > max {
 		p.lim.conns.Add(-1)
-		p.log.Warn("closing client: limits.max_connections reached", "client", remote, "node", node, "max_connections", max)
+		p.logRefused(remote, node, max)
 		return false
 	}
 	return true
+}
+
+// logRefused logs a connection refused at MaxConnections, at most once a second.
+func (p *Proxy) logRefused(remote string, node int32, max int64) {
+	if ok, suppressed := p.refusedLog.Allow("max_connections"); ok {
+		p.log.Warn("closing client: limits.max_connections reached", "client", remote, "node", node, "max_connections", max,
+			"suppressed", suppressed)
+	}
 }
 
 // connsFull reports whether a new connection would be refused (a cheap check before TLS work).

@@ -29,6 +29,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/openmldb-kafka-proxy/openmldb-kafka-proxy/internal/lograte"
 )
 
 // Options configures a Proxy.
@@ -74,8 +76,10 @@ type Proxy struct {
 	// engineDir is the private directory of the engine's unix socket (client TLS only).
 	engineDir string
 	lim       limiter
-	frames    framePool // buffers of gathered request frames (framepool.go)
-	ops                 // drain, readiness, in-flight accounting (ops.go)
+	// refusedLog keeps a reconnect storm at max_connections to one log line a second.
+	refusedLog *lograte.Limiter
+	frames     framePool // buffers of gathered request frames (framepool.go)
+	ops                  // drain, readiness, in-flight accounting (ops.go)
 
 	mu      sync.Mutex
 	nodes   map[int32]*node
@@ -130,6 +134,7 @@ func New(opts Options) (*Proxy, error) {
 	p.metrics.proxy.Store(p)
 	limits := opts.Limits
 	p.lim.limits.Store(&limits)
+	p.refusedLog = lograte.New(time.Second)
 	return p, nil
 }
 

@@ -207,7 +207,7 @@ func (p *Proxy) acceptTLS(bl *brokerListener) {
 			return
 		}
 		if p.connsFull() {
-			p.log.Warn("closing client: limits.max_connections reached", "client", c.RemoteAddr(), "node", bl.node, "max_connections", p.lim.limits.Load().MaxConnections)
+			p.logRefused(c.RemoteAddr().String(), bl.node, int64(p.lim.limits.Load().MaxConnections))
 			_ = c.Close()
 			continue
 		}

@@ -67,8 +67,15 @@ func (t *Tee) ensureDLQ(sinks []config.Sink) error {
 // logRejected writes the one log line of a rejected partition; record values only under
 // log.payloads.
 func (t *Tee) logRejected(c proxy.ConnInfo, p *partitionPlan) {
+	ok, suppressed := t.logLimit.Allow(fmt.Sprintf("rejected %s %d", p.tableName(), p.rejectCode))
+	if !ok {
+		return
+	}
 	attrs := []any{"client", c.RemoteAddr, "client_id", c.ClientID, "topic", p.topic, "partition", p.partition,
 		"table", p.tableName(), "code", p.rejectCode, "invalid_records", len(p.invalid), "reason", p.rejectMessage}
+	if suppressed > 0 {
+		attrs = append(attrs, "suppressed", suppressed)
+	}
 	if t.payloads.Load() && len(p.invalid) > 0 {
 		values := make([]string, len(p.invalid))
 		for i, bad := range p.invalid {

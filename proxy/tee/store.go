@@ -146,8 +146,11 @@ func (t *Tee) report(c proxy.ConnInfo, j storeJob, msg string) {
 		j.part.ErrorMessage = &msg
 		return
 	}
-	t.log.Error("acks=0 produce: rows not stored", "client", c.RemoteAddr, "topic", j.plan.topic, "partition", j.plan.partition, "reason", msg)
 	t.metrics.acks0Failures.Inc()
+	if ok, suppressed := t.logLimit.Allow("acks0 " + j.plan.tableName()); ok {
+		t.log.Error("acks=0 produce: rows not stored", "client", c.RemoteAddr, "topic", j.plan.topic, "partition", j.plan.partition,
+			"reason", msg, "suppressed", suppressed)
+	}
 }
 
 // storePartition writes one partition's rows (only the missing ones for an idempotent retry)

@@ -17,6 +17,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/openmldb-kafka-proxy/openmldb-kafka-proxy/config"
+	"github.com/openmldb-kafka-proxy/openmldb-kafka-proxy/internal/lograte"
 	"github.com/openmldb-kafka-proxy/openmldb-kafka-proxy/openmldb"
 	"github.com/openmldb-kafka-proxy/openmldb-kafka-proxy/protocol/connect"
 	"github.com/openmldb-kafka-proxy/openmldb-kafka-proxy/proxy"
@@ -83,6 +84,9 @@ type Tee struct {
 	bootstrap []string
 	payloads  atomic.Bool
 	reloadMu  sync.Mutex
+	// logLimit keeps per-request warnings (rejected partitions, acks=0 failures) to one line a
+	// second per table and reason; the metrics count every one.
+	logLimit *lograte.Limiter
 
 	mu       sync.Mutex
 	tables   map[string]*tableState // by table name
@@ -117,7 +121,7 @@ func New(opts Options) (*Tee, error) {
 		db: opts.Database, store: opts.Store, log: log, metrics: m, bootstrap: opts.KafkaBootstrap,
 		parser: connect.NewParser(256), dec: kgo.DefaultDecompressor(),
 		ledger: newLedger(0), retrying: map[txnKey]bool{}, closed: make(chan struct{}), draining: make(chan struct{}), commitTimeout: commitWriteTimeout,
-		tables: map[string]*tableState{}, creating: map[string]*sync.Mutex{},
+		tables: map[string]*tableState{}, creating: map[string]*sync.Mutex{}, logLimit: lograte.New(time.Second),
 	}
 	maxAge := opts.TransactionMaxTimeout
 	if maxAge == 0 {

@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -724,5 +725,55 @@ func TestNullTSColumnRejectedBeforeKafka(t *testing.T) {
 	}
 	if got := e.topicRecords(t, "topic1"); len(got) != 1 {
 		t.Fatalf("topic holds %d records, want only the valid one", len(got))
+	}
+}
+
+// lockedBuffer is a log sink safe for the tee's goroutines.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// A producer sending invalid records over and over gets every batch rejected and counted, while
+// the log gets one line a second for that table and reason, saying how many it left out.
+func TestRejectionLogIsRateLimited(t *testing.T) {
+	logs := &lockedBuffer{}
+	e := startEnvWith(t, func(o *tee.Options) {
+		o.Logger = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	}, []config.Sink{{Topics: []string{"topic1"}, AutoCreate: true}}, "topic1")
+	cl := e.client(t)
+	bad := strings.Replace(seedMessage, `"c2_int32":2`, `"c2_int32":2.5`, 1)
+	start := time.Now()
+	const n = 30
+	for i := 0; i < n; i++ {
+		if p := produceRaw(t, cl, "topic1", 0, rawBatch(seedMessage, bad)); p.ErrorCode != kerr.InvalidRecord.Code {
+			t.Fatalf("batch %d: error code %d, want INVALID_RECORD", i, p.ErrorCode)
+		}
+	}
+	elapsed := time.Since(start)
+	lines := strings.Count(logs.String(), "rejected produce partition")
+	if max := int(elapsed/time.Second) + 1; lines < 1 || lines > max {
+		t.Fatalf("%d rejection lines for %d rejections in %v, want 1..%d", lines, n, elapsed, max)
+	}
+	if got := e.metric(t, "okp_tee_partitions_rejected_total"); got != n {
+		t.Fatalf("okp_tee_partitions_rejected_total = %v, want %d", got, n)
+	}
+	time.Sleep(time.Second)
+	produceRaw(t, cl, "topic1", 0, rawBatch(seedMessage, bad))
+	out := logs.String()
+	if strings.Count(out, "rejected produce partition") != lines+1 || !strings.Contains(out, "suppressed=") {
+		t.Fatalf("after a second: want one more line saying how many were suppressed; log:\n%s", out)
 	}
 }
