@@ -105,7 +105,7 @@ func openTee(ctx context.Context, log *slog.Logger, cfg *config.Config, m teeMet
 	}
 	t, err := tee.New(tee.Options{Sinks: cfg.Sinks, Database: cfg.OpenMLDB.Database, Store: store,
 		KafkaBootstrap: cfg.Kafka.Bootstrap, Logger: log, Metrics: m.tee, LogPayloads: cfg.Log.Payloads,
-		TransactionMaxTimeout: cfg.Kafka.TransactionMaxTimeout})
+		TransactionMaxTimeout: cfg.Kafka.TransactionMaxTimeout, JournalDir: cfg.OpenMLDB.JournalDir})
 	if err != nil {
 		store.Close()
 		return nil, nil, err

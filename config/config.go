@@ -103,6 +103,7 @@ func registerFlags(fs *pflag.FlagSet) {
 	fs.String("openmldb.database", "", "database of the sinks' tables")
 	fs.String("openmldb.user", DefaultOpenMLDBUser, "OpenMLDB user")
 	fs.String("openmldb.password", "", "OpenMLDB password")
+	fs.String("openmldb.journal_dir", "", "directory keeping rows of committed transactions not yet stored in OpenMLDB across restarts (default: memory only)")
 	fs.String("connector_config", "", "Kafka Connect JDBC sink .properties file to import as a sink")
 	registerTLSFlags(fs)
 	registerLimitsFlags(fs)

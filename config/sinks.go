@@ -16,6 +16,9 @@ type OpenMLDB struct {
 	Database   string `koanf:"database"`
 	User       string `koanf:"user"`
 	Password   string `koanf:"password"`
+	// JournalDir keeps rows of committed Kafka transactions that OpenMLDB refused at commit time
+	// across proxy restarts ("": in memory only).
+	JournalDir string `koanf:"journal_dir"`
 }
 
 // Enabled reports whether an OpenMLDB cluster is configured at all.

@@ -9,6 +9,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -42,6 +44,9 @@ type Options struct {
 	// held longer than this without its EndTxn passing through are dropped, since the coordinator
 	// has aborted it by then (0: DefaultTransactionMaxTimeout).
 	TransactionMaxTimeout time.Duration
+	// JournalDir, if set, is where rows of committed transactions that the proxy has taken over
+	// (journal.go) are kept across restarts; New writes what it finds there. "": memory only.
+	JournalDir string
 }
 
 // commitWriteTimeout bounds the retries of a commit's rows before EndTxn is answered: below the
@@ -74,6 +79,7 @@ type Tee struct {
 	commitTimeout time.Duration
 	closed        chan struct{}
 	closeOnce     sync.Once
+	leftOnce      sync.Once // Close's accounting of rows left, once
 	// draining is closed by Drain: retries of committed rows stop backing off.
 	draining  chan struct{}
 	drainOnce sync.Once
@@ -87,6 +93,7 @@ type Tee struct {
 	// logLimit keeps per-request warnings (rejected partitions, acks=0 failures) to one line a
 	// second per table and reason; the metrics count every one.
 	logLimit *lograte.Limiter
+	journal  *journal // nil without Options.JournalDir
 
 	mu       sync.Mutex
 	tables   map[string]*tableState // by table name
@@ -147,7 +154,44 @@ func New(opts Options) (*Tee, error) {
 			return nil, err
 		}
 	}
+	if opts.JournalDir != "" {
+		if err := t.openJournal(opts.JournalDir); err != nil {
+			t.Close()
+			return nil, err
+		}
+	}
 	return t, nil
+}
+
+// openJournal takes over the rows a previous run left in the journal and starts writing them.
+func (t *Tee) openJournal(dir string) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("openmldb.journal_dir: %w", err)
+	}
+	j := &journal{dir: dir}
+	if err := j.lock(); err != nil {
+		return fmt.Errorf("openmldb.journal_dir: %w", err)
+	}
+	t.journal = j
+	groups, unusable, err := j.load(t.store.Table)
+	if err != nil {
+		return fmt.Errorf("openmldb.journal_dir: %w", err)
+	}
+	for _, u := range unusable {
+		t.log.Error("journaled rows of committed transactions cannot be written; kept aside for an operator",
+			"file", filepath.Join(dir, journalFile+".unwritable"), "rows", u)
+	}
+	keys := t.txns.adopt(groups)
+	if len(unusable) > 0 {
+		t.saveJournal() // the journal keeps only what is written from it now
+	}
+	if len(keys) > 0 {
+		t.log.Info("writing rows of committed transactions kept in the journal by an earlier run", "rows", countRows(groups), "file", t.journal.path())
+	}
+	for _, k := range keys {
+		t.retryCommitted(k, "(journal)")
+	}
+	return nil
 }
 
 // checkExactlyOnce refuses exactly_once for existing tables with an index lacking a TS column:
@@ -184,12 +228,15 @@ func exactlyOnceUsable(tbl *openmldb.Table) error {
 	return nil
 }
 
-// Close releases the dead-letter producer.
 // Drain waits, until ctx ends, for the rows of committed transactions the proxy is still writing
 // (OpenMLDB refused them at commit), retrying them without backing off meanwhile, so a shutdown
-// loses none that OpenMLDB takes in time. Run it after the proxy's drain, before Close.
+// loses none that OpenMLDB takes in time. Run it after the proxy's drain, before Close. With a
+// journal it returns at once: the rows are on disk and the next start writes them.
 func (t *Tee) Drain(ctx context.Context) error {
 	t.drainOnce.Do(func() { close(t.draining) })
+	if t.journal != nil {
+		return nil // the rows are in the journal; the next start writes what is left
+	}
 	for {
 		n := t.txns.committedLeft()
 		if n == 0 {
@@ -203,6 +250,8 @@ func (t *Tee) Drain(ctx context.Context) error {
 	}
 }
 
+// Close stops the background writers and releases the dead-letter producer; rows of committed
+// transactions still not stored are left in the journal (or, without one, lost and counted).
 func (t *Tee) Close() {
 	t.closeOnce.Do(func() {
 		t.retryMu.Lock()
@@ -212,13 +261,24 @@ func (t *Tee) Close() {
 		close(t.closed)
 	})
 	t.bg.Wait()
-	if n := t.txns.committedLeft(); n > 0 {
-		t.metrics.txnRowsDropped.WithLabelValues(dropUnwritable).Add(float64(n))
-		t.log.Error("closing with rows of committed transactions not stored in OpenMLDB; they are lost", "rows", n)
-	}
-	if cl := t.dlq.Load(); cl != nil {
-		cl.Close()
-	}
+	t.leftOnce.Do(func() {
+		if n := t.txns.committedLeft(); n > 0 {
+			if t.journal != nil {
+				t.saveJournal()
+				t.log.Warn("closing with rows of committed transactions not stored in OpenMLDB; they are in the journal and written at the next start",
+					"rows", n, "file", t.journal.path())
+			} else {
+				t.metrics.txnRowsDropped.WithLabelValues(dropUnwritable).Add(float64(n))
+				t.log.Error("closing with rows of committed transactions not stored in OpenMLDB; they are lost (set openmldb.journal_dir to keep them)", "rows", n)
+			}
+		}
+		if t.journal != nil {
+			t.journal.unlock()
+		}
+		if cl := t.dlq.Load(); cl != nil {
+			cl.Close()
+		}
+	})
 }
 
 var _ proxy.LoopBeginner = (*Tee)(nil)

@@ -66,6 +66,10 @@ type heldRows struct {
 	// from txns: the producer's next transaction reuses the same (producer id, epoch), and its
 	// abort must not take these along. They are never dropped; the proxy keeps writing them.
 	committed map[txnKey][]heldGroup
+	// writing holds committed rows taken for an attempt (by attempt), until it settles: they are
+	// still owed to OpenMLDB, and the journal must keep them meanwhile.
+	writing     map[int64][]heldGroup
+	nextAttempt int64
 	// Rows held now: of open transactions, and of committed ones not yet written.
 	openRows, committedRows int
 	// expired remembers, for another maxAge, the transactions dropped by age and their rows, so a
@@ -96,7 +100,7 @@ const expiryGrace = time.Minute
 
 func newHeldRows(maxAge time.Duration, dropped func(reason string, rows int), gauge func(open, committed int)) *heldRows {
 	return &heldRows{maxAge: maxAge, dropped: dropped, gauge: gauge, txns: map[txnKey]*heldTxn{},
-		committed: map[txnKey][]heldGroup{}, expired: map[txnKey]expiredTxn{}, fenced: map[string]fencedBy{}}
+		committed: map[txnKey][]heldGroup{}, writing: map[int64][]heldGroup{}, expired: map[txnKey]expiredTxn{}, fenced: map[string]fencedBy{}}
 }
 
 // count moves n rows (negative: removes them) in or out of the held totals; mu is held.
@@ -144,25 +148,59 @@ func (h *heldRows) take(k txnKey) []heldGroup {
 	return tx.groups
 }
 
-// takeCommitted removes and returns the committed rows of k still to be written. They stay in
-// the gauge until settled: being written is not being stored.
-func (h *heldRows) takeCommitted(k txnKey) []heldGroup {
+// takeCommitted removes and returns the committed rows of k still to be written, with the
+// attempt that settles them. They stay in the gauge and the journal until settled: being written
+// is not being stored.
+func (h *heldRows) takeCommitted(k txnKey) (groups []heldGroup, attempt int64) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	g := h.committed[k]
 	delete(h.committed, k)
-	return g
+	h.nextAttempt++
+	if len(g) > 0 {
+		h.writing[h.nextAttempt] = g
+	}
+	return g, h.nextAttempt
 }
 
 // settle ends an attempt at committed rows: taken rows (from takeCommitted) leave the gauge, left
 // rows (still not stored, from any source) go back to wait for the next attempt.
-func (h *heldRows) settle(k txnKey, taken int, left []heldGroup) {
+func (h *heldRows) settle(k txnKey, attempt int64, taken int, left []heldGroup) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	delete(h.writing, attempt)
 	if len(left) > 0 {
 		h.committed[k] = append(h.committed[k], left...)
 	}
 	h.count(true, countRows(left)-taken)
+}
+
+// owed returns every committed row not stored yet: waiting, and being written.
+func (h *heldRows) owed() []heldGroup {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	var out []heldGroup
+	for _, g := range h.committed {
+		out = append(out, g...)
+	}
+	for _, g := range h.writing {
+		out = append(out, g...)
+	}
+	return out
+}
+
+// adopt takes rows read back from the journal as committed rows of their own key (a negative
+// producer id, which Kafka never assigns) and returns the keys.
+func (h *heldRows) adopt(groups []heldGroup) []txnKey {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	keys := make([]txnKey, len(groups))
+	for i, g := range groups {
+		keys[i] = txnKey{producerID: -1 - int64(i), epoch: -1}
+		h.committed[keys[i]] = []heldGroup{g}
+		h.count(true, len(g.rows))
+	}
+	return keys
 }
 
 // committedLeft is how many committed rows are not stored (for Close).
@@ -302,12 +340,17 @@ func (t *Tee) beginEndTxn(req *kmsg.EndTxnRequest) proxy.Step {
 			}
 		}
 		// Rows of an earlier commit of this producer still waiting go along.
-		earlier := t.txns.takeCommitted(k)
+		earlier, attempt := t.txns.takeCommitted(k)
 		groups = append(earlier, groups...)
 		wctx, cancel := context.WithTimeout(ctx, t.commitTimeout)
 		defer cancel()
 		left, firstErr := t.writeHeld(wctx, groups, true, req.TransactionalID)
-		t.txns.settle(k, countRows(earlier), left)
+		t.txns.settle(k, attempt, countRows(earlier), left)
+		if len(earlier) > 0 || len(left) > 0 {
+			// The rows the proxy now owes OpenMLDB changed: before the client hears of the
+			// commit, they are in the journal.
+			t.saveJournal()
+		}
 		if len(left) == 0 {
 			return resp
 		}
@@ -321,6 +364,20 @@ func (t *Tee) beginEndTxn(req *kmsg.EndTxnRequest) proxy.Step {
 		r.ErrorCode = kerr.RequestTimedOut.Code
 		return r
 	}}
+}
+
+// saveJournal writes the rows the proxy owes OpenMLDB to the journal, if there is one. A failure
+// is logged: the rows stay in memory and are still written.
+func (t *Tee) saveJournal() {
+	if t.journal == nil {
+		return
+	}
+	// Under the journal's lock, so the snapshot written last is the newest.
+	t.journal.mu.Lock()
+	defer t.journal.mu.Unlock()
+	if err := t.journal.save(t.txns.owed()); err != nil {
+		t.log.Error("cannot journal rows of committed transactions; they are kept in memory only", "dir", t.journal.dir, "err", err)
+	}
 }
 
 // writeHeld writes held rows, retrying the failed ones with backoff while ctx lasts (when retry),
@@ -403,11 +460,14 @@ func (t *Tee) retryCommitted(k txnKey, transactionalID string) {
 				return
 			case <-time.After(wait):
 			}
-			groups := t.txns.takeCommitted(k)
+			groups, attempt := t.txns.takeCommitted(k)
 			ctx, cancel := context.WithTimeout(t.bgCtx, DefaultWriteTimeout)
 			left, err := t.writeHeld(ctx, groups, false, transactionalID)
 			cancel()
-			t.txns.settle(k, countRows(groups), left)
+			t.txns.settle(k, attempt, countRows(groups), left)
+			if countRows(left) != countRows(groups) {
+				t.saveJournal()
+			}
 			if len(left) > 0 {
 				t.log.Error("committed transaction rows still not stored; retrying", "transactional_id", transactionalID,
 					"rows", countRows(left), "err", err, "next_try", min(2*backoff, 30*time.Second))

@@ -1,6 +1,9 @@
 package tee
 
 import (
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -39,5 +42,44 @@ func TestHoldAfterFence(t *testing.T) {
 	h.hold("tx", txnKey{7, 0}, nil, false, two)
 	if h.openRows != 2 {
 		t.Fatalf("after the fence was forgotten: held %d, want 2", h.openRows)
+	}
+}
+
+// The journal gives back exactly the rows it kept, and sets aside (in a file of their own) rows
+// of a table whose columns changed meanwhile instead of decoding them against the wrong schema.
+func TestJournalRoundTripAndChangedColumns(t *testing.T) {
+	dir := t.TempDir()
+	j := &journal{dir: dir}
+	cols := []openmldb.Column{{Name: "id", Type: openmldb.TypeBigInt, NotNull: true}, {Name: "s", Type: openmldb.TypeVarchar}}
+	tb := &openmldb.Table{DB: "d", Name: "t", Columns: cols}
+	rows := []openmldb.Row{{openmldb.Int(1), openmldb.Str("a")}, {openmldb.Int(2), openmldb.Null()}}
+	if err := j.save([]heldGroup{{state: &tableState{table: tb}, putIfAbsent: true, rows: rows}}); err != nil {
+		t.Fatal(err)
+	}
+	same := func(string, string) (*openmldb.Table, error) { return tb, nil }
+	groups, unusable, err := j.load(same)
+	if err != nil || len(unusable) != 0 || len(groups) != 1 || !groups[0].putIfAbsent || len(groups[0].rows) != 2 {
+		t.Fatalf("load: %v %v %+v", err, unusable, groups)
+	}
+	for i, r := range groups[0].rows {
+		for c := range r {
+			if r[c] != rows[i][c] {
+				t.Fatalf("row %d column %d: %+v, want %+v", i, c, r[c], rows[i][c])
+			}
+		}
+	}
+	changed := &openmldb.Table{DB: "d", Name: "t", Columns: []openmldb.Column{cols[0], {Name: "s", Type: openmldb.TypeInt}}}
+	groups, unusable, err = j.load(func(string, string) (*openmldb.Table, error) { return changed, nil })
+	if err != nil || len(groups) != 0 || len(unusable) != 1 || !strings.Contains(unusable[0], "columns changed") {
+		t.Fatalf("load against changed columns: %v %v %+v", err, unusable, groups)
+	}
+	if _, err := os.Stat(filepath.Join(dir, journalFile+".unwritable")); err != nil {
+		t.Fatalf("rows set aside: %v", err)
+	}
+	if err := j.save(nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, journalFile)); !os.IsNotExist(err) {
+		t.Fatalf("empty journal still on disk: %v", err)
 	}
 }

@@ -1,0 +1,209 @@
+package tee
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+	"syscall"
+
+	"github.com/openmldb-kafka-proxy/openmldb-kafka-proxy/openmldb"
+)
+
+// journalFile is the name of the journal in Options.JournalDir.
+const journalFile = "committed-rows.json"
+
+// journal keeps the rows of committed transactions that the proxy has taken over (their commit's
+// write failed past commitWriteTimeout) in a file, so a restart or crash while OpenMLDB is down
+// does not lose them: Kafka has committed those records and no client will send them again. The
+// file is a snapshot, rewritten (write, fsync, rename, fsync of the directory) whenever the set of
+// such rows changes, and removed when it is empty; New writes what it finds there.
+//
+// Rows are kept in OpenMLDB's own row encoding, with the columns they were encoded for: a table
+// whose columns changed meanwhile is not written to (its rows stay in a file of their own for an
+// operator to see).
+type journal struct {
+	dir      string
+	mu       sync.Mutex // held by Tee.saveJournal from snapshot to write, so the newest lands last
+	lockFile *os.File   // holds the directory's lock (lock, unlock)
+}
+
+// lockName is the file whose lock says a proxy uses the directory: two proxies sharing a journal
+// would overwrite each other's rows.
+const lockName = "journal.lock"
+
+// lock takes the directory for this process, or says which directory is in use.
+func (j *journal) lock() error {
+	f, err := os.OpenFile(filepath.Join(j.dir, lockName), os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return fmt.Errorf("journal lock: %w", err)
+	}
+	// flock: the lock lasts until the file is closed, also when the process dies.
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		return fmt.Errorf("journal %s is in use by another proxy (%w); give each proxy a directory of its own", j.dir, err)
+	}
+	j.lockFile = f
+	return nil
+}
+
+// unlock releases the directory (closing the file drops the lock).
+func (j *journal) unlock() {
+	if j.lockFile != nil {
+		j.lockFile.Close()
+		j.lockFile = nil
+	}
+}
+
+// journalDoc is the file's content.
+type journalDoc struct {
+	Version int            `json:"version"`
+	Groups  []journalGroup `json:"groups"`
+}
+
+// journalGroup is rows of one table.
+type journalGroup struct {
+	DB          string          `json:"db"`
+	Table       string          `json:"table"`
+	PutIfAbsent bool            `json:"put_if_absent"`
+	Columns     []journalColumn `json:"columns"`
+	Rows        [][]byte        `json:"rows"` // OpenMLDB row encoding (base64 in the file)
+}
+
+type journalColumn struct {
+	Name    string            `json:"name"`
+	Type    openmldb.DataType `json:"type"`
+	NotNull bool              `json:"not_null,omitempty"`
+}
+
+func journalColumns(cols []openmldb.Column) []journalColumn {
+	out := make([]journalColumn, len(cols))
+	for i, c := range cols {
+		out[i] = journalColumn{Name: c.Name, Type: c.Type, NotNull: c.NotNull}
+	}
+	return out
+}
+
+func (j *journal) path() string { return filepath.Join(j.dir, journalFile) }
+
+// save replaces the journal with groups (nothing left: the file is removed); j.mu is held.
+func (j *journal) save(groups []heldGroup) error {
+	if countRows(groups) == 0 {
+		if err := os.Remove(j.path()); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("remove journal: %w", err)
+		}
+		return nil
+	}
+	doc := journalDoc{Version: 1}
+	for _, g := range groups {
+		tb := g.state.table
+		jg := journalGroup{DB: tb.DB, Table: tb.Name, PutIfAbsent: g.putIfAbsent, Columns: journalColumns(tb.Columns)}
+		for _, r := range g.rows {
+			b, err := openmldb.AppendRow(nil, tb.Columns, r)
+			if err != nil {
+				return fmt.Errorf("journal row of %s.%s: %w", tb.DB, tb.Name, err)
+			}
+			jg.Rows = append(jg.Rows, b)
+		}
+		doc.Groups = append(doc.Groups, jg)
+	}
+	b, err := json.Marshal(doc)
+	if err != nil {
+		return fmt.Errorf("journal: %w", err)
+	}
+	return writeFileSynced(j.dir, journalFile, b)
+}
+
+// writeFileSynced replaces dir/name with b so that a crash leaves either the old or the new file.
+func writeFileSynced(dir, name string, b []byte) error {
+	tmp, err := os.CreateTemp(dir, name+".tmp-*")
+	if err != nil {
+		return fmt.Errorf("journal: %w", err)
+	}
+	_, werr := tmp.Write(b)
+	if werr == nil {
+		werr = tmp.Sync()
+	}
+	if cerr := tmp.Close(); werr == nil {
+		werr = cerr
+	}
+	if werr == nil {
+		werr = os.Rename(tmp.Name(), filepath.Join(dir, name))
+	}
+	if werr != nil {
+		os.Remove(tmp.Name())
+		return fmt.Errorf("journal: %w", werr)
+	}
+	d, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("journal: %w", err)
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("journal: sync %s: %w", dir, err)
+	}
+	return nil
+}
+
+// load reads the journal's rows back, decoded for tables whose columns are still those they were
+// encoded for. Groups that cannot be decoded are moved to a file of their own (returned in
+// unusable, with why), so they are neither lost nor tried again at every start.
+func (j *journal) load(tables func(db, name string) (*openmldb.Table, error)) (groups []heldGroup, unusable []string, err error) {
+	b, err := os.ReadFile(j.path())
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil, nil
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("read journal: %w", err)
+	}
+	var doc journalDoc
+	if err := json.Unmarshal(b, &doc); err != nil {
+		return nil, nil, fmt.Errorf("journal %s is not readable (%w); move it away to start without it", j.path(), err)
+	}
+	if doc.Version != 1 {
+		return nil, nil, fmt.Errorf("journal %s has version %d; this proxy reads version 1", j.path(), doc.Version)
+	}
+	var rejected journalDoc
+	rejected.Version = 1
+	for _, jg := range doc.Groups {
+		g, why := decodeJournalGroup(jg, tables)
+		if why != "" {
+			rejected.Groups = append(rejected.Groups, jg)
+			unusable = append(unusable, fmt.Sprintf("%s.%s (%d rows): %s", jg.DB, jg.Table, len(jg.Rows), why))
+			continue
+		}
+		groups = append(groups, g)
+	}
+	if len(rejected.Groups) > 0 {
+		out, err := json.Marshal(rejected)
+		if err == nil {
+			err = writeFileSynced(j.dir, journalFile+".unwritable", out)
+		}
+		if err != nil {
+			return nil, nil, err
+		}
+	}
+	return groups, unusable, nil
+}
+
+func decodeJournalGroup(jg journalGroup, tables func(db, name string) (*openmldb.Table, error)) (heldGroup, string) {
+	tb, err := tables(jg.DB, jg.Table)
+	if err != nil {
+		return heldGroup{}, err.Error()
+	}
+	if !slices.Equal(journalColumns(tb.Columns), jg.Columns) {
+		return heldGroup{}, "the table's columns changed since the rows were kept"
+	}
+	g := heldGroup{state: &tableState{table: tb}, putIfAbsent: jg.PutIfAbsent}
+	for i, b := range jg.Rows {
+		r, err := openmldb.DecodeRow(tb.Columns, b)
+		if err != nil {
+			return heldGroup{}, fmt.Sprintf("row %d: %v", i, err)
+		}
+		g.rows = append(g.rows, r)
+	}
+	return g, ""
+}
