@@ -3,11 +3,13 @@ package tee
 import (
 	"container/list"
 	"context"
+	"slices"
 	"sync"
 )
 
 // batchesPerProducerPartition mirrors the broker: Kafka deduplicates an idempotent producer's
-// retries against the last five batches of each partition, so that is all a retry can refer to.
+// retries against the five latest batches (by sequence) of each partition, so that is all a
+// retry can refer to.
 const batchesPerProducerPartition = 5
 
 // producerPartition identifies one idempotent producer session writing one partition.
@@ -125,7 +127,25 @@ func (l *ledger) batch(key producerPartition, baseSequence int32, n int) *batchP
 	b := &batchProgress{baseSequence: baseSequence, stored: make([]bool, n)}
 	e.batches = append(e.batches, b)
 	if len(e.batches) > batchesPerProducerPartition {
-		e.batches = e.batches[1:]
+		// Forget the batch with the lowest sequence, as the broker does, not the one seen first:
+		// Finishes of pipelined requests start out of order (a large one encodes on a goroutine
+		// while a small later one runs on the loop), and forgetting by arrival dropped a batch the
+		// broker still deduplicates, so its retry wrote every row again.
+		oldest := 0
+		for i, c := range e.batches {
+			if seqBefore(c.baseSequence, e.batches[oldest].baseSequence) {
+				oldest = i
+			}
+		}
+		e.batches = slices.Delete(e.batches, oldest, oldest+1)
 	}
 	return b
+}
+
+// seqBefore reports whether sequence a comes before b. Sequences are 31-bit and wrap from
+// MaxInt32 to 0; batches compared are a few thousand records apart at most, so b is after a when
+// it is less than half the space ahead of it, counting modulo 2^31.
+func seqBefore(a, b int32) bool {
+	d := (int64(b) - int64(a)) & (1<<31 - 1)
+	return d != 0 && d < 1<<30
 }

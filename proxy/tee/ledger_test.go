@@ -91,3 +91,56 @@ func TestLedgerKeepsFiveBatchesAndBoundsProducers(t *testing.T) {
 		t.Fatal("producer 1 should have been evicted by the bound of 2 producer partitions")
 	}
 }
+
+// The ledger forgets batches by sequence, as the broker does, whatever order their Finishes
+// registered them in. Seen in a test run: the Finish of the batch at sequence 632 ran before that
+// of 553 (a larger request encoded on a goroutine), three more batches came, and forgetting by
+// arrival dropped 632, which the broker still deduplicated; its retry rewrote all its rows.
+func TestLedgerForgetsBySequenceNotArrival(t *testing.T) {
+	l := newLedger(10)
+	k := producerPartition{producerID: 1, topic: "t", partition: 3}
+	for _, seq := range []int32{0, 79, 632, 553, 711, 1659, 2291, 3501} {
+		_, release := acquireT(t, l, k, seq, 1)
+		release([]bool{true})
+	}
+	for _, seq := range []int32{632, 711, 1659, 2291, 3501} {
+		if todo, release := acquireT(t, l, k, seq, 1); todo[0] {
+			t.Fatalf("batch %d forgotten; the broker still deduplicates it", seq)
+		} else {
+			release(nil)
+		}
+	}
+	if todo, release := acquireT(t, l, k, 553, 1); !todo[0] {
+		t.Fatal("batch 553 should be forgotten: five later batches came")
+	} else {
+		release(nil)
+	}
+}
+
+// Sequences wrap from MaxInt32 to 0: the batches just past the wrap are the newest.
+func TestLedgerSequenceWrap(t *testing.T) {
+	l := newLedger(10)
+	k := producerPartition{producerID: 1, topic: "t"}
+	const top = int32(1<<31 - 1)
+	for _, seq := range []int32{top - 30, top - 20, top - 10, 0, 10, 20} {
+		_, release := acquireT(t, l, k, seq, 1)
+		release([]bool{true})
+	}
+	if todo, release := acquireT(t, l, k, 20, 1); todo[0] {
+		t.Fatal("the newest batch, past the wrap, was forgotten")
+	} else {
+		release(nil)
+	}
+	for _, seq := range []int32{top - 20, 0} {
+		if todo, release := acquireT(t, l, k, seq, 1); todo[0] {
+			t.Fatalf("batch %d forgotten; only top-30 is older than five", seq)
+		} else {
+			release(nil)
+		}
+	}
+	if todo, release := acquireT(t, l, k, top-30, 1); !todo[0] {
+		t.Fatal("batch top-30, the oldest across the wrap, should be forgotten")
+	} else {
+		release(nil)
+	}
+}
