@@ -9,6 +9,7 @@ import (
 	"slices"
 	"sync"
 	"syscall"
+	"time"
 
 	"github.com/openmldb-kafka-proxy/openmldb-kafka-proxy/openmldb"
 )
@@ -50,11 +51,21 @@ func (j *journal) lock() error {
 	return nil
 }
 
-// unlock releases the directory (closing the file drops the lock).
+// unlock releases the directory (closing the file drops the lock); later saves do nothing.
 func (j *journal) unlock() {
+	j.mu.Lock()
+	defer j.mu.Unlock()
 	if j.lockFile != nil {
 		j.lockFile.Close()
 		j.lockFile = nil
+	}
+}
+
+// removeTemps deletes temporary files of writes a crash interrupted.
+func (j *journal) removeTemps() {
+	olds, _ := filepath.Glob(filepath.Join(j.dir, journalFile+".tmp-*"))
+	for _, f := range olds {
+		os.Remove(f)
 	}
 }
 
@@ -89,13 +100,15 @@ func journalColumns(cols []openmldb.Column) []journalColumn {
 
 func (j *journal) path() string { return filepath.Join(j.dir, journalFile) }
 
-// save replaces the journal with groups (nothing left: the file is removed); j.mu is held.
-func (j *journal) save(groups []heldGroup) error {
+// save replaces the journal with groups (nothing left: the file is removed); j.mu is held. A row
+// that cannot be encoded for its table is left out and counted in skipped: no write could store
+// it either.
+func (j *journal) save(groups []heldGroup) (skipped int, err error) {
 	if countRows(groups) == 0 {
 		if err := os.Remove(j.path()); err != nil && !errors.Is(err, os.ErrNotExist) {
-			return fmt.Errorf("remove journal: %w", err)
+			return 0, fmt.Errorf("remove journal: %w", err)
 		}
-		return nil
+		return 0, syncDir(j.dir) // or a crash could bring the old file, and its rows, back
 	}
 	doc := journalDoc{Version: 1}
 	for _, g := range groups {
@@ -104,7 +117,8 @@ func (j *journal) save(groups []heldGroup) error {
 		for _, r := range g.rows {
 			b, err := openmldb.AppendRow(nil, tb.Columns, r)
 			if err != nil {
-				return fmt.Errorf("journal row of %s.%s: %w", tb.DB, tb.Name, err)
+				skipped++
+				continue
 			}
 			jg.Rows = append(jg.Rows, b)
 		}
@@ -112,9 +126,9 @@ func (j *journal) save(groups []heldGroup) error {
 	}
 	b, err := json.Marshal(doc)
 	if err != nil {
-		return fmt.Errorf("journal: %w", err)
+		return skipped, fmt.Errorf("journal: %w", err)
 	}
-	return writeFileSynced(j.dir, journalFile, b)
+	return skipped, writeFileSynced(j.dir, journalFile, b)
 }
 
 // writeFileSynced replaces dir/name with b so that a crash leaves either the old or the new file.
@@ -137,6 +151,11 @@ func writeFileSynced(dir, name string, b []byte) error {
 		os.Remove(tmp.Name())
 		return fmt.Errorf("journal: %w", werr)
 	}
+	return syncDir(dir)
+}
+
+// syncDir makes a rename or removal in dir durable.
+func syncDir(dir string) error {
 	d, err := os.Open(dir)
 	if err != nil {
 		return fmt.Errorf("journal: %w", err)
@@ -148,10 +167,16 @@ func writeFileSynced(dir, name string, b []byte) error {
 	return nil
 }
 
-// load reads the journal's rows back, decoded for tables whose columns are still those they were
-// encoded for. Groups that cannot be decoded are moved to a file of their own (returned in
-// unusable, with why), so they are neither lost nor tried again at every start.
-func (j *journal) load(tables func(db, name string) (*openmldb.Table, error)) (groups []heldGroup, unusable []string, err error) {
+// setAside is rows of the journal that cannot be written, and the file they were moved to.
+type setAside struct {
+	file, what string
+}
+
+// load reads the journal's rows back, decoded for tables that exist with the columns the rows
+// were encoded for. Groups that cannot be decoded are moved to a file of their own, named for
+// this start (returned in unusable, with why), so they are neither lost nor tried again at
+// every start.
+func (j *journal) load(tables func(db, name string) (*openmldb.Table, error)) (groups []heldGroup, unusable []setAside, err error) {
 	b, err := os.ReadFile(j.path())
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, nil, nil
@@ -168,11 +193,13 @@ func (j *journal) load(tables func(db, name string) (*openmldb.Table, error)) (g
 	}
 	var rejected journalDoc
 	rejected.Version = 1
+	aside := fmt.Sprintf("%s.unwritable-%s", journalFile, time.Now().UTC().Format("20060102T150405.000000000Z"))
 	for _, jg := range doc.Groups {
 		g, why := decodeJournalGroup(jg, tables)
 		if why != "" {
 			rejected.Groups = append(rejected.Groups, jg)
-			unusable = append(unusable, fmt.Sprintf("%s.%s (%d rows): %s", jg.DB, jg.Table, len(jg.Rows), why))
+			unusable = append(unusable, setAside{file: filepath.Join(j.dir, aside),
+				what: fmt.Sprintf("%s.%s (%d rows): %s", jg.DB, jg.Table, len(jg.Rows), why)})
 			continue
 		}
 		groups = append(groups, g)
@@ -180,7 +207,7 @@ func (j *journal) load(tables func(db, name string) (*openmldb.Table, error)) (g
 	if len(rejected.Groups) > 0 {
 		out, err := json.Marshal(rejected)
 		if err == nil {
-			err = writeFileSynced(j.dir, journalFile+".unwritable", out)
+			err = writeFileSynced(j.dir, aside, out)
 		}
 		if err != nil {
 			return nil, nil, err

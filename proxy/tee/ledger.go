@@ -44,7 +44,7 @@ type ledger struct {
 
 type ledgerEntry struct {
 	key     producerPartition
-	batches []*batchProgress // oldest first, at most batchesPerProducerPartition
+	batches []*batchProgress // at most batchesPerProducerPartition, the latest by sequence, in no order
 }
 
 func newLedger(max int) *ledger {

@@ -10,7 +10,6 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -94,6 +93,8 @@ type Tee struct {
 	// second per table and reason; the metrics count every one.
 	logLimit *lograte.Limiter
 	journal  *journal // nil without Options.JournalDir
+	// journalDirty: the last journal save failed, so the file may lack rows still owed.
+	journalDirty atomic.Bool
 
 	mu       sync.Mutex
 	tables   map[string]*tableState // by table name
@@ -173,15 +174,16 @@ func (t *Tee) openJournal(dir string) error {
 		return fmt.Errorf("openmldb.journal_dir: %w", err)
 	}
 	t.journal = j
+	j.removeTemps() // of a write a crash interrupted: the journal itself is whole
 	groups, unusable, err := j.load(t.store.Table)
 	if err != nil {
 		return fmt.Errorf("openmldb.journal_dir: %w", err)
 	}
 	for _, u := range unusable {
-		t.log.Error("journaled rows of committed transactions cannot be written; kept aside for an operator",
-			"file", filepath.Join(dir, journalFile+".unwritable"), "rows", u)
+		t.log.Error("journaled rows of committed transactions cannot be written (table missing or its columns changed); kept aside for an operator",
+			"file", u.file, "rows", u.what)
 	}
-	keys := t.txns.adopt(groups)
+	keys := t.txns.adopt(mergeGroups(groups))
 	if len(unusable) > 0 {
 		t.saveJournal() // the journal keeps only what is written from it now
 	}
@@ -234,8 +236,17 @@ func exactlyOnceUsable(tbl *openmldb.Table) error {
 // journal it returns at once: the rows are on disk and the next start writes them.
 func (t *Tee) Drain(ctx context.Context) error {
 	t.drainOnce.Do(func() { close(t.draining) })
-	if t.journal != nil {
-		return nil // the rows are in the journal; the next start writes what is left
+	if t.journal != nil && !t.journalDirty.Load() {
+		// The rows are in the journal; the next start writes what is left. Attempts already
+		// under way end first, so Close cuts off no Put that may still land.
+		for t.txns.attempting() {
+			select {
+			case <-ctx.Done():
+				return fmt.Errorf("rows of committed transactions still being written: %w", ctx.Err())
+			case <-time.After(20 * time.Millisecond):
+			}
+		}
+		return nil
 	}
 	for {
 		n := t.txns.committedLeft()

@@ -179,14 +179,42 @@ func (h *heldRows) settle(k txnKey, attempt int64, taken int, left []heldGroup) 
 func (h *heldRows) owed() []heldGroup {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	var out []heldGroup
+	var all []heldGroup
 	for _, g := range h.committed {
-		out = append(out, g...)
+		all = append(all, g...)
 	}
 	for _, g := range h.writing {
-		out = append(out, g...)
+		all = append(all, g...)
+	}
+	return mergeGroups(all)
+}
+
+// mergeGroups folds groups of the same table and put_if_absent into one, keeping row order.
+func mergeGroups(groups []heldGroup) []heldGroup {
+	type key struct {
+		table       *openmldb.Table
+		putIfAbsent bool
+	}
+	at := map[key]int{}
+	var out []heldGroup
+	for _, g := range groups {
+		k := key{g.state.table, g.putIfAbsent}
+		i, ok := at[k]
+		if !ok {
+			at[k] = len(out)
+			out = append(out, heldGroup{state: g.state, putIfAbsent: g.putIfAbsent})
+			i = len(out) - 1
+		}
+		out[i].rows = append(out[i].rows, g.rows...)
 	}
 	return out
+}
+
+// attempting reports whether an attempt at committed rows is under way.
+func (h *heldRows) attempting() bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return len(h.writing) > 0
 }
 
 // adopt takes rows read back from the journal as committed rows of their own key (a negative
@@ -375,8 +403,18 @@ func (t *Tee) saveJournal() {
 	// Under the journal's lock, so the snapshot written last is the newest.
 	t.journal.mu.Lock()
 	defer t.journal.mu.Unlock()
-	if err := t.journal.save(t.txns.owed()); err != nil {
-		t.log.Error("cannot journal rows of committed transactions; they are kept in memory only", "dir", t.journal.dir, "err", err)
+	if t.journal.lockFile == nil {
+		return // closed: the directory may belong to another proxy now
+	}
+	skipped, err := t.journal.save(t.txns.owed())
+	if skipped > 0 {
+		t.log.Error("rows of committed transactions that cannot be encoded for their table left out of the journal", "rows", skipped)
+	}
+	t.journalDirty.Store(err != nil)
+	if err != nil {
+		// Kept in memory and saved again at the next retry round; meanwhile a shutdown's drain
+		// waits for them as without a journal.
+		t.log.Error("cannot journal rows of committed transactions; retrying at the next round", "dir", t.journal.dir, "err", err)
 	}
 }
 
@@ -449,6 +487,15 @@ func (t *Tee) retryCommitted(k txnKey, transactionalID string) {
 			wait := backoff
 			select {
 			case <-t.draining:
+				if t.journal != nil {
+					// The rows are in the journal and the next start writes them; an attempt
+					// begun now would be cut off by Close with Puts already out, which may
+					// land and then be written again from the journal.
+					t.retryMu.Lock()
+					delete(t.retrying, k)
+					t.retryMu.Unlock()
+					return
+				}
 				wait = min(backoff, 200*time.Millisecond) // shutting down: try while there is time
 			default:
 			}
@@ -465,8 +512,8 @@ func (t *Tee) retryCommitted(k txnKey, transactionalID string) {
 			left, err := t.writeHeld(ctx, groups, false, transactionalID)
 			cancel()
 			t.txns.settle(k, attempt, countRows(groups), left)
-			if countRows(left) != countRows(groups) {
-				t.saveJournal()
+			if countRows(left) != countRows(groups) || t.journalDirty.Load() {
+				t.saveJournal() // also retries a save that failed
 			}
 			if len(left) > 0 {
 				t.log.Error("committed transaction rows still not stored; retrying", "transactional_id", transactionalID,

@@ -45,41 +45,75 @@ func TestHoldAfterFence(t *testing.T) {
 	}
 }
 
-// The journal gives back exactly the rows it kept, and sets aside (in a file of their own) rows
-// of a table whose columns changed meanwhile instead of decoding them against the wrong schema.
-func TestJournalRoundTripAndChangedColumns(t *testing.T) {
+// The journal gives back exactly the rows it kept (every column type, NULLs), and sets aside, in
+// a file of its own per start, rows of a table whose columns changed or that is gone, instead of
+// decoding them against the wrong schema; files set aside earlier are kept.
+func TestJournalRoundTripAndSetAside(t *testing.T) {
 	dir := t.TempDir()
 	j := &journal{dir: dir}
-	cols := []openmldb.Column{{Name: "id", Type: openmldb.TypeBigInt, NotNull: true}, {Name: "s", Type: openmldb.TypeVarchar}}
+	cols := []openmldb.Column{
+		{Name: "id", Type: openmldb.TypeBigInt, NotNull: true}, {Name: "s", Type: openmldb.TypeVarchar},
+		{Name: "i16", Type: openmldb.TypeSmallInt}, {Name: "i32", Type: openmldb.TypeInt},
+		{Name: "f", Type: openmldb.TypeFloat}, {Name: "d", Type: openmldb.TypeDouble},
+		{Name: "b", Type: openmldb.TypeBool}, {Name: "day", Type: openmldb.TypeDate}, {Name: "ts", Type: openmldb.TypeTimestamp},
+	}
 	tb := &openmldb.Table{DB: "d", Name: "t", Columns: cols}
-	rows := []openmldb.Row{{openmldb.Int(1), openmldb.Str("a")}, {openmldb.Int(2), openmldb.Null()}}
-	if err := j.save([]heldGroup{{state: &tableState{table: tb}, putIfAbsent: true, rows: rows}}); err != nil {
+	rows := []openmldb.Row{
+		{openmldb.Int(1), openmldb.Str("a"), openmldb.Int(-7), openmldb.Int(1 << 20), openmldb.Float(float64(float32(4.4))),
+			openmldb.Float(5.555), openmldb.Bool(true), openmldb.Date(2022, 4, 27), openmldb.Int(1651051906000)},
+		{openmldb.Int(2), openmldb.Null(), openmldb.Null(), openmldb.Null(), openmldb.Null(), openmldb.Null(), openmldb.Null(), openmldb.Null(), openmldb.Null()},
+	}
+	if _, err := j.save([]heldGroup{{state: &tableState{table: tb}, putIfAbsent: true, rows: rows}}); err != nil {
 		t.Fatal(err)
 	}
-	same := func(string, string) (*openmldb.Table, error) { return tb, nil }
-	groups, unusable, err := j.load(same)
+	groups, unusable, err := j.load(func(string, string) (*openmldb.Table, error) { return tb, nil })
 	if err != nil || len(unusable) != 0 || len(groups) != 1 || !groups[0].putIfAbsent || len(groups[0].rows) != 2 {
 		t.Fatalf("load: %v %v %+v", err, unusable, groups)
 	}
 	for i, r := range groups[0].rows {
 		for c := range r {
 			if r[c] != rows[i][c] {
-				t.Fatalf("row %d column %d: %+v, want %+v", i, c, r[c], rows[i][c])
+				t.Fatalf("row %d column %s: %+v, want %+v", i, cols[c].Name, r[c], rows[i][c])
 			}
 		}
 	}
-	changed := &openmldb.Table{DB: "d", Name: "t", Columns: []openmldb.Column{cols[0], {Name: "s", Type: openmldb.TypeInt}}}
-	groups, unusable, err = j.load(func(string, string) (*openmldb.Table, error) { return changed, nil })
-	if err != nil || len(groups) != 0 || len(unusable) != 1 || !strings.Contains(unusable[0], "columns changed") {
-		t.Fatalf("load against changed columns: %v %v %+v", err, unusable, groups)
+	changedCols := append([]openmldb.Column(nil), cols...)
+	changedCols[1].Type = openmldb.TypeInt
+	changed := &openmldb.Table{DB: "d", Name: "t", Columns: changedCols}
+	_, unusable, err = j.load(func(string, string) (*openmldb.Table, error) { return changed, nil })
+	if err != nil || len(unusable) != 1 || !strings.Contains(unusable[0].what, "columns changed") {
+		t.Fatalf("load against changed columns: %v %+v", err, unusable)
 	}
-	if _, err := os.Stat(filepath.Join(dir, journalFile+".unwritable")); err != nil {
-		t.Fatalf("rows set aside: %v", err)
+	_, unusable, err = j.load(func(db, name string) (*openmldb.Table, error) { return nil, openmldb.ErrTableNotFound })
+	if err != nil || len(unusable) != 1 || unusable[0].file == "" {
+		t.Fatalf("load with the table gone: %v %+v", err, unusable)
 	}
-	if err := j.save(nil); err != nil {
+	aside, _ := filepath.Glob(filepath.Join(dir, journalFile+".unwritable-*"))
+	if len(aside) != 2 {
+		t.Fatalf("files set aside %v, want one per load that set rows aside", aside)
+	}
+	if _, err := j.save(nil); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := os.Stat(filepath.Join(dir, journalFile)); !os.IsNotExist(err) {
 		t.Fatalf("empty journal still on disk: %v", err)
+	}
+}
+
+// The rows owed to OpenMLDB include those an attempt is writing right now, merged by table.
+func TestOwedIncludesRowsBeingWritten(t *testing.T) {
+	h := newHeldRows(time.Minute, func(string, int) {}, func(int, int) {})
+	tb := &openmldb.Table{DB: "d", Name: "t"}
+	st := &tableState{table: tb}
+	one := []openmldb.Row{{openmldb.Int(1)}}
+	h.settle(txnKey{1, 0}, 0, 0, []heldGroup{{state: st, rows: one}})
+	h.settle(txnKey{2, 0}, 0, 0, []heldGroup{{state: st, rows: one}})
+	taken, attempt := h.takeCommitted(txnKey{1, 0})
+	if owed := h.owed(); len(owed) != 1 || len(owed[0].rows) != 2 {
+		t.Fatalf("owed while an attempt writes: %+v", owed)
+	}
+	h.settle(txnKey{1, 0}, attempt, countRows(taken), nil)
+	if owed := h.owed(); len(owed) != 1 || len(owed[0].rows) != 1 {
+		t.Fatalf("owed after the attempt stored its rows: %+v", owed)
 	}
 }
