@@ -49,6 +49,8 @@ type teeOptions struct {
 	proxyArgs func(e *teeEnv) []string
 	// tables are created before the proxy starts.
 	tables []openmldb.TableSpec
+	// extraArgs are appended to the proxy's arguments.
+	extraArgs []string
 }
 
 // newTeeEnv starts the cluster in ZooKeeper, creates kafka_test and the given tables, then kfake
@@ -97,6 +99,7 @@ func newTeeEnv(t *testing.T, o teeOptions) *teeEnv {
 		}
 		args = []string{"--config", path}
 	}
+	args = append(args, o.extraArgs...)
 	e.env = newEnvWith(t, envOptions{topics: o.topics, proxyArgs: args})
 	return e
 }

@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -80,6 +81,7 @@ type Proxy struct {
 	out     *readyWriter
 	done    chan struct{}
 	waitErr error
+	killed  atomic.Bool // Kill ended it on purpose
 }
 
 // StartProxy starts the proxy on a free port block and waits until it prints a line containing
@@ -166,6 +168,21 @@ func (p *Proxy) Logs() string { return p.out.String() }
 // Exited is closed when the process has exited.
 func (p *Proxy) Exited() <-chan struct{} { return p.done }
 
+// Kill ends the proxy's process group at once with SIGKILL, as a crash would (no drain, nothing
+// flushed), and waits for the exit; a later Stop then reports no error for it.
+func (p *Proxy) Kill() error {
+	p.killed.Store(true)
+	if err := syscall.Kill(-p.Pid(), syscall.SIGKILL); err != nil && !errors.Is(err, syscall.ESRCH) {
+		return fmt.Errorf("kill proxy pid %d: %w", p.Pid(), err)
+	}
+	select {
+	case <-p.done:
+		return nil
+	case <-time.After(10 * time.Second):
+		return fmt.Errorf("proxy pid %d did not exit after SIGKILL", p.Pid())
+	}
+}
+
 // Stop sends SIGTERM, waits up to grace for the exit, then kills the process. It returns an error
 // if the process had to be killed or exited with a failure other than the signal.
 func (p *Proxy) Stop(grace time.Duration) error {
@@ -194,7 +211,7 @@ func (p *Proxy) Stop(grace time.Duration) error {
 }
 
 func (p *Proxy) exitErr() error {
-	if p.waitErr == nil {
+	if p.waitErr == nil || p.killed.Load() {
 		return nil
 	}
 	var ee *exec.ExitError
