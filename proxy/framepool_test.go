@@ -1,6 +1,9 @@
 package proxy
 
-import "testing"
+import (
+	"runtime"
+	"testing"
+)
 
 // Buffers come in power-of-two classes that hold the size asked for; only such buffers return to
 // the pool, and a returned buffer is handed out again empty.
@@ -27,4 +30,35 @@ func TestFramePoolClasses(t *testing.T) {
 		}
 	}
 	t.Log("pool dropped the buffer (allowed by sync.Pool)")
+}
+
+// Large buffers are kept across garbage collections (sync.Pool drops its contents at each), up to
+// keptMaxBytes in all; beyond that they go to the sync.Pool.
+func TestFramePoolKeepsLargeBuffersAcrossGC(t *testing.T) {
+	var fp framePool
+	b := fp.get(1 << 20)
+	fp.put(b)
+	runtime.GC()
+	runtime.GC()
+	if r := fp.get(1 << 20); &r[:1][0] != &b[:1][0] {
+		t.Fatal("a 1 MiB buffer did not survive two collections")
+	}
+	var held [][]byte
+	for range keptMaxBytes/(4<<20) + 2 {
+		held = append(held, fp.get(4<<20))
+	}
+	for _, h := range held {
+		fp.put(h)
+	}
+	if fp.keptBytes > keptMaxBytes {
+		t.Fatalf("kept %d bytes, bound %d", fp.keptBytes, keptMaxBytes)
+	}
+	if fp.keptBytes != keptMaxBytes {
+		t.Fatalf("kept %d bytes, want the bound %d filled", fp.keptBytes, keptMaxBytes)
+	}
+	small := fp.get(1 << 10)
+	fp.put(small)
+	if fp.keptBytes != keptMaxBytes {
+		t.Fatal("a small buffer went to the kept list")
+	}
 }
