@@ -16,8 +16,8 @@ type OpenMLDB struct {
 	Database   string `koanf:"database"`
 	User       string `koanf:"user"`
 	Password   string `koanf:"password"`
-	// JournalDir keeps rows of committed Kafka transactions that OpenMLDB refused at commit time
-	// across proxy restarts ("": in memory only).
+	// JournalDir keeps rows of committed Kafka transactions not yet stored in OpenMLDB across
+	// proxy restarts and crashes ("": in memory only).
 	JournalDir string `koanf:"journal_dir"`
 }
 

@@ -17,9 +17,10 @@ import (
 // journalFile is the name of the journal in Options.JournalDir.
 const journalFile = "committed-rows.json"
 
-// journal keeps the rows of committed transactions that the proxy has taken over (their commit's
-// write failed past commitWriteTimeout) in a file, so a restart or crash while OpenMLDB is down
-// does not lose them: Kafka has committed those records and no client will send them again. The
+// journal keeps the rows of committed transactions not yet stored in OpenMLDB in a file, from the
+// moment the broker has committed until they are stored, so a restart or crash (while OpenMLDB is
+// down, or in the middle of the commit's writes) does not lose them: Kafka has committed those
+// records and no client will send them again. The
 // file is a snapshot, rewritten (write, fsync, rename, fsync of the directory) whenever the set of
 // such rows changes, and removed when it is empty; New writes what it finds there.
 //

@@ -43,8 +43,9 @@ type Options struct {
 	// held longer than this without its EndTxn passing through are dropped, since the coordinator
 	// has aborted it by then (0: DefaultTransactionMaxTimeout).
 	TransactionMaxTimeout time.Duration
-	// JournalDir, if set, is where rows of committed transactions that the proxy has taken over
-	// (journal.go) are kept across restarts; New writes what it finds there. "": memory only.
+	// JournalDir, if set, is where rows of committed transactions not yet stored in OpenMLDB
+	// (journal.go) are kept across restarts and crashes; New writes what it finds there. "":
+	// memory only.
 	JournalDir string
 }
 

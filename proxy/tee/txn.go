@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -210,6 +211,14 @@ func mergeGroups(groups []heldGroup) []heldGroup {
 	return out
 }
 
+// writingToo adds groups to what attempt is writing (a commit's own rows, journaled from the
+// moment Kafka committed them).
+func (h *heldRows) writingToo(attempt int64, groups []heldGroup) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.writing[attempt] = append(h.writing[attempt], groups...)
+}
+
 // attempting reports whether an attempt at committed rows is under way.
 func (h *heldRows) attempting() bool {
 	h.mu.Lock()
@@ -369,14 +378,21 @@ func (t *Tee) beginEndTxn(req *kmsg.EndTxnRequest) proxy.Step {
 		}
 		// Rows of an earlier commit of this producer still waiting go along.
 		earlier, attempt := t.txns.takeCommitted(k)
-		groups = append(earlier, groups...)
+		fresh := groups
+		groups = append(slices.Clip(earlier), fresh...)
+		if len(fresh) > 0 && t.journal != nil {
+			// Kafka has committed: from now on these rows are owed whatever happens to this
+			// process, so they are journaled before the first write.
+			t.txns.writingToo(attempt, fresh)
+			t.saveJournal()
+		}
 		wctx, cancel := context.WithTimeout(ctx, t.commitTimeout)
 		defer cancel()
 		left, firstErr := t.writeHeld(wctx, groups, true, req.TransactionalID)
 		t.txns.settle(k, attempt, countRows(earlier), left)
-		if len(earlier) > 0 || len(left) > 0 {
-			// The rows the proxy now owes OpenMLDB changed: before the client hears of the
-			// commit, they are in the journal.
+		if len(earlier) > 0 || len(left) > 0 || (len(fresh) > 0 && t.journal != nil) {
+			// The rows the proxy owes OpenMLDB changed: before the client hears of the commit,
+			// the journal says so.
 			t.saveJournal()
 		}
 		if len(left) == 0 {
