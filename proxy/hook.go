@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"context"
+	"sync"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
@@ -71,4 +72,54 @@ type ConnInfo struct {
 	// NodeID is the upstream broker's node id, or -1 for a connection to the bootstrap listener
 	// (which goes to whichever bootstrap broker answered).
 	NodeID int32
+	// Serial runs work of this connection in request order (see Serial.Run).
+	Serial *Serial
+}
+
+// Serial keeps a connection's hook work in the order of its requests when some of it must leave
+// the event loop: a FinishAsync that issues writes on the loop for a small request and on a
+// goroutine for a large one would otherwise let a later small request's writes overtake an
+// earlier large one's (the tee must apply a partition's rows in offset order).
+type Serial struct {
+	mu      sync.Mutex
+	queue   []func()
+	running bool // a goroutine is running the queue
+}
+
+// Run runs fn after every fn given before it on this connection has returned. With inline set
+// and nothing queued, fn runs at once on the caller's goroutine; otherwise it runs on a goroutine
+// of the connection's, in order. Call it from the connection's event loop (FinishAsync runs
+// there); fn may block.
+func (q *Serial) Run(inline bool, fn func()) {
+	q.mu.Lock()
+	if inline && !q.running {
+		q.mu.Unlock()
+		fn()
+		return
+	}
+	q.queue = append(q.queue, fn)
+	start := !q.running
+	q.running = true
+	q.mu.Unlock()
+	if start {
+		go q.drain()
+	}
+}
+
+// drain runs queued work until none is left.
+func (q *Serial) drain() {
+	for {
+		q.mu.Lock()
+		if len(q.queue) == 0 {
+			q.running = false
+			q.queue = nil
+			q.mu.Unlock()
+			return
+		}
+		fn := q.queue[0]
+		q.queue[0] = nil
+		q.queue = q.queue[1:]
+		q.mu.Unlock()
+		fn()
+	}
 }

@@ -442,3 +442,64 @@ func TestUndecodableInterceptedRequestStopsTheConnection(t *testing.T) {
 		t.Fatalf("topic end offset %d, want 1 (only the warm-up record)", o.Offset)
 	}
 }
+
+// Serial runs a connection's work in the order it was given, whether inline or on its
+// goroutine: a small request's work never overtakes an earlier large one's; once nothing is
+// queued, inline work runs at once on the caller's goroutine.
+func TestSerialKeepsOrder(t *testing.T) {
+	var q Serial
+	var mu sync.Mutex
+	var order []int
+	note := func(i int) func() {
+		return func() {
+			mu.Lock()
+			order = append(order, i)
+			mu.Unlock()
+		}
+	}
+	slow := func(i int) func() {
+		return func() {
+			time.Sleep(30 * time.Millisecond) // long enough for later work to overtake, were it let
+			note(i)()
+		}
+	}
+	q.Run(false, slow(1))
+	q.Run(true, note(2))
+	q.Run(true, note(3))
+	q.Run(false, slow(4))
+	q.Run(true, note(5))
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		mu.Lock()
+		n := len(order)
+		mu.Unlock()
+		if n == 5 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("work ran: %v", order)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	for {
+		q.mu.Lock()
+		idle := !q.running
+		q.mu.Unlock()
+		if idle {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	ran := false
+	q.Run(true, func() { ran = true })
+	if !ran {
+		t.Fatal("inline work with nothing queued did not run at once")
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	for i, v := range order {
+		if v != i+1 {
+			t.Fatalf("order %v, want 1..5", order)
+		}
+	}
+}

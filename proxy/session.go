@@ -60,6 +60,7 @@ type session struct {
 	finRuns  int    // Finishes running now (at most maxFinishes)
 	begins   worker[hookItem]
 	finishes worker[*slot]
+	serial   Serial // ConnInfo.Serial
 
 	// Limits (limits.go): bytes reserved for the frame being read, why reading is paused (0: not
 	// paused), whether a Wake is on its way, and the socket read switch (made on first pause).
@@ -456,7 +457,7 @@ func (s *session) beginOnLoop(hi *hookItem) bool {
 }
 
 func (s *session) connInfo(h protocol.RequestHeader) ConnInfo {
-	return ConnInfo{RemoteAddr: s.remote, ClientID: string(h.ClientID), NodeID: s.node}
+	return ConnInfo{RemoteAddr: s.remote, ClientID: string(h.ClientID), NodeID: s.node, Serial: &s.serial}
 }
 
 // begun is a Begin's outcome, encoded off the loop where Begin ran there.

@@ -182,13 +182,15 @@ func (t *Tee) beginProduce(ctx context.Context, c proxy.ConnInfo, req *kmsg.Prod
 				done(pr)
 			})
 		}
-		if rows > maxRowsOnLoop {
-			// Encoding a large batch's rows takes long enough to hold up the loop's other
-			// connections; a goroutine costs far less than that.
-			go finish()
+		// Encoding a large batch's rows takes long enough to hold up the loop's other
+		// connections, so that runs on a goroutine; c.Serial keeps the connection's requests
+		// in order either way, so a partition's rows are issued in offset order across
+		// pipelined requests too.
+		if c.Serial == nil {
+			finish()
 			return
 		}
-		finish()
+		c.Serial.Run(rows <= maxRowsOnLoop, finish)
 	}
 	return step
 }
