@@ -5,7 +5,9 @@ import (
 	"encoding/binary"
 	"errors"
 	"hash/crc32"
+	"io"
 	"log/slog"
+	"net"
 	"os"
 	"slices"
 	"strconv"
@@ -775,5 +777,79 @@ func TestRejectionLogIsRateLimited(t *testing.T) {
 	out := logs.String()
 	if strings.Count(out, "rejected produce partition") != lines+1 || !strings.Contains(out, "suppressed=") {
 		t.Fatalf("after a second: want one more line saying how many were suppressed; log:\n%s", out)
+	}
+}
+
+// A connection's pipelined Produce requests reach OpenMLDB in offset order: a large request's
+// rows (encoded off the event loop) are stored before those of a small request sent after it,
+// even though the small one's could go out at once. The test cluster keeps a partition's rows in
+// insertion order; all seed rows share one key, so they share one OpenMLDB partition.
+func TestPipelinedProducesStoredInOffsetOrder(t *testing.T) {
+	e := startEnv(t, []config.Sink{{Topics: []string{"topic1"}, AutoCreate: true}}, "topic1")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := e.client(t).ProduceSync(ctx, &kgo.Record{Topic: "topic1", Value: []byte(seedRow(0))}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	conn, err := net.DialTimeout("tcp", e.addr, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(20 * time.Second))
+	next := 1
+	batch := func(n int) []byte {
+		values := make([]string, n)
+		for i := range values {
+			values[i] = seedRow(next)
+			next++
+		}
+		return rawBatch(values...)
+	}
+	var frames []byte
+	sizes := []int{200, 1, 1, 150, 1} // >64 rows are encoded off the loop, 1 row on it
+	for i, n := range sizes {
+		req := produceRequest("topic1", batch(n))
+		req.Version = 7
+		// AppendRequest writes the size prefix at the start of dst: one frame at a time.
+		frames = append(frames, kmsg.NewRequestFormatter(kmsg.FormatterClientID("order-test")).AppendRequest(nil, req, int32(i+1))...)
+	}
+	if _, err := conn.Write(frames); err != nil {
+		t.Fatal(err)
+	}
+	for range sizes {
+		var size [4]byte
+		if _, err := io.ReadFull(conn, size[:]); err != nil {
+			t.Fatal(err)
+		}
+		body := make([]byte, binary.BigEndian.Uint32(size[:]))
+		if _, err := io.ReadFull(conn, body); err != nil {
+			t.Fatal(err)
+		}
+		resp := kmsg.NewPtrProduceResponse()
+		resp.Version = 7
+		if err := resp.ReadFrom(body[4:]); err != nil || resp.Topics[0].Partitions[0].ErrorCode != 0 {
+			t.Fatalf("response: %v %+v", err, resp.Topics)
+		}
+	}
+	tb, err := e.store.Table("kafka_test", "topic1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	stored, err := e.cluster.Rows("kafka_test", "topic1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(stored) != next {
+		t.Fatalf("table holds %d rows, want %d", len(stored), next)
+	}
+	for i, b := range stored {
+		r, err := openmldb.DecodeRow(tb.Columns, b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r[2].I != int64(i) {
+			t.Fatalf("row %d in insertion order has id %d: rows reached OpenMLDB out of offset order", i, r[2].I)
+		}
 	}
 }
