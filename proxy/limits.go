@@ -90,10 +90,13 @@ func (p *Proxy) PeakQueuedBytes() int64 { return p.lim.peak.Load() }
 // Limits.MaxOutboundPerConnection).
 func (p *Proxy) PeakOutboundBytes() int64 { return p.lim.peakOut.Load() }
 
-func (l *limiter) outboundSeen(n int64) {
+func (l *limiter) outboundSeen(n int64) { raiseTo(&l.peakOut, n) }
+
+// raiseTo sets a to n if n is greater.
+func raiseTo(a *atomic.Int64, n int64) {
 	for {
-		pk := l.peakOut.Load()
-		if n <= pk || l.peakOut.CompareAndSwap(pk, n) {
+		cur := a.Load()
+		if n <= cur || a.CompareAndSwap(cur, n) {
 			return
 		}
 	}
@@ -140,12 +143,8 @@ func (l *limiter) reserve(n, max int64) bool {
 			return false
 		}
 		if l.queued.CompareAndSwap(cur, next) {
-			for {
-				pk := l.peak.Load()
-				if next <= pk || l.peak.CompareAndSwap(pk, next) {
-					return true
-				}
-			}
+			raiseTo(&l.peak, next)
+			return true
 		}
 	}
 }
@@ -201,8 +200,7 @@ func (l *limiter) unwait(s *session) {
 // outboundFull reports whether the client's unread responses are past their bound; if so a wake
 // is scheduled to look again.
 func (s *session) outboundFull() bool {
-	max := s.p.lim.limits.Load().MaxOutboundPerConnection
-	if max <= 0 || int64(s.c.OutboundBuffered()) <= max {
+	if _, over := s.outboundOver(); !over {
 		return false
 	}
 	s.recheckSoon(&s.outboundWake, s.c)
@@ -214,8 +212,8 @@ func (s *session) outboundFull() bool {
 // broker connection's socket reads stop (its responses wait in the kernel and the broker) and a
 // timer wakes it to look again; reads resume once the client has read enough.
 func (s *session) holdUpstream(up gnet.Conn) bool {
-	max := s.p.lim.limits.Load().MaxOutboundPerConnection
-	if max <= 0 || int64(s.c.OutboundBuffered()) <= max {
+	max, over := s.outboundOver()
+	if !over {
 		if s.upPaused {
 			s.upPaused = false
 			if s.upPauser != nil {
@@ -251,6 +249,13 @@ func (s *session) holdUpstream(up gnet.Conn) bool {
 	}
 	s.recheckSoon(&s.upWake, up)
 	return true
+}
+
+// outboundOver reports whether the client's unread responses are past MaxOutboundPerConnection
+// (max, the bound in force; 0 means none).
+func (s *session) outboundOver() (max int64, over bool) {
+	max = s.p.lim.limits.Load().MaxOutboundPerConnection
+	return max, max > 0 && int64(s.c.OutboundBuffered()) > max
 }
 
 // recheckSoon wakes c after outboundRecheck unless *armed says a wake is already on its way. One

@@ -16,5 +16,5 @@ func SetCommitTimeout(t *Tee, d time.Duration) { t.commitTimeout = d }
 // PlanOnLoopUnchecked plans req as BeginOnLoop does once its checks passed, so a test can give
 // it a table that went missing in between.
 func PlanOnLoopUnchecked(t *Tee, ctx context.Context, c proxy.ConnInfo, req *kmsg.ProduceRequest) proxy.Step {
-	return t.beginProduce(ctx, c, req, *t.sinks.Load(), true)
+	return t.beginProduce(ctx, c, req, t.topicSinks(req), true)
 }

@@ -90,11 +90,11 @@ const maxRecordBytesOnLoop = 32 << 10
 // partition small and uncompressed (decompression can multiply the work), and no table that
 // would have to be created first (a DDL round trip to the nameserver).
 func (t *Tee) beginProduceOnLoop(ctx context.Context, c proxy.ConnInfo, req *kmsg.ProduceRequest) (proxy.Step, bool) {
-	sinks := *t.sinks.Load()
+	sinks := t.topicSinks(req)
 	nbytes, nrec := 0, 0
 	for ti := range req.Topics {
 		tp := &req.Topics[ti]
-		sink := config.SinkFor(sinks, tp.Topic)
+		sink := sinks[ti]
 		if sink == nil {
 			continue
 		}
@@ -116,16 +116,27 @@ func (t *Tee) beginProduceOnLoop(ctx context.Context, c proxy.ConnInfo, req *kms
 	return t.beginProduce(ctx, c, req, sinks, true), true
 }
 
-// beginProduce decodes and converts the teed partitions of req under one sink mapping (sinks, the
-// same for the whole request even across a Reload) and returns the Step that writes them.
-func (t *Tee) beginProduce(ctx context.Context, c proxy.ConnInfo, req *kmsg.ProduceRequest, sinks []config.Sink, onLoop bool) proxy.Step {
+// topicSinks resolves the sink of each of req's topics (nil: not teed) under one sink mapping,
+// the same for the whole request even across a Reload.
+func (t *Tee) topicSinks(req *kmsg.ProduceRequest) []*config.Sink {
+	mapping := *t.sinks.Load()
+	out := make([]*config.Sink, len(req.Topics))
+	for ti := range req.Topics {
+		out[ti] = config.SinkFor(mapping, req.Topics[ti].Topic)
+	}
+	return out
+}
+
+// beginProduce decodes and converts the teed partitions of req, sinks[i] being the sink of
+// req.Topics[i] (topicSinks), and returns the Step that writes them.
+func (t *Tee) beginProduce(ctx context.Context, c proxy.ConnInfo, req *kmsg.ProduceRequest, sinks []*config.Sink, onLoop bool) proxy.Step {
 	start := time.Now()
 	var plans []*partitionPlan
 	total := 0
 	for ti := range req.Topics {
 		tp := &req.Topics[ti]
 		total += len(tp.Partitions)
-		sink := config.SinkFor(sinks, tp.Topic)
+		sink := sinks[ti]
 		if sink == nil {
 			continue
 		}

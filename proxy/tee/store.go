@@ -21,13 +21,14 @@ type storeJob struct {
 }
 
 // maxRowsOnLoop is the most rows a Produce Finish encodes and issues on the proxy's event loop;
-// bigger requests do it on a goroutine of their own.
+// bigger requests do it on the connection's proxy.Serial goroutine.
 const maxRowsOnLoop = 64
 
 // finishProduce writes the rows of every partition the broker accepted, marking partitions whose
 // rows did not all reach OpenMLDB before the deadline with a retriable error, then calls done
 // (exactly once, from whichever goroutine finishes last, or from this one). It never blocks: it
-// runs on the proxy's event loop (or, for large requests, a goroutine of its own). The writes start from here and complete through callbacks;
+// runs on the proxy's event loop (or, for large requests, the connection's proxy.Serial
+// goroutine). The writes start from here and complete through callbacks;
 // only a partition whose start would block (a dead-letter produce, or an earlier attempt at the
 // same batch still writing) gets a goroutine of its own, so it cannot hold the others back.
 func (t *Tee) finishProduce(ctx context.Context, c proxy.ConnInfo, plans []*partitionPlan, resp *kmsg.ProduceResponse, deadline time.Time, done func()) {

@@ -184,7 +184,7 @@ func (t *Tee) openJournal(dir string) error {
 		t.log.Error("journaled rows of committed transactions cannot be written (table missing or its columns changed); kept aside for an operator",
 			"file", u.file, "rows", u.what)
 	}
-	keys := t.txns.adopt(mergeGroups(groups))
+	keys := t.txns.adopt(groups) // one group per table already: saved from owed()
 	if len(unusable) > 0 {
 		t.saveJournal() // the journal keeps only what is written from it now
 	}
@@ -303,7 +303,7 @@ func (t *Tee) Intercepts(key int16) bool { return key == 0 || key == 22 || key =
 func (t *Tee) Begin(ctx context.Context, c proxy.ConnInfo, req kmsg.Request) proxy.Step {
 	switch r := req.(type) {
 	case *kmsg.ProduceRequest:
-		return t.beginProduce(ctx, c, r, *t.sinks.Load(), false)
+		return t.beginProduce(ctx, c, r, t.topicSinks(r), false)
 	case *kmsg.EndTxnRequest:
 		return t.beginEndTxn(r)
 	case *kmsg.InitProducerIDRequest:

@@ -410,6 +410,13 @@ func (t *Tee) beginEndTxn(req *kmsg.EndTxnRequest) proxy.Step {
 	}}
 }
 
+// stopRetrying ends retryCommitted's goroutine for k.
+func (t *Tee) stopRetrying(k txnKey) {
+	t.retryMu.Lock()
+	delete(t.retrying, k)
+	t.retryMu.Unlock()
+}
+
 // saveJournal writes the rows the proxy owes OpenMLDB to the journal, if there is one. A failure
 // is logged: the rows stay in memory and are still written.
 func (t *Tee) saveJournal() {
@@ -507,9 +514,7 @@ func (t *Tee) retryCommitted(k txnKey, transactionalID string) {
 					// The rows are in the journal and the next start writes them; an attempt
 					// begun now would be cut off by Close with Puts already out, which may
 					// land and then be written again from the journal.
-					t.retryMu.Lock()
-					delete(t.retrying, k)
-					t.retryMu.Unlock()
+					t.stopRetrying(k)
 					return
 				}
 				wait = min(backoff, 200*time.Millisecond) // shutting down: try while there is time
@@ -517,9 +522,7 @@ func (t *Tee) retryCommitted(k txnKey, transactionalID string) {
 			}
 			select {
 			case <-t.bgCtx.Done():
-				t.retryMu.Lock()
-				delete(t.retrying, k)
-				t.retryMu.Unlock()
+				t.stopRetrying(k)
 				return
 			case <-time.After(wait):
 			}
