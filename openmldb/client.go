@@ -47,6 +47,7 @@ type Client struct {
 	opts     Options
 	log      *slog.Logger
 	pool     *rpcPool
+	lanes    laneConns
 	zk       *zkDiscovery
 	cat      atomic.Pointer[catalog]
 	inflight chan struct{}
@@ -118,6 +119,7 @@ func (c *Client) Close() {
 	if c.zk != nil {
 		c.zk.close()
 	}
+	c.closeLanes()
 	c.pool.close()
 }
 

@@ -158,6 +158,9 @@ type rpcConn struct {
 	nc   net.Conn
 	raw  syscall.RawConn // nc's socket, for writes that must not block; nil when not a socket
 	log  *slog.Logger
+	// lane, for a connection a Lane's loop serves (nc nil), writes and closes it; set once by
+	// attach under pmu, before the connection is handed to writers.
+	lane *laneIO
 
 	wmu      sync.Mutex
 	wbuf     []byte
@@ -212,9 +215,15 @@ func (c *rpcConn) fail(err error) {
 	c.failed.Store(true)
 	calls := c.pending
 	c.pending = nil
+	lane := c.lane
 	c.pmu.Unlock()
 	c.once.Do(func() { close(c.closed) })
-	c.nc.Close()
+	switch {
+	case c.nc != nil:
+		c.nc.Close()
+	case lane != nil:
+		lane.close()
+	}
 	for _, p := range calls {
 		c.complete(p, nil, &ConnError{Addr: c.addr, Err: err})
 	}
@@ -299,7 +308,11 @@ func (c *rpcConn) writeQueued(wait bool) {
 		c.wmu.Unlock()
 		var n int
 		var werr error
-		if wait || c.raw == nil {
+		if c.lane != nil {
+			// On the lane's loop, which buffers what the socket does not take.
+			werr = c.lane.write(buf)
+			n = len(buf)
+		} else if wait || c.raw == nil {
 			werr = c.nc.SetWriteDeadline(time.Now().Add(writeTimeout))
 			if werr == nil {
 				n, werr = c.nc.Write(buf)
@@ -359,14 +372,9 @@ func (c *rpcConn) readLoop() {
 			c.fail(fmt.Errorf("read: %w", err))
 			return
 		}
-		if string(hdr[:4]) != "PRPC" {
-			c.fail(fmt.Errorf("bad frame magic %q", hdr[:4]))
-			return
-		}
-		bodySize := binary.BigEndian.Uint32(hdr[4:])
-		metaSize := binary.BigEndian.Uint32(hdr[8:])
-		if bodySize > maxBodySize || metaSize > bodySize {
-			c.fail(fmt.Errorf("bad frame sizes body %d meta %d", bodySize, metaSize))
+		bodySize, metaSize, err := parseFrameHeader(hdr[:])
+		if err != nil {
+			c.fail(err)
 			return
 		}
 		if cap(body) < int(bodySize) {
@@ -377,25 +385,71 @@ func (c *rpcConn) readLoop() {
 			c.fail(fmt.Errorf("read body: %w", err))
 			return
 		}
-		meta, err := parseResponseMeta(body[:metaSize])
-		if err != nil {
+		if err := c.deliver(body, metaSize); err != nil {
 			c.fail(err)
 			return
 		}
-		p, ok := c.take(meta.correlationID)
-		if !ok {
-			continue // timed out or cancelled already
-		}
-		if meta.errorCode != 0 {
-			c.complete(p, nil, &RPCError{Code: meta.errorCode, Text: meta.errorText})
-			continue
-		}
-		msg := body[metaSize:]
-		if att := int(meta.attachmentSize); att > 0 && att <= len(msg) {
-			msg = msg[:len(msg)-att]
-		}
-		c.complete(p, msg, nil)
 	}
+}
+
+// feed completes the calls answered by the whole frames at the start of data, for a connection
+// whose reads a Lane's loop does, and returns how many bytes those frames took: a frame not yet
+// complete is left for the next call. A malformed frame fails the connection.
+func (c *rpcConn) feed(data []byte) int {
+	used := 0
+	for len(data)-used >= frameHeaderSize {
+		bodySize, metaSize, err := parseFrameHeader(data[used:])
+		if err != nil {
+			c.fail(err)
+			return len(data)
+		}
+		end := used + frameHeaderSize + int(bodySize)
+		if end > len(data) {
+			break
+		}
+		if err := c.deliver(data[used+frameHeaderSize:end], metaSize); err != nil {
+			c.fail(err)
+			return len(data)
+		}
+		used = end
+	}
+	return used
+}
+
+// parseFrameHeader checks a response frame's header and returns its body and meta sizes.
+func parseFrameHeader(hdr []byte) (bodySize, metaSize uint32, err error) {
+	if string(hdr[:4]) != "PRPC" {
+		return 0, 0, fmt.Errorf("bad frame magic %q", hdr[:4])
+	}
+	bodySize = binary.BigEndian.Uint32(hdr[4:])
+	metaSize = binary.BigEndian.Uint32(hdr[8:])
+	if bodySize > maxBodySize || metaSize > bodySize {
+		return 0, 0, fmt.Errorf("bad frame sizes body %d meta %d", bodySize, metaSize)
+	}
+	return bodySize, metaSize, nil
+}
+
+// deliver completes the call a response frame's body answers (a call that timed out or was
+// cancelled already is skipped). An error means the stream cannot be trusted any more.
+func (c *rpcConn) deliver(body []byte, metaSize uint32) error {
+	meta, err := parseResponseMeta(body[:metaSize])
+	if err != nil {
+		return err
+	}
+	p, ok := c.take(meta.correlationID)
+	if !ok {
+		return nil
+	}
+	if meta.errorCode != 0 {
+		c.complete(p, nil, &RPCError{Code: meta.errorCode, Text: meta.errorText})
+		return nil
+	}
+	msg := body[metaSize:]
+	if att := int(meta.attachmentSize); att > 0 && att <= len(msg) {
+		msg = msg[:len(msg)-att]
+	}
+	c.complete(p, msg, nil)
+	return nil
 }
 
 // sweepLoop fails calls whose deadline passed or whose context ended.

@@ -43,17 +43,27 @@ type WriteOptions struct {
 	// queued Puts hold in-flight slots. Puts that wait (for a dial, an in-flight slot or a full
 	// socket) and retry rounds go out on their own.
 	Batch *WriteBatch
+	// Lane, if set, carries the Puts on the lane's own connections (see Lane). Writes of one
+	// client connection that all name the same lane keep their issue order on the wire, also
+	// while the lane's connection to a tablet is being set up or replaced (they follow the
+	// earlier Puts on the shared connection until those have completed).
+	Lane Lane
+	// OnLane says the caller runs on Lane's loop now, so the Puts are written at once; from
+	// elsewhere they are written by a task the loop runs. Retry rounds always run elsewhere.
+	OnLane bool
 }
 
 // WriteBatch collects the connections holding Puts queued by WriteAsync calls with Batch set.
 type WriteBatch struct {
-	mu    sync.Mutex
-	conns []*rpcConn
+	mu      sync.Mutex
+	conns   []*rpcConn
+	offLoop bool // some call was not on its lane's loop: lane connections are flushed by a task
 }
 
-func (b *WriteBatch) add(conns []*rpcConn) {
+func (b *WriteBatch) add(conns []*rpcConn, onLane bool) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	b.offLoop = b.offLoop || !onLane
 	for _, rc := range conns {
 		if !slices.Contains(b.conns, rc) {
 			b.conns = append(b.conns, rc)
@@ -65,11 +75,11 @@ func (b *WriteBatch) add(conns []*rpcConn) {
 // does not take is finished by a goroutine.
 func (b *WriteBatch) Flush() {
 	b.mu.Lock()
-	conns := b.conns
+	conns, onLane := b.conns, !b.offLoop
 	b.conns = nil
 	b.mu.Unlock()
 	for _, rc := range conns {
-		rc.flush(false)
+		rc.flushFrom(onLane, false)
 	}
 }
 
@@ -281,6 +291,7 @@ func (w *writeJob) retry(round int, roundStart time.Time, retry []int, backoff t
 		w.t = nt
 	}
 	w.opts.Batch = nil // nobody flushes a batch for a retry round
+	w.opts.OnLane = false
 	w.round(round+1, retry, min(backoff*2, time.Second))
 }
 
@@ -365,20 +376,21 @@ func (c *Client) issuePuts(ctx context.Context, t *Table, ops []putOp, pending [
 		}
 	}
 	var queued []*rpcConn // connections holding frames not yet written
-	flush := func(wait bool) {
+	flush := func(onLoop, wait bool) {
 		for _, rc := range queued {
-			rc.flush(wait)
+			rc.flushFrom(onLoop, wait)
 		}
 		queued = queued[:0]
 	}
 	var lastAddr string
-	var lastConn *rpcConn
+	var lastConn *rpcConn // the shared connection to lastAddr
 	deadline := c.pool.deadline(ctx)
 	// issue sends pending[from:]. When it would have to wait (for an in-flight slot, a dial or
 	// a full socket) it hands the rest to a goroutine, so the caller never blocks past its own
 	// deadline.
 	var issue func(from int, mayBlock bool)
 	issue = func(from int, mayBlock bool) {
+		onLoop := opts.OnLane && !mayBlock
 		n := len(pending)
 		if pending == nil {
 			n = len(ops)
@@ -395,26 +407,41 @@ func (c *Client) issuePuts(ctx context.Context, t *Table, ops []putOp, pending [
 				finish(oi, errors.New("no alive leader"), true)
 				continue
 			}
-			rc := lastConn
-			if addr != lastAddr || rc == nil || rc.isDead() {
-				rc = c.pool.live(addr)
-				if rc == nil && !mayBlock {
-					flush(false)
-					go issue(i, true)
-					return
+			// A lane's Put takes the lane's connection, or the shared one counted as its
+			// fallback (released once the Put is done or dropped).
+			var rc *rpcConn
+			var fallback *laneState
+			if opts.Lane != nil {
+				rc, fallback = c.pickLane(opts.Lane, addr)
+				if rc != nil {
+					fallback = nil
+				}
+			}
+			if rc == nil {
+				rc = lastConn
+				if addr != lastAddr || rc == nil || rc.isDead() {
+					rc = c.pool.live(addr)
+					if rc == nil && !mayBlock {
+						c.unfallback(fallback)
+						flush(onLoop, false)
+						go issue(i, true)
+						return
+					}
 				}
 			}
 			select {
 			case c.inflight <- struct{}{}:
 			default:
-				flush(mayBlock) // our own queued Puts may be what holds the slots
+				flush(onLoop, mayBlock) // our own queued Puts may be what holds the slots
 				if !mayBlock {
+					c.unfallback(fallback)
 					go issue(i, true)
 					return
 				}
 				select {
 				case c.inflight <- struct{}{}:
 				case <-ctx.Done():
+					c.unfallback(fallback)
 					finish(oi, ctx.Err(), false)
 					continue
 				}
@@ -423,15 +450,19 @@ func (c *Client) issuePuts(ctx context.Context, t *Table, ops []putOp, pending [
 				var err error
 				if rc, err = c.pool.conn(ctx, addr); err != nil {
 					<-c.inflight
+					c.unfallback(fallback)
 					finish(oi, err, retriableErr(ctx, err))
 					continue
 				}
 			}
-			lastAddr, lastConn = addr, rc
+			if rc.lane == nil {
+				lastAddr, lastConn = addr, rc
+			}
 			outstanding.Add(1)
 			cb := func(body []byte, err error) {
 				defer complete()
 				defer func() { <-c.inflight }()
+				defer c.unfallback(fallback)
 				if err != nil {
 					finish(oi, err, retriableErr(ctx, err))
 					return
@@ -458,10 +489,10 @@ func (c *Client) issuePuts(ctx context.Context, t *Table, ops []putOp, pending [
 			}
 		}
 		if opts.Batch != nil && !mayBlock {
-			opts.Batch.add(queued) // the caller's Flush writes them with its other calls' Puts
+			opts.Batch.add(queued, onLoop) // the caller's Flush writes them with its other calls' Puts
 			queued = queued[:0]
 		} else {
-			flush(mayBlock)
+			flush(onLoop, mayBlock)
 		}
 		complete()
 	}

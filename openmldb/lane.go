@@ -1,0 +1,221 @@
+package openmldb
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+)
+
+// A Lane is an event loop that can own tablet connections. Writes naming a lane
+// (WriteOptions.Lane) travel on the lane's own connection to each tablet, whose responses the
+// loop reads itself: their completions run on the loop, without a reader goroutine to wake and
+// without a hand-off back to the loop that issued them. A server running its client
+// connections on event loops (the proxy) gives each loop's connections that loop's lane.
+//
+// Lane values are map keys: use pointers.
+type Lane interface {
+	// Attach hands nc to the loop and returns once the loop serves it; it is called off the
+	// loop. The loop then calls feed with the bytes read so far that feed has not consumed
+	// (feed returns how many it consumed), and closed once when the connection ends. write,
+	// called only on the loop, sends b or buffers what the socket does not take at once; close
+	// may be called from any goroutine. Attach may duplicate nc's socket: the caller closes nc
+	// when Attach returns.
+	Attach(nc net.Conn, feed func(data []byte) int, closed func(err error)) (write func(b []byte) error, close func(), err error)
+	// Run runs fn on the loop; it is called from other goroutines and must not wait for fn.
+	Run(fn func()) error
+}
+
+// laneRedial is how long a lane waits after a failed dial before it tries again; meanwhile its
+// writes use the client's shared connections.
+const laneRedial = time.Second
+
+// laneIO is how a lane-owned connection is written and closed.
+type laneIO struct {
+	lane      Lane
+	write     func([]byte) error // on the lane's loop only
+	close     func()
+	scheduled bool // guarded by rpcConn.wmu: a flush task is queued on the loop
+}
+
+// laneKey names one lane's connection to one tablet.
+type laneKey struct {
+	lane Lane
+	addr string
+}
+
+// laneState is one lane's connection to one tablet. While Puts of the lane's writes are in
+// flight on the shared connection (fallback > 0: issued while the lane's own was not up), new
+// ones follow them there, so a client connection's Puts keep their order on the wire.
+type laneState struct {
+	conn     *rpcConn // nil until attached; dead ones are dropped on the next pick
+	dialing  bool
+	retryAt  time.Time
+	fallback int // guarded by laneConns.mu
+}
+
+// laneConns keeps every lane's tablet connections.
+type laneConns struct {
+	mu     sync.Mutex
+	states map[laneKey]*laneState
+	closed bool
+}
+
+// pick returns the lane's live connection to addr, starting a dial when there is none. It
+// returns nil, with fallback counted, when the Put must take the shared connection: the lane's
+// is not up yet, or earlier Puts of the lane are still in flight on the shared one. The caller
+// calls unfallback once for every nil it got, when that Put completes or is not sent.
+func (c *Client) pickLane(lane Lane, addr string) (*rpcConn, *laneState) {
+	l := &c.lanes
+	k := laneKey{lane, addr}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.states == nil {
+		l.states = map[laneKey]*laneState{}
+	}
+	st := l.states[k]
+	if st == nil {
+		st = &laneState{}
+		l.states[k] = st
+	}
+	if st.conn != nil && st.conn.isDead() {
+		st.conn = nil
+	}
+	if st.conn == nil && !st.dialing && !l.closed && !time.Now().Before(st.retryAt) {
+		st.dialing = true
+		go c.dialLane(k, st)
+	}
+	if st.conn != nil && st.fallback == 0 {
+		return st.conn, st
+	}
+	st.fallback++
+	return nil, st
+}
+
+// unfallback ends a Put that pickLane sent to the shared connection (st nil: it did not).
+func (c *Client) unfallback(st *laneState) {
+	if st == nil {
+		return
+	}
+	c.lanes.mu.Lock()
+	st.fallback--
+	c.lanes.mu.Unlock()
+}
+
+// dialLane connects the lane of k to its tablet and attaches the connection to the lane's loop.
+func (c *Client) dialLane(k laneKey, st *laneState) {
+	ctx, cancel := context.WithTimeout(context.Background(), c.pool.timeout)
+	defer cancel()
+	var dialer net.Dialer
+	nc, err := dialer.DialContext(ctx, "tcp", k.addr)
+	var rc *rpcConn
+	if err == nil {
+		if tc, ok := nc.(*net.TCPConn); ok {
+			_ = tc.SetNoDelay(true)
+		}
+		rc = newLaneConn(k.addr, c.pool.auth, c.log, c.pool.observe)
+		write, closeConn, aerr := k.lane.Attach(nc, rc.feed, func(err error) {
+			rc.fail(fmt.Errorf("read: %w", err))
+		})
+		_ = nc.Close()
+		if aerr != nil {
+			err = fmt.Errorf("attach to event loop: %w", aerr)
+		} else {
+			rc.attach(&laneIO{lane: k.lane, write: write, close: closeConn})
+		}
+	}
+	l := &c.lanes
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	st.dialing = false
+	switch {
+	case err != nil:
+		st.retryAt = time.Now().Add(laneRedial)
+		cerr := &ConnError{Addr: k.addr, Err: err}
+		c.log.Debug("openmldb: lane connection failed; using the shared one meanwhile", "addr", k.addr, "err", err)
+		if c.pool.observe != nil {
+			c.pool.observe(k.addr, 0, cerr)
+		}
+	case l.closed:
+		rc.fail(net.ErrClosed)
+	default:
+		st.conn = rc
+		c.log.Debug("openmldb: lane connected", "addr", k.addr)
+	}
+}
+
+// closeLanes closes every lane connection; their pending calls fail with ConnError.
+func (c *Client) closeLanes() {
+	l := &c.lanes
+	l.mu.Lock()
+	l.closed = true
+	var conns []*rpcConn
+	for _, st := range l.states {
+		if st.conn != nil {
+			conns = append(conns, st.conn)
+		}
+	}
+	l.mu.Unlock()
+	for _, rc := range conns {
+		rc.fail(net.ErrClosed)
+	}
+}
+
+// newLaneConn makes a connection whose reads a lane's loop does (feed); it is written once
+// attach has given it its laneIO.
+func newLaneConn(addr string, auth []byte, log *slog.Logger, observe func(string, time.Duration, error)) *rpcConn {
+	c := &rpcConn{
+		addr:    addr,
+		auth:    auth,
+		log:     log,
+		pending: make(map[int64]pending),
+		closed:  make(chan struct{}),
+		observe: observe,
+	}
+	go c.sweepLoop()
+	return c
+}
+
+// attach gives a lane connection its loop's write and close. A connection that failed before
+// it was attached is closed at once.
+func (c *rpcConn) attach(io *laneIO) {
+	c.pmu.Lock()
+	c.lane = io
+	dead := c.dead != nil
+	c.pmu.Unlock()
+	if dead {
+		io.close()
+	}
+}
+
+// flushFrom writes what is queued. onLoop says the caller runs on the connection's lane loop;
+// a lane connection flushed from elsewhere is written by a task on its loop. Other connections
+// flush as flush(wait) does.
+func (c *rpcConn) flushFrom(onLoop, wait bool) {
+	if c.lane == nil {
+		c.flush(wait)
+		return
+	}
+	if onLoop {
+		c.flush(false)
+		return
+	}
+	c.wmu.Lock()
+	if c.lane.scheduled {
+		c.wmu.Unlock()
+		return
+	}
+	c.lane.scheduled = true
+	c.wmu.Unlock()
+	err := c.lane.lane.Run(func() {
+		c.wmu.Lock()
+		c.lane.scheduled = false
+		c.wmu.Unlock()
+		c.flush(false)
+	})
+	if err != nil {
+		c.fail(fmt.Errorf("schedule write on event loop: %w", err))
+	}
+}
