@@ -57,6 +57,7 @@ func serveOps(ctx context.Context, log *slog.Logger, cfg *config.Config, rt opsR
 		defer store.Close()
 		defer t.Close()
 		opts.Hook = t
+		tee.RegisterPutRoutes(reg, store)
 	}
 	p, err := proxy.New(opts)
 	if err != nil {

@@ -44,13 +44,15 @@ type Options struct {
 
 // Client talks to one OpenMLDB cluster. It is safe for concurrent use.
 type Client struct {
-	opts     Options
-	log      *slog.Logger
-	pool     *rpcPool
-	lanes    laneConns
-	zk       *zkDiscovery
-	cat      atomic.Pointer[catalog]
-	inflight chan struct{}
+	opts  Options
+	log   *slog.Logger
+	pool  *rpcPool
+	lanes laneConns
+	// Puts sent on lane connections and on the shared ones (PutCounts).
+	lanePuts, sharedPuts atomic.Uint64
+	zk                   *zkDiscovery
+	cat                  atomic.Pointer[catalog]
+	inflight             chan struct{}
 
 	refreshMu   sync.Mutex
 	gen         atomic.Uint64

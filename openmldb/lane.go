@@ -28,6 +28,12 @@ type Lane interface {
 	Run(fn func()) error
 }
 
+// PutCounts returns how many Puts the client has sent on lane connections and how many on the
+// shared ones, for an operator to see whether writes take their loops' connections.
+func (c *Client) PutCounts() (onLanes, shared uint64) {
+	return c.lanePuts.Load(), c.sharedPuts.Load()
+}
+
 // laneRedial is how long a lane waits after a failed dial before it tries again; meanwhile its
 // writes use the client's shared connections.
 const laneRedial = time.Second

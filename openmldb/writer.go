@@ -487,6 +487,11 @@ func (c *Client) issuePuts(ctx context.Context, t *Table, ops []putOp, pending [
 			}) && !slices.Contains(queued, rc) {
 				queued = append(queued, rc)
 			}
+			if rc.lane != nil {
+				c.lanePuts.Add(1)
+			} else {
+				c.sharedPuts.Add(1)
+			}
 		}
 		if opts.Batch != nil && !mayBlock {
 			opts.Batch.add(queued, onLoop) // the caller's Flush writes them with its other calls' Puts

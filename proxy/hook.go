@@ -74,6 +74,9 @@ type ConnInfo struct {
 	NodeID int32
 	// Serial runs work of this connection in request order (see Serial.Run).
 	Serial *Serial
+	// Loop is the connection's event loop, for connections of the hook's own that should be
+	// served there (nil outside a running proxy).
+	Loop *Loop
 }
 
 // Serial keeps a connection's hook work in the order of its requests when some of it must leave
@@ -82,19 +85,19 @@ type ConnInfo struct {
 // earlier large one's (the tee must apply a partition's rows in offset order).
 type Serial struct {
 	mu      sync.Mutex
-	queue   []func()
+	queue   []func(onLoop bool)
 	running bool // a goroutine is running the queue
 }
 
 // Run runs fn after every fn given before it on this connection has returned. With inline set
 // and nothing queued, fn runs at once on the caller's goroutine; otherwise it runs on a goroutine
-// of the connection's, in order. Call it from the connection's event loop (FinishAsync runs
-// there); fn may block.
-func (q *Serial) Run(inline bool, fn func()) {
+// of the connection's, in order. fn is told which: onLoop true when it runs inline. Call Run
+// from the connection's event loop (FinishAsync runs there); fn may block only when off the loop.
+func (q *Serial) Run(inline bool, fn func(onLoop bool)) {
 	q.mu.Lock()
 	if inline && !q.running {
 		q.mu.Unlock()
-		fn()
+		fn(true)
 		return
 	}
 	q.queue = append(q.queue, fn)
@@ -120,6 +123,6 @@ func (q *Serial) drain() {
 		q.queue[0] = nil
 		q.queue = q.queue[1:]
 		q.mu.Unlock()
-		fn()
+		fn(false)
 	}
 }

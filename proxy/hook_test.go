@@ -450,17 +450,19 @@ func TestSerialKeepsOrder(t *testing.T) {
 	var q Serial
 	var mu sync.Mutex
 	var order []int
-	note := func(i int) func() {
-		return func() {
+	var inlineRuns []bool
+	note := func(i int) func(bool) {
+		return func(onLoop bool) {
 			mu.Lock()
 			order = append(order, i)
+			inlineRuns = append(inlineRuns, onLoop)
 			mu.Unlock()
 		}
 	}
-	slow := func(i int) func() {
-		return func() {
+	slow := func(i int) func(bool) {
+		return func(onLoop bool) {
 			time.Sleep(30 * time.Millisecond) // long enough for later work to overtake, were it let
-			note(i)()
+			note(i)(onLoop)
 		}
 	}
 	q.Run(false, slow(1))
@@ -490,16 +492,19 @@ func TestSerialKeepsOrder(t *testing.T) {
 		}
 		time.Sleep(time.Millisecond)
 	}
-	ran := false
-	q.Run(true, func() { ran = true })
-	if !ran {
-		t.Fatal("inline work with nothing queued did not run at once")
+	ran, told := false, false
+	q.Run(true, func(onLoop bool) { ran, told = true, onLoop })
+	if !ran || !told {
+		t.Fatalf("inline work with nothing queued: ran %v, told it runs inline %v; want both", ran, told)
 	}
 	mu.Lock()
 	defer mu.Unlock()
 	for i, v := range order {
 		if v != i+1 {
 			t.Fatalf("order %v, want 1..5", order)
+		}
+		if inlineRuns[i] {
+			t.Fatalf("work %d ran behind queued work but was told it runs inline", v)
 		}
 	}
 }

@@ -93,6 +93,8 @@ func (e *engine) OnOpen(c gnet.Conn) ([]byte, gnet.Action) {
 	switch x := c.Context().(type) {
 	case *upstream:
 		return nil, x.s.upOpened(c)
+	case *hookConn:
+		return nil, gnet.None
 	case brokerConn:
 		return nil, e.open(c, x.node)
 	case *tlsClient:
@@ -124,17 +126,21 @@ func (e *engine) OnClose(c gnet.Conn, err error) gnet.Action {
 		e.p.connClosed()
 	case *upstream:
 		x.s.upClosed(err)
+	case *hookConn:
+		x.onClose(err)
 	}
 	return gnet.None
 }
 
-// OnTraffic handles requests from a client or responses from a broker.
+// OnTraffic handles requests from a client, responses from a broker, or a hook connection's input.
 func (e *engine) OnTraffic(c gnet.Conn) gnet.Action {
 	switch x := c.Context().(type) {
 	case *session:
 		return x.onTraffic()
 	case *upstream:
 		return x.s.onUpTraffic(c)
+	case *hookConn:
+		return x.onTraffic(c)
 	}
 	return gnet.Close
 }

@@ -30,6 +30,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/panjf2000/gnet/v2"
+
 	"github.com/openmldb-kafka-proxy/openmldb-kafka-proxy/internal/lograte"
 )
 
@@ -79,7 +81,9 @@ type Proxy struct {
 	// refusedLog keeps a reconnect storm at max_connections to one log line a second.
 	refusedLog *lograte.Limiter
 	frames     framePool // buffers of gathered request frames (framepool.go)
-	ops                  // drain, readiness, in-flight accounting (ops.go)
+	loopsMu    sync.Mutex
+	loops      map[gnet.EventLoop]*Loop // ConnInfo.Loop of each event loop (loop.go)
+	ops                                 // drain, readiness, in-flight accounting (ops.go)
 
 	mu      sync.Mutex
 	nodes   map[int32]*node

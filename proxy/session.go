@@ -61,6 +61,7 @@ type session struct {
 	begins   worker[hookItem]
 	finishes worker[*slot]
 	serial   Serial // ConnInfo.Serial
+	loop     *Loop  // ConnInfo.Loop: the client connection's event loop
 
 	// Limits (limits.go): bytes reserved for the frame being read, why reading is paused (0: not
 	// paused), whether a Wake is on its way, and the socket read switch (made on first pause).
@@ -104,7 +105,7 @@ func newSession(p *Proxy, c gnet.Conn, node int32) *session {
 	} else if a := c.RemoteAddr(); a != nil {
 		remote = a.String()
 	}
-	return &session{p: p, c: c, node: node, remote: remote, ctx: ctx, cancel: cancel}
+	return &session{p: p, c: c, node: node, remote: remote, ctx: ctx, cancel: cancel, loop: p.loopOf(c.EventLoop())}
 }
 
 // dial connects to the broker off the loop and enrolls the connection into the client's loop.
@@ -457,7 +458,7 @@ func (s *session) beginOnLoop(hi *hookItem) bool {
 }
 
 func (s *session) connInfo(h protocol.RequestHeader) ConnInfo {
-	return ConnInfo{RemoteAddr: s.remote, ClientID: string(h.ClientID), NodeID: s.node, Serial: &s.serial}
+	return ConnInfo{RemoteAddr: s.remote, ClientID: string(h.ClientID), NodeID: s.node, Serial: &s.serial, Loop: s.loop}
 }
 
 // begun is a Begin's outcome, encoded off the loop where Begin ran there.
@@ -678,7 +679,9 @@ func (s *session) finished(sl *slot, r kmsg.Response) {
 	if r != nil && !sl.noResp {
 		out = protocol.AppendResponse(nil, sl.corr, r)
 	}
-	s.onLoop(func() {
+	// Through the Loop: when the Finish completed on this loop (its OpenMLDB responses read
+	// here), the answer goes out before the loop moves on, with no task to queue.
+	err := s.loop.Run(func() {
 		s.finRuns--
 		if sl.buf != nil {
 			s.p.frames.put(sl.buf)
@@ -689,6 +692,9 @@ func (s *session) finished(sl *slot, r kmsg.Response) {
 			s.flush()
 		}
 	})
+	if err != nil {
+		s.p.log.Debug("schedule on event loop", "client", s.remote, "err", err)
+	}
 }
 
 func (s *session) write(b []byte) {

@@ -13,6 +13,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/openmldb-kafka-proxy/openmldb-kafka-proxy/config"
+	"github.com/openmldb-kafka-proxy/openmldb-kafka-proxy/openmldb"
 	"github.com/openmldb-kafka-proxy/openmldb-kafka-proxy/proxy"
 )
 
@@ -150,6 +151,22 @@ func NewRPCMetrics(reg prometheus.Registerer) *RPCMetrics {
 		reg.MustRegister(m.latency, m.errors)
 	}
 	return m
+}
+
+// RegisterPutRoutes registers okp_openmldb_puts_total{connection="loop"|"shared"}: the Puts sent
+// on the event loops' own tablet connections (openmldb.Lane) and on the client's shared ones.
+func RegisterPutRoutes(reg prometheus.Registerer, store *openmldb.Client) {
+	for _, route := range []string{"loop", "shared"} {
+		reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "okp_openmldb_puts_total",
+			Help:        "OpenMLDB Puts sent, by connection: the event loop's own (responses read by the loop) or the client's shared one.",
+			ConstLabels: prometheus.Labels{"connection": route}}, func() float64 {
+			onLanes, shared := store.PutCounts()
+			if route == "loop" {
+				return float64(onLanes)
+			}
+			return float64(shared)
+		}))
+	}
 }
 
 // Observe records one RPC (d is 0 for a failed dial).

@@ -182,8 +182,8 @@ func (t *Tee) beginProduce(ctx context.Context, c proxy.ConnInfo, req *kmsg.Prod
 	}
 	step.FinishAsync = func(ctx context.Context, resp kmsg.Response, done func(kmsg.Response)) {
 		pr, _ := resp.(*kmsg.ProduceResponse)
-		finish := func() {
-			t.finishProduce(ctx, c, plans, pr, deadline, func() {
+		finish := func(onLoop bool) {
+			t.finishProduce(ctx, c, plans, pr, deadline, routeOf(c, onLoop), func() {
 				if pr == nil {
 					done(resp)
 					return
@@ -198,7 +198,7 @@ func (t *Tee) beginProduce(ctx context.Context, c proxy.ConnInfo, req *kmsg.Prod
 		// in order either way, so a partition's rows are issued in offset order across
 		// pipelined requests too.
 		if c.Serial == nil {
-			finish()
+			finish(true)
 			return
 		}
 		c.Serial.Run(rows <= maxRowsOnLoop, finish)

@@ -31,7 +31,7 @@ const maxRowsOnLoop = 64
 // goroutine). The writes start from here and complete through callbacks;
 // only a partition whose start would block (a dead-letter produce, or an earlier attempt at the
 // same batch still writing) gets a goroutine of its own, so it cannot hold the others back.
-func (t *Tee) finishProduce(ctx context.Context, c proxy.ConnInfo, plans []*partitionPlan, resp *kmsg.ProduceResponse, deadline time.Time, done func()) {
+func (t *Tee) finishProduce(ctx context.Context, c proxy.ConnInfo, plans []*partitionPlan, resp *kmsg.ProduceResponse, deadline time.Time, r route, done func()) {
 	var jobs []storeJob
 	for _, p := range plans {
 		if p.reject {
@@ -56,12 +56,12 @@ func (t *Tee) finishProduce(ctx context.Context, c proxy.ConnInfo, plans []*part
 	// The partitions' Puts leave together: one socket write per tablet for the whole request.
 	batch := &openmldb.WriteBatch{}
 	for i, j := range jobs {
-		w, msg, started := t.startStore(ctx, j.plan, j.part, false, batch, func(o writeOutcome, w *rowWrite) {
+		w, msg, started := t.startStore(ctx, j.plan, j.part, false, batch, r, func(o writeOutcome, w *rowWrite) {
 			f.end(i, w.message(o))
 		})
 		switch {
 		case !started:
-			go func() { f.end(i, t.storePartition(ctx, j.plan, j.part)) }()
+			go func() { f.end(i, t.storePartition(ctx, j.plan, j.part, r.offLoop())) }()
 		case w == nil:
 			f.end(i, msg)
 		default:
@@ -78,6 +78,31 @@ func (t *Tee) finishProduce(ctx context.Context, c proxy.ConnInfo, plans []*part
 		f.timer = time.AfterFunc(time.Until(deadline), f.expire)
 	}
 	f.end(-1, "")
+}
+
+// route says which connections a write's Puts take: those of the client connection's event
+// loop (proxy.Loop as an openmldb.Lane), so that the loop reads their responses itself, and
+// whether the caller runs on that loop now (its Puts are then written at once). Every write of
+// a client connection names its loop, so the connection's Puts keep their order on the wire.
+type route struct {
+	lane   openmldb.Lane
+	onLoop bool
+}
+
+var _ openmldb.Lane = (*proxy.Loop)(nil)
+
+// routeOf is the route of c's writes, made on its loop (onLoop) or elsewhere.
+func routeOf(c proxy.ConnInfo, onLoop bool) route {
+	if c.Loop == nil {
+		return route{}
+	}
+	return route{lane: c.Loop, onLoop: onLoop}
+}
+
+// offLoop is r for a caller that has left the loop.
+func (r route) offLoop() route {
+	r.onLoop = false
+	return r
 }
 
 // finishing is one finishProduce in progress: which partitions are still being written, and
@@ -156,8 +181,8 @@ func (t *Tee) report(c proxy.ConnInfo, j storeJob, msg string) {
 
 // storePartition writes one partition's rows (only the missing ones for an idempotent retry)
 // and dead-letters its invalid records. It returns "" on success or what the client should read.
-func (t *Tee) storePartition(ctx context.Context, p *partitionPlan, part *kmsg.ProduceResponseTopicPartition) string {
-	w, msg, _ := t.startStore(ctx, p, part, true, nil, nil)
+func (t *Tee) storePartition(ctx context.Context, p *partitionPlan, part *kmsg.ProduceResponseTopicPartition, r route) string {
+	w, msg, _ := t.startStore(ctx, p, part, true, nil, r, nil)
 	if w == nil {
 		return msg
 	}
@@ -185,7 +210,7 @@ type writeOutcome struct {
 // started false. With batch the Puts wait for batch.Flush; with notify the outcome goes to notify
 // instead of the write's done channel.
 func (t *Tee) startStore(ctx context.Context, p *partitionPlan, part *kmsg.ProduceResponseTopicPartition, mayBlock bool,
-	batch *openmldb.WriteBatch, notify func(writeOutcome, *rowWrite)) (w *rowWrite, msg string, started bool) {
+	batch *openmldb.WriteBatch, r route, notify func(writeOutcome, *rowWrite)) (w *rowWrite, msg string, started bool) {
 	if len(p.invalid) > 0 && p.sink.OnInvalid == config.OnInvalidDLQ {
 		if !mayBlock {
 			return nil, "", false
@@ -258,7 +283,7 @@ func (t *Tee) startStore(ctx context.Context, p *partitionPlan, part *kmsg.Produ
 	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), DefaultWriteTimeout)
 	start := time.Now()
 	m := p.state.m
-	t.store.WriteAsync(wctx, p.state.table, rows, openmldb.WriteOptions{PutIfAbsent: p.sink.ExactlyOnce, Validated: true, Batch: batch}, func(errs []error) {
+	t.store.WriteAsync(wctx, p.state.table, rows, openmldb.WriteOptions{PutIfAbsent: p.sink.ExactlyOnce, Validated: true, Batch: batch, Lane: r.lane, OnLane: r.onLoop}, func(errs []error) {
 		cancel()
 		m.writeSeconds.Observe(time.Since(start).Seconds())
 		var stored []bool

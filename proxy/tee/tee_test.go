@@ -853,3 +853,44 @@ func TestPipelinedProducesStoredInOffsetOrder(t *testing.T) {
 		}
 	}
 }
+
+// Once its loop's own connection to the tablet is up, a small Produce's Puts take it (their
+// responses are then read by the event loop, which answers the producer without a hand-off);
+// until then they take the client's shared connection, and no row is lost or doubled.
+func TestSmallProducesWriteOnTheirLoop(t *testing.T) {
+	e := startEnv(t, []config.Sink{{Topics: []string{"topic1"}, AutoCreate: true}}, "topic1")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cl := e.client(t)
+	next := 0
+	produce := func() {
+		t.Helper()
+		if err := cl.ProduceSync(ctx, &kgo.Record{Topic: "topic1", Value: []byte(seedRow(next))}).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
+		next++
+	}
+	until := time.Now().Add(10 * time.Second)
+	for {
+		produce()
+		if onLanes, _ := e.store.PutCounts(); onLanes > 0 {
+			break
+		}
+		if time.Now().After(until) {
+			t.Fatalf("after %d produces no Put ever took the event loop's own connection", next)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	lane0, shared0 := e.store.PutCounts()
+	for range 30 {
+		produce()
+	}
+	lane1, shared1 := e.store.PutCounts()
+	if lane1-lane0 != 30 || shared1 != shared0 {
+		t.Fatalf("30 one-record produces sent %d Puts on the loop's connection and %d on the shared one; want 30 and 0",
+			lane1-lane0, shared1-shared0)
+	}
+	if n, err := e.cluster.Count("kafka_test", "topic1"); err != nil || n != next {
+		t.Fatalf("table holds %d rows (%v), want %d", n, err, next)
+	}
+}
