@@ -49,8 +49,9 @@ func (t *tablet) get(_ context.Context, req *apipb.GetRequest) (*apipb.GetRespon
 	defer part.mu.RUnlock()
 	l := store.keys[req.GetKey()]
 	if l != nil {
-		for i := range l.entries {
-			e := l.desc(i)
+		es := l.ordered()
+		for i := range es {
+			e := newest(es, i)
 			if req.GetTs() != 0 && !matchTS(req.GetType(), e.ts, req.GetTs()) {
 				continue
 			}
@@ -82,8 +83,9 @@ func (t *tablet) scan(_ context.Context, req *apipb.ScanRequest) (*apipb.ScanRes
 	var pairs []byte
 	count := uint32(0)
 	if l := store.keys[req.GetPk()]; l != nil {
-		for i := range l.entries {
-			e := l.desc(i)
+		es := l.ordered()
+		for i := range es {
+			e := newest(es, i)
 			if req.GetSt() != 0 && e.ts > req.GetSt() {
 				continue
 			}
@@ -154,8 +156,9 @@ outer:
 		k := keys[ki]
 		l := store.keys[k]
 		skipped := uint32(0)
-		for i := range l.entries {
-			e := l.desc(i)
+		es := l.ordered()
+		for i := range es {
+			e := newest(es, i)
 			if resume && ki == start {
 				if e.ts > req.GetTs() {
 					continue

@@ -2,6 +2,8 @@ package openmldbtest
 
 import (
 	"bytes"
+	"cmp"
+	"slices"
 	"sort"
 	"sync"
 )
@@ -12,26 +14,40 @@ type entry struct {
 	row []byte
 }
 
-// keyList holds a key's entries in ascending ts, equal timestamps in insertion order; readers walk
-// it backwards (newest first) as OpenMLDB's time-ordered lists do.
+// keyList holds a key's entries; readers see them in ascending ts, equal timestamps in insertion
+// order, and walk them backwards (newest first) as OpenMLDB's time-ordered lists do. Puts
+// append: rows of concurrent writes come with timestamps slightly out of order, and inserting each
+// in place cost a copy of the list's tail (all the rows of a table with one key, millions in a
+// benchmark). The list is sorted, stably, when next read instead.
 type keyList struct {
 	entries []entry
+	// unsorted: an entry was appended with a ts below its predecessor's. Writers hold the
+	// partition's lock; readers hold it shared and sort under sortMu.
+	unsorted bool
+	sortMu   sync.Mutex
 }
 
 func (l *keyList) insert(e entry) {
-	n := len(l.entries)
-	if n == 0 || l.entries[n-1].ts <= e.ts {
-		l.entries = append(l.entries, e)
-		return
+	if n := len(l.entries); n > 0 && l.entries[n-1].ts > e.ts {
+		l.unsorted = true
 	}
-	i := sort.Search(n, func(i int) bool { return l.entries[i].ts > e.ts })
-	l.entries = append(l.entries, entry{})
-	copy(l.entries[i+1:], l.entries[i:])
-	l.entries[i] = e
+	l.entries = append(l.entries, e)
 }
 
-// desc returns the i-th entry newest first.
-func (l *keyList) desc(i int) entry { return l.entries[len(l.entries)-1-i] }
+// ordered returns the entries in ascending ts, equal timestamps in insertion order. The caller
+// holds the partition's lock, shared or not.
+func (l *keyList) ordered() []entry {
+	l.sortMu.Lock()
+	defer l.sortMu.Unlock()
+	if l.unsorted {
+		slices.SortStableFunc(l.entries, func(a, b entry) int { return cmp.Compare(a.ts, b.ts) })
+		l.unsorted = false
+	}
+	return l.entries
+}
+
+// newest returns the i-th of ordered entries es, newest first.
+func newest(es []entry, i int) entry { return es[len(es)-1-i] }
 
 // contains reports whether a byte-identical row is stored, with the same ts unless anyTS.
 func (l *keyList) contains(row []byte, ts uint64, anyTS bool) bool {
@@ -130,7 +146,7 @@ func (p *partition) clone() *partition {
 		}
 		cs := &indexStore{keys: make(map[string]*keyList, len(s.keys)), sorted: append([]string(nil), s.sorted...), dirty: s.dirty}
 		for k, l := range s.keys {
-			cs.keys[k] = &keyList{entries: append([]entry(nil), l.entries...)}
+			cs.keys[k] = &keyList{entries: append([]entry(nil), l.entries...), unsorted: l.unsorted}
 		}
 		c.indexes[i] = cs
 	}
