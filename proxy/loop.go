@@ -94,7 +94,13 @@ func (l *Loop) Attach(nc net.Conn, feed func(data []byte) int, closed func(err e
 	if err != nil {
 		return nil, nil, err
 	}
-	r := <-res
+	var r gnet.RegisteredResult
+	select {
+	case r = <-res:
+	case <-l.ctx.Done():
+		// The engine is stopping: a connection it has not opened yet never will be.
+		return nil, nil, l.ctx.Err()
+	}
 	if r.Err != nil {
 		return nil, nil, r.Err
 	}
