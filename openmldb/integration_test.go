@@ -654,3 +654,45 @@ func TestIntegrationOnRPCObservesEveryCall(t *testing.T) {
 		t.Fatal("a Put past its deadline was not observed as ErrCallTimeout")
 	}
 }
+
+// Paging through a key whose rows share timestamps (an index without a TS column stamps each
+// Write's rows with one Put time) returns every row exactly once: a page boundary inside a run of
+// equal timestamps resumes by position. Concurrent writes also store timestamps out of order.
+func TestIntegrationTraversePagesThroughEqualTimestamps(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	e := startEnv(t, ctx, openmldbtest.Options{Tablets: 1}, 0)
+	if err := e.client.CreateDatabase(ctx, "tdb", true); err != nil {
+		t.Fatal(err)
+	}
+	tb, err := e.client.CreateTable(ctx, openmldb.TableSpec{DB: "tdb", Name: "stamped", Columns: testColumns,
+		Indexes: []openmldb.Index{{Keys: []string{"c2"}}}, PartitionNum: 1, ReplicaNum: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const writers, perWrite, writes = 4, 450, 2
+	var wg sync.WaitGroup
+	for w := range writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for k := range writes {
+				rows := make([]openmldb.Row, perWrite)
+				for i := range rows {
+					rows[i] = testRow((w*writes+k)*perWrite + i)
+					rows[i][2] = openmldb.Int(7) // one key for every row
+				}
+				for i, err := range e.client.Write(ctx, tb, rows, openmldb.WriteOptions{}) {
+					if err != nil {
+						t.Errorf("row %d: %v", i, err)
+						return
+					}
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if got, want := len(readAll(t, ctx, e.client, tb)), writers*writes*perWrite; got != want {
+		t.Fatalf("traverse read %d rows, want %d", got, want)
+	}
+}

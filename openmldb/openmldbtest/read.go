@@ -155,19 +155,17 @@ outer:
 	for ki := start; ki < len(keys); ki++ {
 		k := keys[ki]
 		l := store.keys[k]
-		skipped := uint32(0)
 		es := l.ordered()
-		for i := range es {
+		from := 0
+		if resume && ki == start {
+			// Skip, newest first, the entries above ts and the ts_pos of ts returned already:
+			// found by search, so paging through a long key costs each page its own length.
+			above := sort.Search(len(es), func(i int) bool { return es[i].ts > req.GetTs() })
+			atOrAbove := sort.Search(len(es), func(i int) bool { return es[i].ts >= req.GetTs() })
+			from = len(es) - above + min(int(req.GetTsPos()), above-atOrAbove)
+		}
+		for i := from; i < len(es); i++ {
 			e := newest(es, i)
-			if resume && ki == start {
-				if e.ts > req.GetTs() {
-					continue
-				}
-				if e.ts == req.GetTs() && skipped < req.GetTsPos() {
-					skipped++
-					continue
-				}
-			}
 			if limit != 0 && count >= limit {
 				break outer
 			}
