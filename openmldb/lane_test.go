@@ -114,6 +114,18 @@ func (l *testLane) Attach(nc net.Conn, feed func([]byte) int, closed func(error)
 	return write, func() { dup.Close() }, nil
 }
 
+// waitAttached waits until the lane has attached n connections.
+func (l *testLane) waitAttached(t *testing.T, ctx context.Context, n int32) {
+	t.Helper()
+	for l.attached.Load() < n {
+		select {
+		case <-ctx.Done():
+			t.Fatalf("the lane attached %d connections, want %d", l.attached.Load(), n)
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+}
+
 func (l *testLane) closeConns() {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -170,13 +182,7 @@ func TestLaneWritesCompleteOnTheLoop(t *testing.T) {
 	// The first write finds no lane connection: it takes the shared one and starts the dial.
 	errs, _ := writeOnLoop(t, ctx, e.client, l, tb, []openmldb.Row{testRow(0)})
 	noErrors(t, errs)
-	for l.attached.Load() == 0 {
-		select {
-		case <-ctx.Done():
-			t.Fatal("the lane never got a connection")
-		case <-time.After(5 * time.Millisecond):
-		}
-	}
+	l.waitAttached(t, ctx, 1)
 	var rows []openmldb.Row
 	for i := 1; i <= 200; i++ {
 		rows = append(rows, testRow(i))
@@ -221,13 +227,7 @@ func TestLaneWaitsForItsPutsOnTheSharedConnection(t *testing.T) {
 	if onLane {
 		t.Fatal("a lane without a connection routed a Put to it")
 	}
-	for l.attached.Load() == 0 {
-		select {
-		case <-ctx.Done():
-			t.Fatal("the lane never got a connection")
-		case <-time.After(5 * time.Millisecond):
-		}
-	}
+	l.waitAttached(t, ctx, 1)
 	// Wait until the connection is published (attached, then stored).
 	deadline := time.Now().Add(time.Second)
 	var releases []func()
@@ -267,9 +267,7 @@ func TestLaneRedialsAfterItsConnectionCloses(t *testing.T) {
 		next++
 	}
 	write()
-	for l.attached.Load() == 0 {
-		time.Sleep(5 * time.Millisecond)
-	}
+	l.waitAttached(t, ctx, 1)
 	write()
 	l.closeConns()
 	// Writes go on (a Put caught on the closing connection is retried) and the lane redials.
