@@ -83,6 +83,9 @@ type hookConn struct {
 	loop   *Loop
 	feed   func(data []byte) int
 	closed func(err error)
+	// gone is set (on the loop) when the connection has closed: gnet's Write would then write to
+	// a released descriptor, which another connection may have been given meanwhile.
+	gone bool
 }
 
 // Attach hands nc to the loop and returns when the loop serves it; call it off the loop. The loop
@@ -90,7 +93,8 @@ type hookConn struct {
 // write must be called on the loop only; close from anywhere. The loop keeps a duplicate of nc's
 // socket: close nc after Attach returns.
 func (l *Loop) Attach(nc net.Conn, feed func(data []byte) int, closed func(err error)) (write func(b []byte) error, close func(), err error) {
-	res, err := l.el.Enroll(gnet.NewContext(l.ctx, &hookConn{loop: l, feed: feed, closed: closed}), nc)
+	hc := &hookConn{loop: l, feed: feed, closed: closed}
+	res, err := l.el.Enroll(gnet.NewContext(l.ctx, hc), nc)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -106,6 +110,9 @@ func (l *Loop) Attach(nc net.Conn, feed func(data []byte) int, closed func(err e
 	}
 	gc := r.Conn
 	write = func(b []byte) error {
+		if hc.gone {
+			return net.ErrClosed
+		}
 		_, err := gc.Write(b)
 		return err
 	}
@@ -119,14 +126,17 @@ func (h *hookConn) onTraffic(c gnet.Conn) gnet.Action {
 		return gnet.None
 	}
 	h.loop.deliver(func() {
-		n := h.feed(data)
-		_, _ = c.Discard(n)
+		// Discard(0) would empty the whole buffer: a partial frame must stay for the next read.
+		if n := h.feed(data); n > 0 {
+			_, _ = c.Discard(n)
+		}
 	})
 	return gnet.None
 }
 
 // onClose tells the hook its connection ended.
 func (h *hookConn) onClose(err error) {
+	h.gone = true
 	if err == nil {
 		err = io.EOF
 	}

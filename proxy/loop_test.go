@@ -3,7 +3,7 @@ package proxy
 import (
 	"context"
 	"encoding/binary"
-	"io"
+	"errors"
 	"net"
 	"sync"
 	"testing"
@@ -14,7 +14,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
-// echoServer returns the address of a TCP server that sends back whatever it reads.
+// echoServer returns the address of a TCP server that sends back whatever it reads, one byte
+// per write, so the reader sees frames arrive in pieces.
 func echoServer(t *testing.T) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -30,7 +31,19 @@ func echoServer(t *testing.T) string {
 			}
 			go func() {
 				defer c.Close()
-				_, _ = io.Copy(c, c)
+				buf := make([]byte, 256)
+				for {
+					n, err := c.Read(buf)
+					if err != nil {
+						return
+					}
+					for _, b := range buf[:n] {
+						if _, err := c.Write([]byte{b}); err != nil {
+							return
+						}
+						time.Sleep(time.Millisecond)
+					}
+				}
 			}()
 		}
 	}()
@@ -97,7 +110,8 @@ func (h *echoHook) feed(data []byte) int {
 }
 
 // A hook's own connection attached to a client connection's loop carries its traffic: written
-// on the loop, read back by the loop, and the requests it completes are answered in order.
+// on the loop, read back by the loop (also when its input arrives a byte at a time), and the
+// requests it completes are answered in order.
 func TestLoopAttachServesHookConnection(t *testing.T) {
 	c := newCluster(t, kfake.NumBrokers(1), kfake.SeedTopics(1, "t"))
 	hook := &echoHook{echo: echoServer(t), waiting: map[uint32]func(uint32){}}
@@ -130,15 +144,7 @@ func TestLoopRunJoinsDelivery(t *testing.T) {
 	if _, err := rc.read(); err != nil {
 		t.Fatal(err)
 	}
-	p.loopsMu.Lock()
-	var l *Loop
-	for _, x := range p.loops {
-		l = x
-	}
-	p.loopsMu.Unlock()
-	if l == nil {
-		t.Fatal("no Loop made for the client connection")
-	}
+	l := anyLoop(t, p)
 	result := make(chan string, 1)
 	err := l.el.Execute(context.Background(), gnet.RunnableFunc(func(context.Context) error {
 		ran := false
@@ -180,5 +186,58 @@ func TestLoopRunJoinsDelivery(t *testing.T) {
 	case <-scheduled:
 	case <-time.After(10 * time.Second):
 		t.Fatal("work given outside a delivery never ran")
+	}
+}
+
+// anyLoop returns a Loop of p's (one client connection has been served).
+func anyLoop(t *testing.T, p *Proxy) *Loop {
+	t.Helper()
+	p.loopsMu.Lock()
+	defer p.loopsMu.Unlock()
+	for _, l := range p.loops {
+		return l
+	}
+	t.Fatal("no Loop made for the client connection")
+	return nil
+}
+
+// Once a hook connection has closed, writing it fails instead of reaching the descriptor gnet
+// released (which a later connection may have been given).
+func TestLoopWriteAfterCloseFails(t *testing.T) {
+	c := newCluster(t, kfake.NumBrokers(1), kfake.SeedTopics(1, "t"))
+	p, _ := startProxy(t, c.ListenAddrs(), 1, nil)
+	rc := dialRaw(t, p.Addr())
+	rc.send(reqFrame(produceReq("t", 0, -1, "v"), 1))
+	if _, err := rc.read(); err != nil {
+		t.Fatal(err)
+	}
+	l := anyLoop(t, p)
+	nc, err := net.Dial("tcp", echoServer(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed := make(chan error, 1)
+	write, closeConn, err := l.Attach(nc, func(data []byte) int { return len(data) }, func(err error) { closed <- err })
+	nc.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	closeConn()
+	select {
+	case <-closed:
+	case <-time.After(10 * time.Second):
+		t.Fatal("closing the hook connection was never reported")
+	}
+	result := make(chan error, 1)
+	if err := l.Run(func() { result <- write([]byte("STALE")) }); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-result:
+		if !errors.Is(err, net.ErrClosed) {
+			t.Fatalf("write after close returned %v, want net.ErrClosed", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the write task never ran")
 	}
 }
