@@ -9,12 +9,10 @@ func ZKSessionID(c *Client) int64 {
 	return c.zk.conn.SessionID()
 }
 
-// PickLane exposes the lane routing of one Put to addr to the external tests: whether it
-// would take the lane's own connection, and the release a Put on the shared one must call.
-func PickLane(c *Client, lane Lane, addr string) (onLaneConn bool, release func()) {
-	rc, st := c.pickLane(lane, addr)
-	if rc != nil {
-		return true, func() {}
-	}
-	return false, func() { c.unfallback(st) }
+// LaneUp reports to the external tests whether the lane's connection to addr is published.
+func LaneUp(c *Client, lane Lane, addr string) bool {
+	c.lanes.mu.Lock()
+	defer c.lanes.mu.Unlock()
+	st := c.lanes.states[laneKey{lane, addr}]
+	return st != nil && st.conn != nil && !st.conn.isDead()
 }

@@ -44,6 +44,9 @@ type laneIO struct {
 	write     func([]byte) error // on the lane's loop only
 	close     func()
 	scheduled bool // guarded by rpcConn.wmu: a flush task is queued on the loop
+	// held (guarded by rpcConn.wmu): Puts queue but are not written, because Puts of the lane
+	// sent earlier on the shared connection are not over yet.
+	held bool
 }
 
 // laneKey names one lane's connection to one tablet.
@@ -52,9 +55,10 @@ type laneKey struct {
 	addr string
 }
 
-// laneState is one lane's connection to one tablet. While Puts of the lane's writes are in
-// flight on the shared connection (fallback > 0: issued while the lane's own was not up), new
-// ones follow them there, so a client connection's Puts keep their order on the wire.
+// laneState is one lane's connection to one tablet. Puts issued while it is not up take the
+// shared connection (counted in fallback until each is over: answered, or its connection ended).
+// Once it is up, Puts queue on it, held until fallback is back to 0, so a client connection's
+// Puts never overtake each other between the two connections.
 type laneState struct {
 	conn     *rpcConn // nil until attached; dead ones are dropped on the next pick
 	dialing  bool
@@ -69,10 +73,10 @@ type laneConns struct {
 	closed bool
 }
 
-// pick returns the lane's live connection to addr, starting a dial when there is none. It
-// returns nil, with fallback counted, when the Put must take the shared connection: the lane's
-// is not up yet, or earlier Puts of the lane are still in flight on the shared one. The caller
-// calls unfallback once for every nil it got, when that Put completes or is not sent.
+// pickLane returns the lane's live connection to addr (holding its writes while fallback Puts
+// are not over), starting a dial when there is none. It returns nil, with fallback counted, when
+// the Put must take the shared connection. The caller calls unfallback once for every nil it got,
+// when that Put is over or was not sent.
 func (c *Client) pickLane(lane Lane, addr string) (*rpcConn, *laneState) {
 	l := &c.lanes
 	k := laneKey{lane, addr}
@@ -93,7 +97,7 @@ func (c *Client) pickLane(lane Lane, addr string) (*rpcConn, *laneState) {
 		st.dialing = true
 		go c.dialLane(k, st)
 	}
-	if st.conn != nil && st.fallback == 0 {
+	if st.conn != nil {
 		return st.conn, st
 	}
 	st.fallback++
@@ -107,7 +111,25 @@ func (c *Client) unfallback(st *laneState) {
 	}
 	c.lanes.mu.Lock()
 	st.fallback--
+	var release *rpcConn
+	if st.fallback == 0 && st.conn != nil {
+		release = st.conn
+	}
 	c.lanes.mu.Unlock()
+	if release != nil {
+		release.releaseHold()
+	}
+}
+
+// releaseHold lets a held lane connection write what queued meanwhile.
+func (c *rpcConn) releaseHold() {
+	c.wmu.Lock()
+	held := c.lane.held
+	c.lane.held = false
+	c.wmu.Unlock()
+	if held {
+		c.flushFrom(false, false)
+	}
 }
 
 // dialLane connects the lane of k to its tablet and attaches the connection to the lane's loop.
@@ -128,6 +150,7 @@ func (c *Client) dialLane(k laneKey, st *laneState) {
 		_ = nc.Close()
 		if aerr != nil {
 			err = fmt.Errorf("attach to event loop: %w", aerr)
+			rc.fail(err) // stops its sweeper
 		} else {
 			rc.attach(&laneIO{lane: k.lane, write: write, close: closeConn})
 		}
@@ -147,6 +170,8 @@ func (c *Client) dialLane(k laneKey, st *laneState) {
 	case l.closed:
 		rc.fail(net.ErrClosed)
 	default:
+		// Nobody writes rc before it is published: held is set without a race.
+		rc.lane.held = st.fallback > 0
 		st.conn = rc
 		c.log.Debug("openmldb: lane connected", "addr", k.addr)
 	}

@@ -25,6 +25,7 @@ type testLane struct {
 	attached atomic.Int32
 	fed      atomic.Int64
 	offLoop  atomic.Int32 // writes made off the loop: must stay 0
+	written  atomic.Int64 // bytes written to the lane's connections
 	mu       sync.Mutex
 	conns    []net.Conn
 }
@@ -108,6 +109,7 @@ func (l *testLane) Attach(nc net.Conn, feed func([]byte) int, closed func(error)
 		if !l.onLoop() {
 			l.offLoop.Add(1)
 		}
+		l.written.Add(int64(len(b)))
 		_, err := dup.Write(b)
 		return err
 	}
@@ -215,40 +217,107 @@ func TestLaneWritesCompleteOnTheLoop(t *testing.T) {
 	}
 }
 
-// While Puts of a lane's writes are in flight on the shared connection (sent before the lane's
-// own was up), later Puts follow them there instead of overtaking on the new connection.
-func TestLaneWaitsForItsPutsOnTheSharedConnection(t *testing.T) {
+// startOnLoop runs WriteAsync on the lane's loop without waiting; its results arrive on the
+// returned channel.
+func startOnLoop(t *testing.T, ctx context.Context, c *openmldb.Client, l *testLane, tb *openmldb.Table, rows []openmldb.Row) <-chan []error {
+	t.Helper()
+	ch := make(chan []error, 1)
+	if err := l.Run(func() {
+		c.WriteAsync(ctx, tb, rows, openmldb.WriteOptions{Lane: l, OnLane: true}, func(errs []error) { ch <- errs })
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return ch
+}
+
+// orderCase writes row 1 through a lane whose connection is not up (it takes the shared one,
+// where the cluster stalls it), then row 2 once the lane's connection is up: row 2 must be held
+// on the lane's connection, not written, until row 1 is over, and the rows are stored in order.
+// With firstExpires, row 1's caller gives up (its context expires) while the Put is stalled.
+func orderCase(t *testing.T, firstExpires bool) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	e := startEnv(t, ctx, openmldbtest.Options{Tablets: 1}, 0)
+	if err := e.client.CreateDatabase(ctx, "ldb", true); err != nil {
+		t.Fatal(err)
+	}
+	// No TS column: rows are kept in the order the tablet stored them.
+	tb, err := e.client.CreateTable(ctx, openmldb.TableSpec{DB: "ldb", Name: "ordered", Columns: testColumns,
+		Indexes: []openmldb.Index{{Keys: []string{"id"}}}, PartitionNum: 1, ReplicaNum: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
 	addr := e.cluster.Tablets()[0]
 	l := newTestLane(t)
-	onLane, releaseFirst := openmldb.PickLane(e.client, l, addr)
-	if onLane {
-		t.Fatal("a lane without a connection routed a Put to it")
+	e.cluster.StallPuts(time.Minute)
+	fctx, fcancel := context.WithCancel(ctx)
+	if firstExpires {
+		fctx, fcancel = context.WithTimeout(ctx, 300*time.Millisecond)
 	}
+	defer fcancel()
+	first := startOnLoop(t, fctx, e.client, l, tb, []openmldb.Row{testRow(1)})
 	l.waitAttached(t, ctx, 1)
-	// Wait until the connection is published (attached, then stored).
-	deadline := time.Now().Add(time.Second)
-	var releases []func()
-	for {
-		onLane, release := openmldb.PickLane(e.client, l, addr)
-		if onLane {
-			t.Fatal("a Put took the lane's connection while an earlier one was in flight on the shared one")
+	for !openmldb.LaneUp(e.client, l, addr) {
+		if ctx.Err() != nil {
+			t.Fatal("the lane's connection was never published")
 		}
-		releases = append(releases, release)
-		if time.Now().After(deadline) {
-			break
+		time.Sleep(5 * time.Millisecond)
+	}
+	second := startOnLoop(t, ctx, e.client, l, tb, []openmldb.Row{testRow(2)})
+	if firstExpires {
+		// The first write gives up while its Put is still at the tablet.
+		select {
+		case errs := <-first:
+			if errs[0] == nil {
+				t.Fatal("the first write succeeded while its Put was stalled")
+			}
+		case <-ctx.Done():
+			t.Fatal("the first write did not expire")
 		}
-		time.Sleep(20 * time.Millisecond)
 	}
-	releaseFirst()
-	for _, r := range releases {
-		r()
+	time.Sleep(200 * time.Millisecond)
+	if n := l.written.Load(); n != 0 {
+		t.Fatalf("the lane's connection carried %d bytes while the lane's first Put was not over on the shared one", n)
 	}
-	if onLane, _ := openmldb.PickLane(e.client, l, addr); !onLane {
-		t.Fatal("with nothing in flight on the shared connection, the Put did not take the lane's")
+	e.cluster.StallPuts(0)
+	if !firstExpires {
+		noErrors(t, <-first)
 	}
+	select {
+	case errs := <-second:
+		noErrors(t, errs)
+	case <-ctx.Done():
+		t.Fatal("the held write was never sent")
+	}
+	if l.written.Load() == 0 {
+		t.Fatal("the second write did not take the lane's connection")
+	}
+	rows, err := e.cluster.Rows("ldb", "ordered")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []int64
+	for _, b := range rows {
+		r, err := openmldb.DecodeRow(tb.Columns, b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, r[0].I)
+	}
+	if len(ids) != 2 || ids[0] != 1 || ids[1] != 2 {
+		t.Fatalf("stored ids in insertion order %v, want [1 2]", ids)
+	}
+}
+
+// A lane's Puts wait on its new connection until its earlier Puts on the shared one are answered.
+func TestLaneHoldsItsPutsUntilSharedOnesAreOver(t *testing.T) {
+	orderCase(t, false)
+}
+
+// A shared-connection Put whose caller gave up (its context expired) is not over: it may still
+// be stored, so the lane keeps holding until the tablet answers it.
+func TestLaneKeepsHoldingAfterASharedPutExpires(t *testing.T) {
+	orderCase(t, true)
 }
 
 // A lane connection that the loop closes is replaced: writes meanwhile take the shared connection

@@ -141,7 +141,17 @@ type pending struct {
 	ctx      context.Context
 	deadline time.Time
 	began    time.Time // set when calls are observed (Options.OnRPC)
+	// late, if set, runs once the call is really over when it expired first (cb got an
+	// *expiredError): when its response arrives after all, or the connection ends.
+	late func()
 }
+
+// expiredError is what a call that timed out or was cancelled before its response gets; the
+// request may still be in the socket or at the server.
+type expiredError struct{ err error }
+
+func (e *expiredError) Error() string { return e.err.Error() }
+func (e *expiredError) Unwrap() error { return e.err }
 
 // complete ends call p: it reports the call to the observer, if any, then to its callback.
 func (c *rpcConn) complete(p pending, body []byte, err error) {
@@ -171,6 +181,7 @@ type rpcConn struct {
 
 	pmu     sync.Mutex
 	pending map[int64]pending
+	late    map[int64]func() // expired calls' late, until their response or the connection's end
 	dead    error
 	failed  atomic.Bool // dead != nil, readable without pmu
 
@@ -215,6 +226,8 @@ func (c *rpcConn) fail(err error) {
 	c.failed.Store(true)
 	calls := c.pending
 	c.pending = nil
+	late := c.late
+	c.late = nil
 	lane := c.lane
 	c.pmu.Unlock()
 	c.once.Do(func() { close(c.closed) })
@@ -226,6 +239,9 @@ func (c *rpcConn) fail(err error) {
 	}
 	for _, p := range calls {
 		c.complete(p, nil, &ConnError{Addr: c.addr, Err: err})
+	}
+	for _, f := range late {
+		f()
 	}
 }
 
@@ -244,6 +260,13 @@ func (c *rpcConn) start(ctx context.Context, deadline time.Time, id int64, cb ca
 // completions would release.
 func (c *rpcConn) enqueue(ctx context.Context, deadline time.Time, id int64, cb callback,
 	build func(dst []byte, auth []byte) ([]byte, error)) bool {
+	return c.enqueueCall(ctx, deadline, id, cb, nil, build)
+}
+
+// enqueueCall is enqueue with a late (see pending): a caller that must know when an expired
+// call is over, not just when it stopped waiting.
+func (c *rpcConn) enqueueCall(ctx context.Context, deadline time.Time, id int64, cb callback, late func(),
+	build func(dst []byte, auth []byte) ([]byte, error)) bool {
 	c.pmu.Lock()
 	if c.dead != nil {
 		err := c.dead
@@ -251,7 +274,7 @@ func (c *rpcConn) enqueue(ctx context.Context, deadline time.Time, id int64, cb 
 		cb(nil, &ConnError{Addr: c.addr, Err: err})
 		return false
 	}
-	p := pending{cb: cb, ctx: ctx, deadline: deadline}
+	p := pending{cb: cb, ctx: ctx, deadline: deadline, late: late}
 	if c.observe != nil {
 		p.began = time.Now()
 	}
@@ -291,7 +314,7 @@ func (c *rpcConn) enqueue(ctx context.Context, deadline time.Time, id int64, cb 
 // goroutine.
 func (c *rpcConn) flush(wait bool) {
 	c.wmu.Lock()
-	if c.writing {
+	if c.writing || (c.lane != nil && c.lane.held) {
 		c.wmu.Unlock()
 		return
 	}
@@ -303,6 +326,12 @@ func (c *rpcConn) flush(wait bool) {
 // released on return (or handed to the goroutine finishing a write the socket did not take).
 func (c *rpcConn) writeQueued(wait bool) {
 	for len(c.wbuf) > 0 {
+		if c.lane != nil && c.failed.Load() {
+			// Its calls have failed already (and may be retried elsewhere): sending them now
+			// could store rows twice.
+			c.wbuf = c.wbuf[:0]
+			break
+		}
 		buf := c.wbuf
 		c.wbuf = c.spare[:0]
 		c.wmu.Unlock()
@@ -350,6 +379,17 @@ func (c *rpcConn) writeQueued(wait bool) {
 	}
 	c.writing = false
 	c.wmu.Unlock()
+}
+
+// takeLate removes and returns the late of an expired call.
+func (c *rpcConn) takeLate(id int64) func() {
+	c.pmu.Lock()
+	defer c.pmu.Unlock()
+	f := c.late[id]
+	if f != nil {
+		delete(c.late, id)
+	}
+	return f
 }
 
 // take removes and returns a pending call.
@@ -438,6 +478,9 @@ func (c *rpcConn) deliver(body []byte, metaSize uint32) error {
 	}
 	p, ok := c.take(meta.correlationID)
 	if !ok {
+		if late := c.takeLate(meta.correlationID); late != nil {
+			late()
+		}
 		return nil
 	}
 	if meta.errorCode != 0 {
@@ -468,6 +511,12 @@ func (c *rpcConn) sweepLoop() {
 				if now.After(p.deadline) || p.ctx.Err() != nil {
 					delete(c.pending, id)
 					expired = append(expired, p)
+					if p.late != nil {
+						if c.late == nil {
+							c.late = map[int64]func(){}
+						}
+						c.late[id] = p.late
+					}
 				}
 			}
 			c.pmu.Unlock()
@@ -476,7 +525,7 @@ func (c *rpcConn) sweepLoop() {
 				if err == nil || errors.Is(err, context.DeadlineExceeded) {
 					err = fmt.Errorf("%s: %w", c.addr, ErrCallTimeout)
 				}
-				c.complete(p, nil, err)
+				c.complete(p, nil, &expiredError{err})
 			}
 		}
 	}

@@ -462,7 +462,14 @@ func (c *Client) issuePuts(ctx context.Context, t *Table, ops []putOp, pending [
 			cb := func(body []byte, err error) {
 				defer complete()
 				defer func() { <-c.inflight }()
-				defer c.unfallback(fallback)
+				if fallback != nil {
+					// A Put that expired is not over: its frame may still reach the tablet, so
+					// the lane waits for its late (response or connection end) instead.
+					var expired *expiredError
+					if !errors.As(err, &expired) {
+						defer c.unfallback(fallback)
+					}
+				}
 				if err != nil {
 					finish(oi, err, retriableErr(ctx, err))
 					return
@@ -482,7 +489,11 @@ func (c *Client) issuePuts(ctx context.Context, t *Table, ops []putOp, pending [
 			pf := putFrame{tid: t.TID, pid: op.pid, time: now, value: op.value,
 				keys: keys, dims: op.dims, ifAbsent: opts.PutIfAbsent}
 			id := c.pool.nextID.Add(1)
-			if rc.enqueue(ctx, deadline, id, cb, func(dst, auth []byte) ([]byte, error) {
+			var late func()
+			if fallback != nil {
+				late = func() { c.unfallback(fallback) }
+			}
+			if rc.enqueueCall(ctx, deadline, id, cb, late, func(dst, auth []byte) ([]byte, error) {
 				return appendPutFrame(dst, id, auth, &pf)
 			}) && !slices.Contains(queued, rc) {
 				queued = append(queued, rc)

@@ -146,7 +146,8 @@ func (p *partition) clone() *partition {
 		}
 		cs := &indexStore{keys: make(map[string]*keyList, len(s.keys)), sorted: append([]string(nil), s.sorted...), dirty: s.dirty}
 		for k, l := range s.keys {
-			cs.keys[k] = &keyList{entries: append([]entry(nil), l.entries...), unsorted: l.unsorted}
+			// Sorted first (under the list's own lock): a reader may be sorting it right now.
+			cs.keys[k] = &keyList{entries: append([]entry(nil), l.ordered()...)}
 		}
 		c.indexes[i] = cs
 	}
