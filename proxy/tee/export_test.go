@@ -18,3 +18,7 @@ func SetCommitTimeout(t *Tee, d time.Duration) { t.commitTimeout = d }
 func PlanOnLoopUnchecked(t *Tee, ctx context.Context, c proxy.ConnInfo, req *kmsg.ProduceRequest) proxy.Step {
 	return t.beginProduce(ctx, c, req, t.topicSinks(req), true)
 }
+
+// SetStartSkew sets how much later than the tee's start a transaction must have begun to count
+// as begun under it (startSkew), so tests need not wait the production margin.
+func SetStartSkew(t *Tee, d time.Duration) { t.startSkew = d }

@@ -4,18 +4,19 @@ import "github.com/prometheus/client_golang/prometheus"
 
 // Metrics are the tee's Prometheus series, labelled by "db.table".
 type Metrics struct {
-	rowsWritten      *prometheus.CounterVec
-	rowsRejected     *prometheus.CounterVec
-	rowsFailed       *prometheus.CounterVec
-	rowsDeduplicated *prometheus.CounterVec
-	rowsDeadLettered *prometheus.CounterVec
-	tombstones       *prometheus.CounterVec
-	batchesRejected  *prometheus.CounterVec
-	txnRowsDropped   *prometheus.CounterVec
-	txnRowsHeld      *prometheus.GaugeVec
-	acks0Failures    prometheus.Counter
-	writeLatency     *prometheus.HistogramVec
-	produceLatency   *prometheus.HistogramVec
+	rowsWritten       *prometheus.CounterVec
+	rowsRejected      *prometheus.CounterVec
+	rowsFailed        *prometheus.CounterVec
+	rowsDeduplicated  *prometheus.CounterVec
+	rowsDeadLettered  *prometheus.CounterVec
+	tombstones        *prometheus.CounterVec
+	batchesRejected   *prometheus.CounterVec
+	txnRowsDropped    *prometheus.CounterVec
+	txnRowsHeld       *prometheus.GaugeVec
+	acks0Failures     prometheus.Counter
+	txnCommitsRefused prometheus.Counter
+	writeLatency      *prometheus.HistogramVec
+	produceLatency    *prometheus.HistogramVec
 }
 
 // NewMetrics creates the tee's metrics and registers them with reg (nil: unregistered).
@@ -44,6 +45,8 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			[]string{"state"}),
 		acks0Failures: prometheus.NewCounter(prometheus.CounterOpts{Name: "okp_tee_acks0_write_failures_total",
 			Help: "acks=0 partitions whose rows were not all stored (the producer cannot be told)."}),
+		txnCommitsRefused: prometheus.NewCounter(prometheus.CounterOpts{Name: "okp_tee_txn_commits_refused_total",
+			Help: "EndTxn commits answered TRANSACTION_ABORTABLE: the transaction began before this proxy process and writes to a teed topic, so rows of it were never held here."}),
 		writeLatency: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "okp_tee_openmldb_write_seconds",
 			Help: "Time to store one partition's rows in OpenMLDB.", Buckets: prometheus.ExponentialBuckets(0.0001, 2, 16)}, table),
 		produceLatency: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "okp_tee_produce_seconds",
@@ -51,7 +54,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	}
 	if reg != nil {
 		reg.MustRegister(m.rowsWritten, m.rowsRejected, m.rowsFailed, m.rowsDeduplicated, m.rowsDeadLettered,
-			m.tombstones, m.batchesRejected, m.txnRowsDropped, m.txnRowsHeld, m.acks0Failures, m.writeLatency, m.produceLatency)
+			m.tombstones, m.batchesRejected, m.txnRowsDropped, m.txnRowsHeld, m.acks0Failures, m.txnCommitsRefused, m.writeLatency, m.produceLatency)
 	}
 	return m
 }

@@ -86,6 +86,13 @@ type Tee struct {
 	bg        sync.WaitGroup
 	records   sync.Pool                  // *connect.Record scratch for planPartition
 	dlq       atomic.Pointer[kgo.Client] // set once, by New or the first Reload that needs it
+	// starts and startedAt tell whether a transaction began under this process (txnstart.go);
+	// adminCl asks the coordinator when that is not known.
+	starts    txnStarts
+	startedAt time.Time
+	startSkew time.Duration
+	adminMu   sync.Mutex
+	adminCl   *kgo.Client
 
 	bootstrap []string
 	payloads  atomic.Bool
@@ -130,6 +137,7 @@ func New(opts Options) (*Tee, error) {
 		db: opts.Database, store: opts.Store, log: log, metrics: m, bootstrap: opts.KafkaBootstrap,
 		parser: connect.NewParser(256), dec: kgo.DefaultDecompressor(),
 		ledger: newLedger(0), retrying: map[txnKey]bool{}, closed: make(chan struct{}), draining: make(chan struct{}), commitTimeout: commitWriteTimeout,
+		startedAt: time.Now(), startSkew: defaultStartSkew,
 		tables: map[string]*tableState{}, creating: map[string]*sync.Mutex{}, logLimit: lograte.New(time.Second),
 	}
 	maxAge := opts.TransactionMaxTimeout
@@ -290,6 +298,11 @@ func (t *Tee) Close() {
 		if cl := t.dlq.Load(); cl != nil {
 			cl.Close()
 		}
+		t.adminMu.Lock()
+		if t.adminCl != nil {
+			t.adminCl.Close()
+		}
+		t.adminMu.Unlock()
 	})
 }
 
@@ -305,6 +318,9 @@ func (t *Tee) Begin(ctx context.Context, c proxy.ConnInfo, req kmsg.Request) pro
 	case *kmsg.ProduceRequest:
 		return t.beginProduce(ctx, c, r, t.topicSinks(r), false)
 	case *kmsg.EndTxnRequest:
+		if step, refused := t.refuseUnseenCommit(ctx, r); refused {
+			return step
+		}
 		return t.beginEndTxn(r)
 	case *kmsg.InitProducerIDRequest:
 		return t.beginInitProducerID(r)

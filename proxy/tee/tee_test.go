@@ -894,3 +894,120 @@ func TestSmallProducesWriteOnTheirLoop(t *testing.T) {
 		t.Fatalf("table holds %d rows (%v), want %d", n, err, next)
 	}
 }
+
+// restart replaces the proxy and its tee with new ones on the same addresses, as a process
+// restart would: clients reconnect, and nothing held by the old tee survives.
+func (e *env) restart(t *testing.T, sinks []config.Sink) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := e.proxy.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	e.tee.Close()
+	e.reg = prometheus.NewRegistry()
+	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	tt, err := tee.New(tee.Options{Sinks: sinks, Database: "kafka_test", Store: e.store, KafkaBootstrap: e.kafka.ListenAddrs(),
+		Logger: logger, Metrics: tee.NewMetrics(e.reg)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.tee = tt
+	t.Cleanup(tt.Close)
+	e.proxy, err = proxy.New(proxy.Options{Listen: e.addr, Bootstrap: e.kafka.ListenAddrs(), Hook: tt, Logger: logger})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.proxy.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	p := e.proxy
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		p.Close(ctx)
+	})
+}
+
+// A transaction open across a proxy restart that writes to a teed topic cannot be committed
+// through the new process: the rows it produced through the old one were never held there. The
+// commit is answered TRANSACTION_ABORTABLE, the producer aborts, and neither Kafka (read
+// committed) nor OpenMLDB shows any of it. A transaction on topics without a sink commits across
+// the restart, and the producer's next transaction, begun after the restart, commits as usual.
+func TestTransactionOpenAcrossRestartIsRefused(t *testing.T) {
+	sinks := []config.Sink{{Topics: []string{"topic1"}, AutoCreate: true}}
+	e := startEnv(t, sinks, "topic1", "plain")
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := e.client(t).ProduceSync(ctx, &kgo.Record{Topic: "topic1", Value: []byte(seedRow(0))}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	cl := e.client(t, kgo.TransactionalID("restart-app"))
+	other := e.client(t, kgo.TransactionalID("plain-app"))
+	// later-app ends a transaction before the restart and begins its next one after it: the new
+	// process never saw that start, and learns from the coordinator that it came after its own.
+	later := e.client(t, kgo.TransactionalID("later-app"))
+	produceInTxn(t, ctx, later, 30, 1)
+	if err := later.EndTransaction(ctx, kgo.TryCommit); err != nil {
+		t.Fatal(err)
+	}
+	produceInTxn(t, ctx, cl, 10, 3)
+	if err := other.BeginTransaction(); err != nil {
+		t.Fatal(err)
+	}
+	if err := other.ProduceSync(ctx, &kgo.Record{Topic: "plain", Value: []byte("not teed")}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+
+	e.restart(t, sinks)
+	tee.SetStartSkew(e.tee, 0)
+	if err := cl.ProduceSync(ctx, &kgo.Record{Topic: "topic1", Value: []byte(seedRow(13))}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	if err := cl.EndTransaction(ctx, kgo.TryCommit); !errors.Is(err, kerr.TransactionAbortable) {
+		t.Fatalf("commit of a transaction open across the restart: %v, want TRANSACTION_ABORTABLE", err)
+	}
+	if n := e.metric(t, "okp_tee_txn_commits_refused_total"); n != 1 {
+		t.Fatalf("okp_tee_txn_commits_refused_total = %v, want 1", n)
+	}
+	if err := cl.EndTransaction(ctx, kgo.TryAbort); err != nil {
+		t.Fatalf("abort after the refused commit: %v", err)
+	}
+	if err := other.EndTransaction(ctx, kgo.TryCommit); err != nil {
+		t.Fatalf("commit of a transaction without teed topics across the restart: %v", err)
+	}
+
+	produceInTxn(t, ctx, cl, 20, 2)
+	if err := cl.EndTransaction(ctx, kgo.TryCommit); err != nil {
+		t.Fatalf("commit of a transaction begun after the restart: %v", err)
+	}
+	produceInTxn(t, ctx, later, 31, 1)
+	if err := later.EndTransaction(ctx, kgo.TryCommit); err != nil {
+		t.Fatalf("commit of a transaction begun after the restart, its start unseen: %v", err)
+	}
+
+	ids := map[int64]int{}
+	for _, r := range e.tableRows(t, "topic1") {
+		ids[r[2].I]++
+	}
+	if len(ids) != 5 || ids[0] != 1 || ids[20] != 1 || ids[21] != 1 || ids[30] != 1 || ids[31] != 1 {
+		t.Fatalf("table ids %v, want 0, 20, 21, 30 and 31 once each", ids)
+	}
+	consumer := e.client(t, kgo.ConsumeTopics("topic1"), kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	var got int
+	for got < 5 {
+		fs := consumer.PollFetches(ctx)
+		if err := fs.Err0(); err != nil {
+			t.Fatal(err)
+		}
+		fs.EachRecord(func(r *kgo.Record) {
+			got++
+			for _, id := range []string{"10", "11", "12", "13"} {
+				if strings.Contains(string(r.Value), `"c3_int64":`+id+`,`) {
+					t.Errorf("read committed consumer saw record %s of the refused transaction", id)
+				}
+			}
+		})
+	}
+}

@@ -346,6 +346,7 @@ func (t *Tee) beginInitProducerID(req *kmsg.InitProducerIDRequest) proxy.Step {
 	return proxy.Step{Finish: func(_ context.Context, resp kmsg.Response) kmsg.Response {
 		if r, ok := resp.(*kmsg.InitProducerIDResponse); ok && r.ErrorCode == 0 {
 			t.txns.fence(tid, r.ProducerID, r.ProducerEpoch)
+			t.starts.saw(r.ProducerID)
 		}
 		return resp
 	}}
@@ -360,6 +361,7 @@ func (t *Tee) beginEndTxn(req *kmsg.EndTxnRequest) proxy.Step {
 		if !ok || r.ErrorCode != 0 {
 			return resp // the outcome is not decided yet; the client retries or aborts
 		}
+		t.starts.saw(req.ProducerID) // its next transaction begins under this process's eyes
 		if !req.Commit {
 			if n := countRows(t.txns.take(k)); n > 0 {
 				t.metrics.txnRowsDropped.WithLabelValues(dropAborted).Add(float64(n))

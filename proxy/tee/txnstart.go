@@ -1,0 +1,148 @@
+package tee
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/openmldb-kafka-proxy/openmldb-kafka-proxy/config"
+	"github.com/openmldb-kafka-proxy/openmldb-kafka-proxy/proxy"
+)
+
+// A transaction's rows are held in memory, so a transaction that began before this process
+// started (the proxy was restarted while it was open) may have produced rows this process never
+// held. Committing it would store only the batches produced since, silently leaving the rest out
+// of OpenMLDB. The commit of a transaction whose start this process did not see is therefore
+// checked with the transaction coordinator (DescribeTransactions) and refused when the
+// transaction began before this process and writes to a teed topic: the producer aborts, and
+// Kafka and OpenMLDB stay equal.
+
+// defaultStartSkew is how much later than this process's start a transaction must have begun, by
+// the coordinator's clock, to count as begun after it: it absorbs clock differences between the
+// brokers and the proxy.
+const defaultStartSkew = 2 * time.Second
+
+// maxStartsTracked bounds txnStarts; forgetting is safe (the coordinator is asked instead).
+const maxStartsTracked = 100_000
+
+// txnStarts remembers the transactional producer ids whose current transaction this process saw
+// begin: it passed their InitProducerId, or the EndTxn that ended their previous transaction.
+type txnStarts struct {
+	mu   sync.Mutex
+	seen map[int64]bool
+}
+
+// saw records that the next transaction of producerID begins under this process's eyes.
+func (s *txnStarts) saw(producerID int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.seen == nil || len(s.seen) >= maxStartsTracked {
+		s.seen = map[int64]bool{}
+	}
+	s.seen[producerID] = true
+}
+
+// known reports whether the current transaction of producerID began under this process's eyes.
+func (s *txnStarts) known(producerID int64) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.seen[producerID]
+}
+
+// holds reports whether rows of transaction k are held.
+func (h *heldRows) holds(k txnKey) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	ht := h.txns[k]
+	return ht != nil && len(ht.groups) > 0
+}
+
+// refuseUnseenCommit answers the commit of a transaction whose start this process did not see,
+// when that transaction may have produced teed rows this process never held. It returns ok false
+// when the commit may go through.
+func (t *Tee) refuseUnseenCommit(ctx context.Context, req *kmsg.EndTxnRequest) (proxy.Step, bool) {
+	if !req.Commit || t.starts.known(req.ProducerID) {
+		return proxy.Step{}, false
+	}
+	why, err := t.unseenCommitRisk(ctx, req)
+	if err == nil && why == "" {
+		return proxy.Step{}, false
+	}
+	if err != nil {
+		why = fmt.Sprintf("cannot ask the transaction coordinator whether it began before this proxy started (%v)", err)
+	}
+	t.metrics.txnCommitsRefused.Inc()
+	t.log.Error("transaction commit refused: abort and retry the transaction", "transactional_id", req.TransactionalID,
+		"producer_id", req.ProducerID, "epoch", req.ProducerEpoch, "reason", why)
+	resp := req.ResponseKind().(*kmsg.EndTxnResponse)
+	resp.ErrorCode = kerr.TransactionAbortable.Code
+	return proxy.Step{Local: resp}, true
+}
+
+// unseenCommitRisk asks the coordinator about the transaction of req and says why committing it
+// could leave rows out of OpenMLDB ("" when it cannot).
+func (t *Tee) unseenCommitRisk(ctx context.Context, req *kmsg.EndTxnRequest) (string, error) {
+	adm, err := t.admin()
+	if err != nil {
+		return "", err
+	}
+	dctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	described, err := adm.DescribeTransactions(dctx, req.TransactionalID)
+	if err != nil {
+		return "", err
+	}
+	d, ok := described[req.TransactionalID]
+	if !ok {
+		return "", fmt.Errorf("transactional id %q not described", req.TransactionalID)
+	}
+	if d.Err != nil {
+		return "", d.Err
+	}
+	if d.State != "Ongoing" || d.ProducerID != req.ProducerID || d.ProducerEpoch != req.ProducerEpoch {
+		// Already being committed or aborted (a retried EndTxn), or not this producer's: the
+		// coordinator answers the EndTxn itself, and there is nothing here to decide.
+		return "", nil
+	}
+	began := time.UnixMilli(d.StartTimestamp)
+	if !began.Before(t.startedAt.Add(t.startSkew)) {
+		return "", nil // every batch of it came through this process
+	}
+	k := txnKey{req.ProducerID, req.ProducerEpoch}
+	teed := ""
+	if t.txns.holds(k) {
+		teed = "its batches held here"
+	}
+	sinks := *t.sinks.Load()
+	for _, topic := range d.Topics.Topics() {
+		if teed == "" && config.SinkFor(sinks, topic) != nil {
+			teed = "topic " + topic
+		}
+	}
+	if teed == "" {
+		return "", nil // no teed topic in it: no rows to lose
+	}
+	return fmt.Sprintf("the transaction began at %s, before this proxy started at %s, and writes to a teed topic (%s): rows it produced through the previous proxy process were never held here, and committing would leave them out of OpenMLDB",
+		began.UTC().Format(time.RFC3339Nano), t.startedAt.UTC().Format(time.RFC3339Nano), teed), nil
+}
+
+// admin returns the Kafka admin client the tee asks the transaction coordinator with, made on
+// first use.
+func (t *Tee) admin() (*kadm.Client, error) {
+	t.adminMu.Lock()
+	defer t.adminMu.Unlock()
+	if t.adminCl == nil {
+		cl, err := kgo.NewClient(kgo.SeedBrokers(t.bootstrap...))
+		if err != nil {
+			return nil, fmt.Errorf("kafka admin client: %w", err)
+		}
+		t.adminCl = cl
+	}
+	return kadm.NewClient(t.adminCl), nil
+}
