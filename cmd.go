@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -103,8 +104,15 @@ func openTee(ctx context.Context, log *slog.Logger, cfg *config.Config, m teeMet
 	if err != nil {
 		return nil, nil, fmt.Errorf("connect to OpenMLDB: %w", err)
 	}
+	var kafkaTLS *tls.Config
+	if up := upstreamTLS(cfg.Kafka.TLS); up != nil {
+		if kafkaTLS, err = up.ClientConfig(); err != nil {
+			store.Close()
+			return nil, nil, err
+		}
+	}
 	t, err := tee.New(tee.Options{Sinks: cfg.Sinks, Database: cfg.OpenMLDB.Database, Store: store,
-		KafkaBootstrap: cfg.Kafka.Bootstrap, Logger: log, Metrics: m.tee, LogPayloads: cfg.Log.Payloads,
+		KafkaBootstrap: cfg.Kafka.Bootstrap, KafkaTLS: kafkaTLS, Logger: log, Metrics: m.tee, LogPayloads: cfg.Log.Payloads,
 		TransactionMaxTimeout: cfg.Kafka.TransactionMaxTimeout, JournalDir: cfg.OpenMLDB.JournalDir})
 	if err != nil {
 		store.Close()

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
@@ -51,6 +52,8 @@ type teeOptions struct {
 	tables []openmldb.TableSpec
 	// extraArgs are appended to the proxy's arguments.
 	extraArgs []string
+	// kafka are extra kfake options, e.g. TLS.
+	kafka []kfake.Opt
 }
 
 // newTeeEnv starts the cluster in ZooKeeper, creates kafka_test and the given tables, then kfake
@@ -100,7 +103,7 @@ func newTeeEnv(t *testing.T, o teeOptions) *teeEnv {
 		args = []string{"--config", path}
 	}
 	args = append(args, o.extraArgs...)
-	e.env = newEnvWith(t, envOptions{topics: o.topics, proxyArgs: args})
+	e.env = newEnvWith(t, envOptions{topics: o.topics, proxyArgs: args, kafka: o.kafka})
 	return e
 }
 

@@ -114,6 +114,10 @@ func serverConfig(o *ServerTLS) (*tls.Config, error) {
 	return c, nil
 }
 
+// ClientConfig builds the TLS configuration o describes, for other Kafka clients of the process
+// (the tee's dead-letter producer and coordinator queries) to reach the brokers as the proxy does.
+func (o *UpstreamTLS) ClientConfig() (*tls.Config, error) { return clientConfig(o) }
+
 func clientConfig(o *UpstreamTLS) (*tls.Config, error) {
 	c := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: o.ServerName, InsecureSkipVerify: o.InsecureSkipVerify}
 	if o.CAFile != "" {

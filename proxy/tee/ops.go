@@ -46,6 +46,15 @@ func (t *Tee) Sinks() []config.Sink { return *t.sinks.Load() }
 // SetLogPayloads turns record values in rejection log lines on or off (log.payloads).
 func (t *Tee) SetLogPayloads(on bool) { t.payloads.Store(on) }
 
+// kafkaOpts are the options of the tee's own Kafka clients: the brokers, and kafka.tls.
+func (t *Tee) kafkaOpts() []kgo.Opt {
+	opts := []kgo.Opt{kgo.SeedBrokers(t.bootstrap...)}
+	if t.kafkaTLS != nil {
+		opts = append(opts, kgo.DialTLSConfig(t.kafkaTLS.Clone()))
+	}
+	return opts
+}
+
 // ensureDLQ starts the dead-letter producer when a sink needs one and none runs yet.
 func (t *Tee) ensureDLQ(sinks []config.Sink) error {
 	if t.dlq.Load() != nil {
@@ -55,7 +64,10 @@ func (t *Tee) ensureDLQ(sinks []config.Sink) error {
 		if s.OnInvalid != config.OnInvalidDLQ {
 			continue
 		}
-		cl, err := kgo.NewClient(kgo.SeedBrokers(t.bootstrap...), kgo.RecordPartitioner(kgo.RoundRobinPartitioner()))
+		// Records that cannot be delivered fail after DefaultWriteTimeout instead of waiting for
+		// ever: the producer was answered at its deadline, and its retry dead-letters them again.
+		cl, err := kgo.NewClient(append(t.kafkaOpts(), kgo.RecordPartitioner(kgo.RoundRobinPartitioner()),
+			kgo.RecordDeliveryTimeout(DefaultWriteTimeout))...)
 		if err != nil {
 			return fmt.Errorf("dead-letter producer: %w", err)
 		}

@@ -61,6 +61,9 @@ func (t *Tee) finishProduce(ctx context.Context, c proxy.ConnInfo, plans []*part
 		})
 		switch {
 		case !started:
+			// It waits (for its dead-letter produce, or an earlier attempt at the batch): the
+			// deadline timer answers for it if it is not through in time.
+			f.timed = true
 			go func() { f.end(i, t.storePartition(ctx, j.plan, j.part, r.offLoop())) }()
 		case w == nil:
 			f.end(i, msg)
@@ -348,6 +351,10 @@ func (w *rowWrite) message(o writeOutcome) string {
 // timeoutMessage is what the client reads when rows of the partition were still being written at
 // its request's deadline.
 func (p *partitionPlan) timeoutMessage(rows int) string {
+	if len(p.invalid) > 0 && p.sink.OnInvalid == config.OnInvalidDLQ {
+		return fmt.Sprintf("the batch is in Kafka but its %d invalid records were not yet in dead-letter topic %s (and its %d rows not yet in OpenMLDB table %s) when the request timeout expired; retry",
+			len(p.invalid), p.sink.DLQTopic, rows, p.tableName())
+	}
 	return fmt.Sprintf("the batch is in Kafka but its %d rows were still being written to OpenMLDB table %s when the request timeout expired; retry",
 		rows, p.tableName())
 }

@@ -6,6 +6,7 @@ package tee
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -33,10 +34,13 @@ type Options struct {
 	Sinks    []config.Sink // normalized (config.NormalizeSinks)
 	Database string
 	Store    *openmldb.Client
-	// KafkaBootstrap is used to produce dead-lettered records (only with an on_invalid: dlq sink).
+	// KafkaBootstrap is where the tee's own Kafka clients connect: the dead-letter producer (only
+	// with an on_invalid: dlq sink) and the transaction coordinator check (txnstart.go).
 	KafkaBootstrap []string
-	Logger         *slog.Logger
-	Metrics        *Metrics // nil: a private, unregistered set
+	// KafkaTLS, if set, is the TLS those clients use (kafka.tls, as the proxy's broker connections).
+	KafkaTLS *tls.Config
+	Logger   *slog.Logger
+	Metrics  *Metrics // nil: a private, unregistered set
 	// LogPayloads includes the invalid records' values in the log line of a rejected partition.
 	LogPayloads bool
 	// TransactionMaxTimeout is the brokers' transaction.max.timeout.ms: rows of a transaction
@@ -95,6 +99,7 @@ type Tee struct {
 	adminCl   *kgo.Client
 
 	bootstrap []string
+	kafkaTLS  *tls.Config
 	payloads  atomic.Bool
 	reloadMu  sync.Mutex
 	// logLimit keeps per-request warnings (rejected partitions, acks=0 failures) to one line a
@@ -134,7 +139,7 @@ func New(opts Options) (*Tee, error) {
 		m = NewMetrics(nil)
 	}
 	t := &Tee{
-		db: opts.Database, store: opts.Store, log: log, metrics: m, bootstrap: opts.KafkaBootstrap,
+		db: opts.Database, store: opts.Store, log: log, metrics: m, bootstrap: opts.KafkaBootstrap, kafkaTLS: opts.KafkaTLS,
 		parser: connect.NewParser(256), dec: kgo.DefaultDecompressor(),
 		ledger: newLedger(0), retrying: map[txnKey]bool{}, closed: make(chan struct{}), draining: make(chan struct{}), commitTimeout: commitWriteTimeout,
 		startedAt: time.Now(), startSkew: defaultStartSkew,

@@ -2,11 +2,17 @@ package tee_test
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/binary"
 	"errors"
 	"hash/crc32"
 	"io"
 	"log/slog"
+	"math/big"
 	"net"
 	"os"
 	"slices"
@@ -1010,4 +1016,47 @@ func TestTransactionOpenAcrossRestartIsRefused(t *testing.T) {
 			}
 		})
 	}
+}
+
+// A dead-letter topic the tee cannot reach does not hold the producer's request for ever: at the
+// request's timeout the partition is answered with the retriable error, naming the dead-letter
+// topic.
+func TestUnreachableDeadLetterTopicAnswersAtTheDeadline(t *testing.T) {
+	// A broker that speaks only TLS, which the tee's client (configured without) cannot reach.
+	tlsOnly, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, "bad"), kfake.TLS(&tls.Config{Certificates: []tls.Certificate{selfSigned(t)}}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(tlsOnly.Close)
+	e := startEnvWith(t, func(o *tee.Options) { o.KafkaBootstrap = tlsOnly.ListenAddrs() },
+		[]config.Sink{{Topics: []string{"dlqd"}, AutoCreate: true, OnInvalid: config.OnInvalidDLQ, DLQTopic: "bad"}}, "dlqd", "bad")
+	cl := e.client(t)
+	if p := produceRaw(t, cl, "dlqd", 0, rawBatch(seedRow(1))); p.ErrorCode != 0 {
+		t.Fatalf("first record: error code %d", p.ErrorCode)
+	}
+	bad := strings.Replace(seedMessage, `"c1_int16":1`, `"c1_int16":70000`, 1)
+	start := time.Now()
+	p := produceRaw(t, cl, "dlqd", 0, rawBatch(seedRow(2), bad))
+	if took := time.Since(start); took > 15*time.Second {
+		t.Fatalf("answered after %v, past the request's 5 s timeout", took)
+	}
+	if p.ErrorCode != kerr.NotEnoughReplicasAfterAppend.Code || p.ErrorMessage == nil || !strings.Contains(*p.ErrorMessage, "dead-letter topic bad") {
+		t.Fatalf("error code %d (%v), want NOT_ENOUGH_REPLICAS_AFTER_APPEND naming the dead-letter topic", p.ErrorCode, p.ErrorMessage)
+	}
+}
+
+// selfSigned makes a certificate for 127.0.0.1.
+func selfSigned(t *testing.T) tls.Certificate {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
 }

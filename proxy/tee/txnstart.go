@@ -138,7 +138,7 @@ func (t *Tee) admin() (*kadm.Client, error) {
 	t.adminMu.Lock()
 	defer t.adminMu.Unlock()
 	if t.adminCl == nil {
-		cl, err := kgo.NewClient(kgo.SeedBrokers(t.bootstrap...))
+		cl, err := kgo.NewClient(t.kafkaOpts()...)
 		if err != nil {
 			return nil, fmt.Errorf("kafka admin client: %w", err)
 		}
