@@ -137,14 +137,7 @@ func TestLoopAttachServesHookConnection(t *testing.T) {
 // Work given to Loop.Run while the loop delivers a hook connection's input runs before that
 // delivery ends, on the loop; given at other times it is scheduled.
 func TestLoopRunJoinsDelivery(t *testing.T) {
-	c := newCluster(t, kfake.NumBrokers(1), kfake.SeedTopics(1, "t"))
-	p, _ := startProxy(t, c.ListenAddrs(), 1, nil)
-	rc := dialRaw(t, p.Addr())
-	rc.send(reqFrame(produceReq("t", 0, -1, "v"), 1))
-	if _, err := rc.read(); err != nil {
-		t.Fatal(err)
-	}
-	l := anyLoop(t, p)
+	l := servedLoop(t)
 	result := make(chan string, 1)
 	err := l.el.Execute(context.Background(), gnet.RunnableFunc(func(context.Context) error {
 		ran := false
@@ -189,9 +182,17 @@ func TestLoopRunJoinsDelivery(t *testing.T) {
 	}
 }
 
-// anyLoop returns a Loop of p's (one client connection has been served).
-func anyLoop(t *testing.T, p *Proxy) *Loop {
+// servedLoop starts a proxy, serves one client request through it and returns that client
+// connection's Loop.
+func servedLoop(t *testing.T) *Loop {
 	t.Helper()
+	c := newCluster(t, kfake.NumBrokers(1), kfake.SeedTopics(1, "t"))
+	p, _ := startProxy(t, c.ListenAddrs(), 1, nil)
+	rc := dialRaw(t, p.Addr())
+	rc.send(reqFrame(produceReq("t", 0, -1, "v"), 1))
+	if _, err := rc.read(); err != nil {
+		t.Fatal(err)
+	}
 	p.loopsMu.Lock()
 	defer p.loopsMu.Unlock()
 	for _, l := range p.loops {
@@ -204,14 +205,7 @@ func anyLoop(t *testing.T, p *Proxy) *Loop {
 // Once a hook connection has closed, writing it fails instead of reaching the descriptor gnet
 // released (which a later connection may have been given).
 func TestLoopWriteAfterCloseFails(t *testing.T) {
-	c := newCluster(t, kfake.NumBrokers(1), kfake.SeedTopics(1, "t"))
-	p, _ := startProxy(t, c.ListenAddrs(), 1, nil)
-	rc := dialRaw(t, p.Addr())
-	rc.send(reqFrame(produceReq("t", 0, -1, "v"), 1))
-	if _, err := rc.read(); err != nil {
-		t.Fatal(err)
-	}
-	l := anyLoop(t, p)
+	l := servedLoop(t)
 	nc, err := net.Dial("tcp", echoServer(t))
 	if err != nil {
 		t.Fatal(err)
