@@ -46,7 +46,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		acks0Failures: prometheus.NewCounter(prometheus.CounterOpts{Name: "okp_tee_acks0_write_failures_total",
 			Help: "acks=0 partitions whose rows were not all stored (the producer cannot be told)."}),
 		txnCommitsRefused: prometheus.NewCounter(prometheus.CounterOpts{Name: "okp_tee_txn_commits_refused_total",
-			Help: "EndTxn commits answered TRANSACTION_ABORTABLE: the transaction began before this proxy process and writes to a teed topic, so rows of it were never held here."}),
+			Help: "EndTxn commits answered UNKNOWN_PRODUCER_ID (abort and retry): the transaction began before this proxy process and writes to a teed topic, so rows of it were never held here."}),
 		writeLatency: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "okp_tee_openmldb_write_seconds",
 			Help: "Time to store one partition's rows in OpenMLDB.", Buckets: prometheus.ExponentialBuckets(0.0001, 2, 16)}, table),
 		produceLatency: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "okp_tee_produce_seconds",

@@ -352,7 +352,7 @@ func (w *rowWrite) message(o writeOutcome) string {
 // its request's deadline.
 func (p *partitionPlan) timeoutMessage(rows int) string {
 	if len(p.invalid) > 0 && p.sink.OnInvalid == config.OnInvalidDLQ {
-		return fmt.Sprintf("the batch is in Kafka but its %d invalid records were not yet in dead-letter topic %s (and its %d rows not yet in OpenMLDB table %s) when the request timeout expired; retry",
+		return fmt.Sprintf("the batch is in Kafka but, when the request timeout expired, its %d invalid records were not confirmed in dead-letter topic %s or its %d rows in OpenMLDB table %s; retry",
 			len(p.invalid), p.sink.DLQTopic, rows, p.tableName())
 	}
 	return fmt.Sprintf("the batch is in Kafka but its %d rows were still being written to OpenMLDB table %s when the request timeout expired; retry",

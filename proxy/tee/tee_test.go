@@ -28,6 +28,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
+	"github.com/twmb/franz-go/pkg/kversion"
 
 	"github.com/openmldb-kafka-proxy/openmldb-kafka-proxy/config"
 	"github.com/openmldb-kafka-proxy/openmldb-kafka-proxy/internal/freeport"
@@ -937,10 +938,19 @@ func (e *env) restart(t *testing.T, sinks []config.Sink) {
 
 // A transaction open across a proxy restart that writes to a teed topic cannot be committed
 // through the new process: the rows it produced through the old one were never held there. The
-// commit is answered TRANSACTION_ABORTABLE, the producer aborts, and neither Kafka (read
-// committed) nor OpenMLDB shows any of it. A transaction on topics without a sink commits across
-// the restart, and the producer's next transaction, begun after the restart, commits as usual.
+// commit is answered UNKNOWN_PRODUCER_ID, the producer aborts (bumping its epoch) and goes on, and
+// neither Kafka (read committed) nor OpenMLDB shows any of it; that holds whether the producer sent
+// more batches after the restart (rows held here) or none (the coordinator lists the teed topic).
+// A transaction on topics without a sink commits across the restart, and transactions begun after
+// it commit as usual, also when the new process never saw the producer's previous EndTxn. Run
+// with a client speaking KIP-890's transaction version 2 (kfake's default) and one limited to
+// Kafka 3.7's protocol.
 func TestTransactionOpenAcrossRestartIsRefused(t *testing.T) {
+	t.Run("kip890", func(t *testing.T) { restartCase(t) })
+	t.Run("kafka-3.7", func(t *testing.T) { restartCase(t, kgo.MaxVersions(kversion.V3_7_0())) })
+}
+
+func restartCase(t *testing.T, opts ...kgo.Opt) {
 	sinks := []config.Sink{{Topics: []string{"topic1"}, AutoCreate: true}}
 	e := startEnv(t, sinks, "topic1", "plain")
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
@@ -948,16 +958,21 @@ func TestTransactionOpenAcrossRestartIsRefused(t *testing.T) {
 	if err := e.client(t).ProduceSync(ctx, &kgo.Record{Topic: "topic1", Value: []byte(seedRow(0))}).FirstErr(); err != nil {
 		t.Fatal(err)
 	}
-	cl := e.client(t, kgo.TransactionalID("restart-app"))
-	other := e.client(t, kgo.TransactionalID("plain-app"))
+	txnClient := func(id string) *kgo.Client {
+		return e.client(t, append([]kgo.Opt{kgo.TransactionalID(id)}, opts...)...)
+	}
+	cl := txnClient("restart-app")
+	quiet := txnClient("quiet-app") // produces before the restart only
+	other := txnClient("plain-app")
 	// later-app ends a transaction before the restart and begins its next one after it: the new
 	// process never saw that start, and learns from the coordinator that it came after its own.
-	later := e.client(t, kgo.TransactionalID("later-app"))
+	later := txnClient("later-app")
 	produceInTxn(t, ctx, later, 30, 1)
 	if err := later.EndTransaction(ctx, kgo.TryCommit); err != nil {
 		t.Fatal(err)
 	}
 	produceInTxn(t, ctx, cl, 10, 3)
+	produceInTxn(t, ctx, quiet, 40, 2)
 	if err := other.BeginTransaction(); err != nil {
 		t.Fatal(err)
 	}
@@ -970,14 +985,16 @@ func TestTransactionOpenAcrossRestartIsRefused(t *testing.T) {
 	if err := cl.ProduceSync(ctx, &kgo.Record{Topic: "topic1", Value: []byte(seedRow(13))}).FirstErr(); err != nil {
 		t.Fatal(err)
 	}
-	if err := cl.EndTransaction(ctx, kgo.TryCommit); !errors.Is(err, kerr.TransactionAbortable) {
-		t.Fatalf("commit of a transaction open across the restart: %v, want TRANSACTION_ABORTABLE", err)
+	for _, c := range []*kgo.Client{cl, quiet} {
+		if err := c.EndTransaction(ctx, kgo.TryCommit); !errors.Is(err, kerr.UnknownProducerID) {
+			t.Fatalf("commit of a transaction open across the restart: %v, want UNKNOWN_PRODUCER_ID", err)
+		}
+		if err := c.EndTransaction(ctx, kgo.TryAbort); err != nil {
+			t.Fatalf("abort after the refused commit: %v", err)
+		}
 	}
-	if n := e.metric(t, "okp_tee_txn_commits_refused_total"); n != 1 {
-		t.Fatalf("okp_tee_txn_commits_refused_total = %v, want 1", n)
-	}
-	if err := cl.EndTransaction(ctx, kgo.TryAbort); err != nil {
-		t.Fatalf("abort after the refused commit: %v", err)
+	if n := e.metric(t, "okp_tee_txn_commits_refused_total"); n != 2 {
+		t.Fatalf("okp_tee_txn_commits_refused_total = %v, want 2", n)
 	}
 	if err := other.EndTransaction(ctx, kgo.TryCommit); err != nil {
 		t.Fatalf("commit of a transaction without teed topics across the restart: %v", err)
@@ -986,6 +1003,10 @@ func TestTransactionOpenAcrossRestartIsRefused(t *testing.T) {
 	produceInTxn(t, ctx, cl, 20, 2)
 	if err := cl.EndTransaction(ctx, kgo.TryCommit); err != nil {
 		t.Fatalf("commit of a transaction begun after the restart: %v", err)
+	}
+	produceInTxn(t, ctx, quiet, 41, 1)
+	if err := quiet.EndTransaction(ctx, kgo.TryCommit); err != nil {
+		t.Fatalf("commit of the next transaction of a refused producer: %v", err)
 	}
 	produceInTxn(t, ctx, later, 31, 1)
 	if err := later.EndTransaction(ctx, kgo.TryCommit); err != nil {
@@ -996,22 +1017,28 @@ func TestTransactionOpenAcrossRestartIsRefused(t *testing.T) {
 	for _, r := range e.tableRows(t, "topic1") {
 		ids[r[2].I]++
 	}
-	if len(ids) != 5 || ids[0] != 1 || ids[20] != 1 || ids[21] != 1 || ids[30] != 1 || ids[31] != 1 {
-		t.Fatalf("table ids %v, want 0, 20, 21, 30 and 31 once each", ids)
+	want := []int64{0, 20, 21, 30, 31, 41}
+	for _, id := range want {
+		if ids[id] != 1 {
+			t.Fatalf("table ids %v, want %v once each", ids, want)
+		}
+	}
+	if len(ids) != len(want) {
+		t.Fatalf("table ids %v, want %v once each", ids, want)
 	}
 	consumer := e.client(t, kgo.ConsumeTopics("topic1"), kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
 	var got int
-	for got < 5 {
+	for got < len(want) {
 		fs := consumer.PollFetches(ctx)
 		if err := fs.Err0(); err != nil {
 			t.Fatal(err)
 		}
 		fs.EachRecord(func(r *kgo.Record) {
 			got++
-			for _, id := range []string{"10", "11", "12", "13"} {
+			for _, id := range []string{"10", "11", "12", "13", "40"} {
 				if strings.Contains(string(r.Value), `"c3_int64":`+id+`,`) {
-					t.Errorf("read committed consumer saw record %s of the refused transaction", id)
+					t.Errorf("read committed consumer saw record %s of a refused transaction", id)
 				}
 			}
 		})

@@ -362,6 +362,9 @@ func (t *Tee) beginEndTxn(req *kmsg.EndTxnRequest) proxy.Step {
 			return resp // the outcome is not decided yet; the client retries or aborts
 		}
 		t.starts.saw(req.ProducerID) // its next transaction begins under this process's eyes
+		if r.Version >= 5 && r.ProducerID >= 0 && r.ProducerID != req.ProducerID {
+			t.starts.saw(r.ProducerID) // KIP-890: a new producer id after epoch exhaustion
+		}
 		if !req.Commit {
 			if n := countRows(t.txns.take(k)); n > 0 {
 				t.metrics.txnRowsDropped.WithLabelValues(dropAborted).Add(float64(n))

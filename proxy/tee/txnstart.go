@@ -2,7 +2,9 @@ package tee
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -21,7 +23,10 @@ import (
 // of OpenMLDB. The commit of a transaction whose start this process did not see is therefore
 // checked with the transaction coordinator (DescribeTransactions) and refused when the
 // transaction began before this process and writes to a teed topic: the producer aborts, and
-// Kafka and OpenMLDB stay equal.
+// Kafka and OpenMLDB stay equal. "Before" is judged by the coordinator's clock against this
+// process's start plus startSkew: a broker clock ahead by more than that (and the restart's own
+// gap) lets such a commit through, and a transaction begun within startSkew of the start is
+// refused once.
 
 // defaultStartSkew is how much later than this process's start a transaction must have begun, by
 // the coordinator's clock, to count as begun after it: it absorbs clock differences between the
@@ -38,12 +43,22 @@ type txnStarts struct {
 	seen map[int64]bool
 }
 
-// saw records that the next transaction of producerID begins under this process's eyes.
+// saw records that the next transaction of producerID begins under this process's eyes. Past
+// maxStartsTracked producers, about half are forgotten (their next commit asks the coordinator).
 func (s *txnStarts) saw(producerID int64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.seen == nil || len(s.seen) >= maxStartsTracked {
+	if s.seen == nil {
 		s.seen = map[int64]bool{}
+	}
+	if len(s.seen) >= maxStartsTracked {
+		n := 0
+		for id := range s.seen { // map order is random: an arbitrary half
+			if n++; n > maxStartsTracked/2 {
+				break
+			}
+			delete(s.seen, id)
+		}
 	}
 	s.seen[producerID] = true
 }
@@ -80,8 +95,11 @@ func (t *Tee) refuseUnseenCommit(ctx context.Context, req *kmsg.EndTxnRequest) (
 	t.metrics.txnCommitsRefused.Inc()
 	t.log.Error("transaction commit refused: abort and retry the transaction", "transactional_id", req.TransactionalID,
 		"producer_id", req.ProducerID, "epoch", req.ProducerEpoch, "reason", why)
+	// UNKNOWN_PRODUCER_ID, not TRANSACTION_ABORTABLE: clients before KIP-890's version 2 know it
+	// as abortable on EndTxn (franz-go and the Java producer recover with an epoch bump, which
+	// aborts the transaction), while TRANSACTION_ABORTABLE is fatal to them.
 	resp := req.ResponseKind().(*kmsg.EndTxnResponse)
-	resp.ErrorCode = kerr.TransactionAbortable.Code
+	resp.ErrorCode = kerr.UnknownProducerID.Code
 	return proxy.Step{Local: resp}, true
 }
 
@@ -105,13 +123,21 @@ func (t *Tee) unseenCommitRisk(ctx context.Context, req *kmsg.EndTxnRequest) (st
 	if d.Err != nil {
 		return "", d.Err
 	}
-	if d.State != "Ongoing" || d.ProducerID != req.ProducerID || d.ProducerEpoch != req.ProducerEpoch {
-		// Already being committed or aborted (a retried EndTxn), or not this producer's: the
-		// coordinator answers the EndTxn itself, and there is nothing here to decide.
-		return "", nil
-	}
 	began := time.UnixMilli(d.StartTimestamp)
-	if !began.Before(t.startedAt.Add(t.startSkew)) {
+	switch {
+	case d.ProducerID != req.ProducerID || d.ProducerEpoch != req.ProducerEpoch:
+		// Not this producer's current transaction: the coordinator refuses the EndTxn itself.
+		return "", nil
+	case d.State == "PrepareCommit" || d.State == "CompleteCommit":
+		// A retried EndTxn whose first attempt reached the coordinator through the previous
+		// process: committed already, nothing to decide, but the rows that process held may be
+		// missing (unless its journal had them).
+		t.log.Warn("commit retried through this proxy after the previous process forwarded it; rows that process held are in OpenMLDB only if its journal kept them",
+			"transactional_id", req.TransactionalID, "producer_id", req.ProducerID)
+		return "", nil
+	case d.State != "Ongoing":
+		return "", nil // aborting or over: the coordinator answers
+	case !began.Before(t.startedAt.Add(t.startSkew)):
 		return "", nil // every batch of it came through this process
 	}
 	k := txnKey{req.ProducerID, req.ProducerEpoch}
@@ -121,7 +147,8 @@ func (t *Tee) unseenCommitRisk(ctx context.Context, req *kmsg.EndTxnRequest) (st
 	}
 	sinks := *t.sinks.Load()
 	for _, topic := range d.Topics.Topics() {
-		if teed == "" && config.SinkFor(sinks, topic) != nil {
+		// Internal topics (__consumer_offsets of a TxnOffsetCommit) are never teed.
+		if teed == "" && !strings.HasPrefix(topic, "__") && config.SinkFor(sinks, topic) != nil {
 			teed = "topic " + topic
 		}
 	}
@@ -137,6 +164,11 @@ func (t *Tee) unseenCommitRisk(ctx context.Context, req *kmsg.EndTxnRequest) (st
 func (t *Tee) admin() (*kadm.Client, error) {
 	t.adminMu.Lock()
 	defer t.adminMu.Unlock()
+	select {
+	case <-t.closed:
+		return nil, errors.New("tee closed")
+	default:
+	}
 	if t.adminCl == nil {
 		cl, err := kgo.NewClient(t.kafkaOpts()...)
 		if err != nil {
