@@ -2,6 +2,7 @@ package tee
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -22,3 +23,11 @@ func PlanOnLoopUnchecked(t *Tee, ctx context.Context, c proxy.ConnInfo, req *kms
 // SetStartSkew sets how much later than the tee's start a transaction must have begun to count
 // as begun under it (startSkew), so tests need not wait the production margin.
 func SetStartSkew(t *Tee, d time.Duration) { t.startSkew = d }
+
+// ForgetOngoingAtStart makes the tee behave as if the transactions open at its start could not
+// be listed, so the coordinator's clock decides (the fallback).
+func ForgetOngoingAtStart(t *Tee) {
+	o := &ongoingAtStart{done: make(chan struct{}), err: errors.New("not listed (test)")}
+	close(o.done)
+	t.ongoing = o
+}

@@ -95,6 +95,7 @@ type Tee struct {
 	starts    txnStarts
 	startedAt time.Time
 	startSkew time.Duration
+	ongoing   *ongoingAtStart
 	adminMu   sync.Mutex
 	adminCl   *kgo.Client
 
@@ -175,6 +176,7 @@ func New(opts Options) (*Tee, error) {
 			return nil, err
 		}
 	}
+	t.ongoing = t.listOngoing()
 	return t, nil
 }
 

@@ -944,13 +944,16 @@ func (e *env) restart(t *testing.T, sinks []config.Sink) {
 // A transaction on topics without a sink commits across the restart, and transactions begun after
 // it commit as usual, also when the new process never saw the producer's previous EndTxn. Run
 // with a client speaking KIP-890's transaction version 2 (kfake's default) and one limited to
-// Kafka 3.7's protocol.
+// Kafka 3.7's protocol, deciding by the transactions listed open at start (with the clock margin
+// set to an hour, so the clock cannot be what decides), and by the coordinator's clock when that
+// listing is unavailable.
 func TestTransactionOpenAcrossRestartIsRefused(t *testing.T) {
-	t.Run("kip890", func(t *testing.T) { restartCase(t) })
-	t.Run("kafka-3.7", func(t *testing.T) { restartCase(t, kgo.MaxVersions(kversion.V3_7_0())) })
+	t.Run("kip890", func(t *testing.T) { restartCase(t, false) })
+	t.Run("kafka-3.7", func(t *testing.T) { restartCase(t, false, kgo.MaxVersions(kversion.V3_7_0())) })
+	t.Run("by-clock", func(t *testing.T) { restartCase(t, true) })
 }
 
-func restartCase(t *testing.T, opts ...kgo.Opt) {
+func restartCase(t *testing.T, byClock bool, opts ...kgo.Opt) {
 	sinks := []config.Sink{{Topics: []string{"topic1"}, AutoCreate: true}}
 	e := startEnv(t, sinks, "topic1", "plain")
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
@@ -981,7 +984,12 @@ func restartCase(t *testing.T, opts ...kgo.Opt) {
 	}
 
 	e.restart(t, sinks)
-	tee.SetStartSkew(e.tee, 0)
+	if byClock {
+		tee.ForgetOngoingAtStart(e.tee)
+		tee.SetStartSkew(e.tee, 0)
+	} else {
+		tee.SetStartSkew(e.tee, time.Hour)
+	}
 	if err := cl.ProduceSync(ctx, &kgo.Record{Topic: "topic1", Value: []byte(seedRow(13))}).FirstErr(); err != nil {
 		t.Fatal(err)
 	}

@@ -347,6 +347,7 @@ func (t *Tee) beginInitProducerID(req *kmsg.InitProducerIDRequest) proxy.Step {
 		if r, ok := resp.(*kmsg.InitProducerIDResponse); ok && r.ErrorCode == 0 {
 			t.txns.fence(tid, r.ProducerID, r.ProducerEpoch)
 			t.starts.saw(r.ProducerID)
+			t.ongoing.forget(r.ProducerID)
 		}
 		return resp
 	}}
@@ -362,6 +363,7 @@ func (t *Tee) beginEndTxn(req *kmsg.EndTxnRequest) proxy.Step {
 			return resp // the outcome is not decided yet; the client retries or aborts
 		}
 		t.starts.saw(req.ProducerID) // its next transaction begins under this process's eyes
+		t.ongoing.forget(req.ProducerID)
 		if r.Version >= 5 && r.ProducerID >= 0 && r.ProducerID != req.ProducerID {
 			t.starts.saw(r.ProducerID) // KIP-890: a new producer id after epoch exhaustion
 		}

@@ -70,6 +70,100 @@ func (s *txnStarts) known(producerID int64) bool {
 	return s.seen[producerID]
 }
 
+// ongoingAtStart is the set of producer ids whose transaction was ongoing when this process
+// started, as the coordinators listed them (ListTransactions): the transactions whose commits may
+// lack rows held by a previous process. It replaces the clock comparison when it could be listed.
+type ongoingAtStart struct {
+	done chan struct{} // closed when the listing is over
+	err  error         // the listing failed: fall back to the coordinator's start time (set before done)
+
+	mu   sync.Mutex
+	pids map[int64]bool
+	// ended are producers whose transaction ended through this process before the listing
+	// came back: their next transaction is not the one that was open at start.
+	ended map[int64]bool
+}
+
+// forget drops producerID from the set: its transaction open at start has ended here.
+func (o *ongoingAtStart) forget(producerID int64) {
+	if o == nil {
+		return
+	}
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.pids != nil {
+		delete(o.pids, producerID)
+		return
+	}
+	if o.ended == nil {
+		o.ended = map[int64]bool{}
+	}
+	o.ended[producerID] = true
+}
+
+// listOngoing lists the transactions ongoing now, in the background (it must not delay the start
+// when the brokers are slow or unreachable); commits that need it wait for it.
+func (t *Tee) listOngoing() *ongoingAtStart {
+	o := &ongoingAtStart{done: make(chan struct{})}
+	if len(t.bootstrap) == 0 {
+		o.err = errors.New("no kafka.bootstrap")
+		close(o.done)
+		return o
+	}
+	t.bg.Add(1)
+	go func() {
+		defer t.bg.Done()
+		defer close(o.done)
+		adm, err := t.admin()
+		if err != nil {
+			o.err = err
+			return
+		}
+		ctx, cancel := context.WithTimeout(t.bgCtx, 10*time.Second)
+		defer cancel()
+		listed, err := adm.ListTransactions(ctx, nil, []string{"Ongoing"})
+		if err != nil {
+			o.err = err
+			t.log.Warn("cannot list the transactions open at start; commits of transactions whose start this proxy did not see are judged by the coordinator's clock", "err", err)
+			return
+		}
+		o.mu.Lock()
+		o.pids = map[int64]bool{}
+		for _, l := range listed {
+			if l.State == "Ongoing" && !o.ended[l.ProducerID] { // brokers before 3.0 ignore the filter
+				o.pids[l.ProducerID] = true
+			}
+		}
+		n := len(o.pids)
+		o.ended = nil
+		o.mu.Unlock()
+		if n > 0 {
+			t.log.Info("transactions open at start: their commits through this proxy are checked for rows a previous process held", "transactions", n)
+		}
+	}()
+	return o
+}
+
+// ongoingBefore reports whether producerID's transaction was ongoing when this process started,
+// and whether that is known (false: the listing failed or ctx ended first).
+func (t *Tee) ongoingBefore(ctx context.Context, producerID int64) (ongoing, known bool) {
+	o := t.ongoing
+	if o == nil {
+		return false, false
+	}
+	select {
+	case <-o.done:
+	case <-ctx.Done():
+		return false, false
+	}
+	if o.err != nil {
+		return false, false
+	}
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.pids[producerID], true
+}
+
 // holds reports whether rows of transaction k are held.
 func (h *heldRows) holds(k txnKey) bool {
 	h.mu.Lock()
@@ -137,8 +231,13 @@ func (t *Tee) unseenCommitRisk(ctx context.Context, req *kmsg.EndTxnRequest) (st
 		return "", nil
 	case d.State != "Ongoing":
 		return "", nil // aborting or over: the coordinator answers
-	case !began.Before(t.startedAt.Add(t.startSkew)):
-		return "", nil // every batch of it came through this process
+	}
+	if ongoing, known := t.ongoingBefore(ctx, req.ProducerID); known {
+		if !ongoing {
+			return "", nil // begun after this process started: every batch came through it
+		}
+	} else if !began.Before(t.startedAt.Add(t.startSkew)) {
+		return "", nil // by the coordinator's clock, begun after this process started
 	}
 	k := txnKey{req.ProducerID, req.ProducerEpoch}
 	teed := ""
