@@ -1,7 +1,6 @@
 package openmldb
 
 import (
-	"context"
 	"fmt"
 	"log/slog"
 	"net"
@@ -74,10 +73,10 @@ type laneConns struct {
 }
 
 // pickLane returns the lane's live connection to addr (holding its writes while fallback Puts
-// are not over), starting a dial when there is none. It returns nil, with fallback counted, when
-// the Put must take the shared connection. The caller calls unfallback once for every nil it got,
-// when that Put is over or was not sent.
-func (c *Client) pickLane(lane Lane, addr string) (*rpcConn, *laneState) {
+// are not over), starting a dial when there is none. When the Put must take the shared
+// connection it returns instead the lane state that counted it as a fallback; the caller calls
+// unfallback with it once that Put is over or was not sent.
+func (c *Client) pickLane(lane Lane, addr string) (conn *rpcConn, fallback *laneState) {
 	l := &c.lanes
 	k := laneKey{lane, addr}
 	l.mu.Lock()
@@ -98,7 +97,7 @@ func (c *Client) pickLane(lane Lane, addr string) (*rpcConn, *laneState) {
 		go c.dialLane(k, st)
 	}
 	if st.conn != nil {
-		return st.conn, st
+		return st.conn, nil
 	}
 	st.fallback++
 	return nil, st
@@ -134,15 +133,9 @@ func (c *rpcConn) releaseHold() {
 
 // dialLane connects the lane of k to its tablet and attaches the connection to the lane's loop.
 func (c *Client) dialLane(k laneKey, st *laneState) {
-	ctx, cancel := context.WithTimeout(context.Background(), c.pool.timeout)
-	defer cancel()
-	var dialer net.Dialer
-	nc, err := dialer.DialContext(ctx, "tcp", k.addr)
+	nc, err := c.pool.dialTCP(k.addr)
 	var rc *rpcConn
 	if err == nil {
-		if tc, ok := nc.(*net.TCPConn); ok {
-			_ = tc.SetNoDelay(true)
-		}
 		rc = newLaneConn(k.addr, c.pool.auth, c.log, c.pool.observe)
 		write, closeConn, aerr := k.lane.Attach(nc, rc.feed, func(err error) {
 			rc.fail(fmt.Errorf("read: %w", err))
@@ -197,14 +190,8 @@ func (c *Client) closeLanes() {
 // newLaneConn makes a connection whose reads a lane's loop does (feed); it is written once
 // attach has given it its laneIO.
 func newLaneConn(addr string, auth []byte, log *slog.Logger, observe func(string, time.Duration, error)) *rpcConn {
-	c := &rpcConn{
-		addr:    addr,
-		auth:    auth,
-		log:     log,
-		pending: make(map[int64]pending),
-		closed:  make(chan struct{}),
-		observe: observe,
-	}
+	c := newConnState(addr, auth, log)
+	c.observe = observe
 	go c.sweepLoop()
 	return c
 }

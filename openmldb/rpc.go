@@ -192,14 +192,8 @@ type rpcConn struct {
 }
 
 func newRPCConn(nc net.Conn, addr string, auth []byte, log *slog.Logger) *rpcConn {
-	c := &rpcConn{
-		addr:    addr,
-		nc:      nc,
-		log:     log,
-		auth:    auth,
-		pending: make(map[int64]pending),
-		closed:  make(chan struct{}),
-	}
+	c := newConnState(addr, auth, log)
+	c.nc = nc
 	if sc, ok := nc.(syscall.Conn); ok {
 		if raw, err := sc.SyscallConn(); err == nil {
 			c.raw = raw
@@ -208,6 +202,11 @@ func newRPCConn(nc net.Conn, addr string, auth []byte, log *slog.Logger) *rpcCon
 	go c.readLoop()
 	go c.sweepLoop()
 	return c
+}
+
+// newConnState is a connection's call table and write state, without its transport.
+func newConnState(addr string, auth []byte, log *slog.Logger) *rpcConn {
+	return &rpcConn{addr: addr, auth: auth, log: log, pending: make(map[int64]pending), closed: make(chan struct{})}
 }
 
 // isDead reports whether the connection has failed or was closed.
@@ -591,11 +590,21 @@ func (p *rpcPool) conn(ctx context.Context, addr string) (*rpcConn, error) {
 	}
 }
 
-func (p *rpcPool) dial(addr string, d *dialState) {
-	dctx, cancel := context.WithTimeout(context.Background(), p.timeout)
+// dialTCP connects to a tablet or nameserver within the pool's timeout, with Nagle off (frames
+// are written whole).
+func (p *rpcPool) dialTCP(addr string) (net.Conn, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), p.timeout)
 	defer cancel()
 	var dialer net.Dialer
-	nc, err := dialer.DialContext(dctx, "tcp", addr)
+	nc, err := dialer.DialContext(ctx, "tcp", addr)
+	if tc, ok := nc.(*net.TCPConn); ok {
+		_ = tc.SetNoDelay(true)
+	}
+	return nc, err
+}
+
+func (p *rpcPool) dial(addr string, d *dialState) {
+	nc, err := p.dialTCP(addr)
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	delete(p.dials, addr)
@@ -608,9 +617,6 @@ func (p *rpcPool) dial(addr string, d *dialState) {
 		nc.Close()
 		d.err = &ConnError{Addr: addr, Err: net.ErrClosed}
 	} else {
-		if tc, ok := nc.(*net.TCPConn); ok {
-			_ = tc.SetNoDelay(true)
-		}
 		d.conn = newRPCConn(nc, addr, p.auth, p.log)
 		d.conn.observe = p.observe
 		p.conns[addr] = d.conn

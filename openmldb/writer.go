@@ -45,8 +45,8 @@ type WriteOptions struct {
 	Batch *WriteBatch
 	// Lane, if set, carries the Puts on the lane's own connections (see Lane). Writes of one
 	// client connection that all name the same lane keep their issue order on the wire, also
-	// while the lane's connection to a tablet is being set up or replaced (they follow the
-	// earlier Puts on the shared connection until those have completed).
+	// while the lane's connection to a tablet is being set up or replaced (meanwhile Puts take
+	// the shared connection, and the lane's holds what queues on it until those are over).
 	Lane Lane
 	// OnLane says the caller runs on Lane's loop now, so the Puts are written at once; from
 	// elsewhere they are written by a task the loop runs. Retry rounds always run elsewhere.
@@ -413,9 +413,6 @@ func (c *Client) issuePuts(ctx context.Context, t *Table, ops []putOp, pending [
 			var fallback *laneState
 			if opts.Lane != nil {
 				rc, fallback = c.pickLane(opts.Lane, addr)
-				if rc != nil {
-					fallback = nil
-				}
 			}
 			if rc == nil {
 				rc = lastConn
