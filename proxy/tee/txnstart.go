@@ -22,15 +22,16 @@ import (
 // held. Committing it would store only the batches produced since, silently leaving the rest out
 // of OpenMLDB. The commit of a transaction whose start this process did not see is therefore
 // checked with the transaction coordinator (DescribeTransactions) and refused when the
-// transaction began before this process and writes to a teed topic: the producer aborts, and
-// Kafka and OpenMLDB stay equal. "Before" is judged by the coordinator's clock against this
-// process's start plus startSkew: a broker clock ahead by more than that (and the restart's own
-// gap) lets such a commit through, and a transaction begun within startSkew of the start is
-// refused once.
+// transaction was already open when this process started and writes to a teed topic: the
+// producer aborts, and Kafka and OpenMLDB stay equal. "Already open" comes from the coordinators'
+// list of ongoing transactions taken at start (listOngoing); only when that list is unavailable
+// does the coordinator's clock decide, against this process's start plus startSkew (a broker
+// clock ahead by more than that and the restart's own gap lets such a commit through, and a
+// transaction begun within startSkew of the start is refused once).
 
 // defaultStartSkew is how much later than this process's start a transaction must have begun, by
-// the coordinator's clock, to count as begun after it: it absorbs clock differences between the
-// brokers and the proxy.
+// the coordinator's clock, to count as begun after it when the list taken at start is unavailable:
+// it absorbs clock differences between the brokers and the proxy.
 const defaultStartSkew = 2 * time.Second
 
 // maxStartsTracked bounds txnStarts; forgetting is safe (the coordinator is asked instead).
