@@ -74,6 +74,7 @@ func proxyOptions(cfg *config.Config, log *slog.Logger) proxy.Options {
 		Logger:         log,
 		TLS:            serverTLS(cfg.TLS),
 		UpstreamTLS:    upstreamTLS(cfg.Kafka.TLS),
+		UpstreamSASL:   upstreamSASL(cfg.Kafka.SASL),
 		Limits:         proxyLimits(cfg.Limits),
 	}
 }
@@ -112,7 +113,7 @@ func openTee(ctx context.Context, log *slog.Logger, cfg *config.Config, m teeMet
 		}
 	}
 	t, err := tee.New(tee.Options{Sinks: cfg.Sinks, Database: cfg.OpenMLDB.Database, Store: store,
-		KafkaBootstrap: cfg.Kafka.Bootstrap, KafkaTLS: kafkaTLS, Logger: log, Metrics: m.tee, LogPayloads: cfg.Log.Payloads,
+		KafkaBootstrap: cfg.Kafka.Bootstrap, KafkaTLS: kafkaTLS, KafkaSASL: upstreamSASL(cfg.Kafka.SASL), Logger: log, Metrics: m.tee, LogPayloads: cfg.Log.Payloads,
 		TransactionMaxTimeout: cfg.Kafka.TransactionMaxTimeout, JournalDir: cfg.OpenMLDB.JournalDir})
 	if err != nil {
 		store.Close()

@@ -69,6 +69,8 @@ type Kafka struct {
 	Bootstrap []string `koanf:"bootstrap"`
 	// TLS originates TLS to the brokers.
 	TLS KafkaTLS `koanf:"tls"`
+	// SASL authenticates the connections the proxy opens to the brokers itself.
+	SASL KafkaSASL `koanf:"sasl"`
 	// TransactionMaxTimeout is the brokers' transaction.max.timeout.ms: the tee drops rows held for
 	// a transaction open longer than this whose EndTxn never came through the proxy (the
 	// coordinator has aborted it by then).
@@ -106,6 +108,7 @@ func registerFlags(fs *pflag.FlagSet) {
 	fs.String("openmldb.journal_dir", "", "directory keeping rows of committed transactions not yet stored in OpenMLDB across restarts (default: memory only)")
 	fs.String("connector_config", "", "Kafka Connect JDBC sink .properties file to import as a sink")
 	registerTLSFlags(fs)
+	registerSASLFlags(fs)
 	registerLimitsFlags(fs)
 	registerOpsFlags(fs)
 }

@@ -192,6 +192,8 @@ func (c *Config) Validate() error {
 	errs = append(errs, c.validateOpenMLDB()...)
 	errs = append(errs, c.TLS.validate()...)
 	errs = append(errs, c.Kafka.TLS.validate()...)
+	c.Kafka.SASL.normalize()
+	errs = append(errs, c.Kafka.SASL.validate()...)
 	errs = append(errs, c.Limits.validate()...)
 	errs = append(errs, c.validateOps()...)
 	return errors.Join(errs...)

@@ -49,3 +49,34 @@ func TestTLSAndLimitsKeys(t *testing.T) {
 		}
 	}
 }
+
+// TestKafkaSASLKeys checks kafka.sasl from flags and the environment (the password's advised
+// home), the mechanism's case, and each invalid combination's message.
+func TestKafkaSASLKeys(t *testing.T) {
+	c, err := Load("run", []string{"--kafka.bootstrap", "k:9092"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Kafka.SASL.Enabled() {
+		t.Fatalf("default kafka.sasl %+v", c.Kafka.SASL)
+	}
+	c, err = Load("run", []string{"--kafka.bootstrap", "k:9092", "--kafka.sasl.mechanism", "scram-sha-512", "--kafka.sasl.username", "proxy"},
+		[]string{"OKP_KAFKA__SASL__PASSWORD=s3cret"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := (KafkaSASL{Mechanism: SASLScramSHA512, Username: "proxy", Password: "s3cret"}); c.Kafka.SASL != want {
+		t.Fatalf("kafka.sasl %+v, want %+v", c.Kafka.SASL, want)
+	}
+	for args, msg := range map[string]string{
+		"--kafka.sasl.username=u": "kafka.sasl.mechanism: kafka.sasl.username or kafka.sasl.password is set but no mechanism",
+		"--kafka.sasl.mechanism=GSSAPI --kafka.sasl.username=u --kafka.sasl.password=p": `kafka.sasl.mechanism: "GSSAPI" is not supported`,
+		"--kafka.sasl.mechanism=PLAIN --kafka.sasl.password=p":                          "kafka.sasl.username: required with kafka.sasl.mechanism PLAIN",
+		"--kafka.sasl.mechanism=PLAIN --kafka.sasl.username=u":                          "kafka.sasl.password: required with kafka.sasl.mechanism PLAIN",
+	} {
+		_, err := Load("run", append([]string{"--kafka.bootstrap", "k:9092"}, strings.Fields(args)...), nil)
+		if err == nil || !strings.Contains(err.Error(), msg) {
+			t.Errorf("%s: err = %v, want %q", args, err, msg)
+		}
+	}
+}

@@ -3,7 +3,6 @@ package proxy
 import (
 	"context"
 	"fmt"
-	"io"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -33,37 +32,17 @@ func (p *Proxy) discover() {
 func (p *Proxy) discoverOnce(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	c, err := p.dialUpstream(ctx, -1)
+	c, err := p.dialOwn(ctx)
 	if err != nil {
-		return err
+		return fmt.Errorf("discover: %w", err)
 	}
 	defer c.Close()
-	if dl, ok := ctx.Deadline(); ok {
-		_ = c.SetDeadline(dl)
-	}
 	req := kmsg.NewPtrMetadataRequest()
 	req.Version = 1
 	req.Topics = []kmsg.MetadataRequestTopic{}
-	frame := protocol.AppendRequest(nil, protocol.RequestHeader{CorrelationID: 1, ClientID: []byte("openmldb-kafka-proxy")}, req)
-	if _, err := c.Write(frame); err != nil {
-		return fmt.Errorf("discover: send metadata: %w", err)
-	}
-	var prefix [4]byte
-	if _, err := io.ReadFull(c, prefix[:]); err != nil {
-		return fmt.Errorf("discover: read metadata: %w", err)
-	}
-	size := protocol.FrameSize(prefix[:])
-	if size < 4 || size > 64<<20 {
-		return fmt.Errorf("discover: metadata response size %d", size)
-	}
-	resp := make([]byte, 4+int(size))
-	copy(resp, prefix[:])
-	if _, err := io.ReadFull(c, resp[4:]); err != nil {
-		return fmt.Errorf("discover: read metadata: %w", err)
-	}
-	r, err := protocol.DecodeResponse(resp, 3, 1)
+	r, err := c.roundTrip(req)
 	if err != nil {
-		return fmt.Errorf("discover: %w", err)
+		return fmt.Errorf("discover: %w", p.hintSASL(err))
 	}
 	protocol.RewriteAddrs(r, p.mapAddr)
 	p.upstreamOK.Store(time.Now().UnixNano())

@@ -31,6 +31,7 @@ import (
 	"time"
 
 	"github.com/panjf2000/gnet/v2"
+	"github.com/twmb/franz-go/pkg/sasl"
 
 	"github.com/openmldb-kafka-proxy/openmldb-kafka-proxy/internal/lograte"
 )
@@ -58,6 +59,10 @@ type Options struct {
 	TLS *ServerTLS
 	// UpstreamTLS, if set, dials the brokers with TLS.
 	UpstreamTLS *UpstreamTLS
+	// UpstreamSASL, if set, authenticates the connections the proxy opens to brokers for itself
+	// (discovery, readiness). Clients' connections are never authenticated by the proxy: their
+	// SASL passes through.
+	UpstreamSASL sasl.Mechanism
 	// Limits bounds connections, in-flight requests and queued bytes (limits.go).
 	Limits Limits
 	// Metrics receives the proxy's counters (metrics.go); nil keeps a private, unregistered set.

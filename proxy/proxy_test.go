@@ -39,18 +39,21 @@ func freePorts(t testing.TB, n int) []int {
 // free ports, and stops it when the test ends.
 func startProxy(t testing.TB, bootstrap []string, nodes int, hook Hook) (*Proxy, map[int32]int) {
 	t.Helper()
+	return startProxyWith(t, Options{Bootstrap: bootstrap, Hook: hook}, nodes)
+}
+
+// startProxyWith is startProxy with more options; it sets Listen, BrokerPorts and Logger.
+func startProxyWith(t testing.TB, opts Options, nodes int) (*Proxy, map[int32]int) {
+	t.Helper()
 	ports := freePorts(t, nodes+1)
 	bp := map[int32]int{}
 	for i := range nodes {
 		bp[int32(i)] = ports[i+1]
 	}
-	p, err := New(Options{
-		Listen:      "127.0.0.1:" + strconv.Itoa(ports[0]),
-		BrokerPorts: bp,
-		Bootstrap:   bootstrap,
-		Hook:        hook,
-		Logger:      slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
-	})
+	opts.Listen = "127.0.0.1:" + strconv.Itoa(ports[0])
+	opts.BrokerPorts = bp
+	opts.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	p, err := New(opts)
 	if err != nil {
 		t.Fatal(err)
 	}

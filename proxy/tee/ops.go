@@ -46,11 +46,14 @@ func (t *Tee) Sinks() []config.Sink { return *t.sinks.Load() }
 // SetLogPayloads turns record values in rejection log lines on or off (log.payloads).
 func (t *Tee) SetLogPayloads(on bool) { t.payloads.Store(on) }
 
-// kafkaOpts are the options of the tee's own Kafka clients: the brokers, and kafka.tls.
+// kafkaOpts are the options of the tee's own Kafka clients: the brokers, kafka.tls and kafka.sasl.
 func (t *Tee) kafkaOpts() []kgo.Opt {
 	opts := []kgo.Opt{kgo.SeedBrokers(t.bootstrap...)}
 	if t.kafkaTLS != nil {
 		opts = append(opts, kgo.DialTLSConfig(t.kafkaTLS.Clone()))
+	}
+	if t.kafkaSASL != nil {
+		opts = append(opts, kgo.SASL(t.kafkaSASL))
 	}
 	return opts
 }

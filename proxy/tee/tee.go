@@ -17,6 +17,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
+	"github.com/twmb/franz-go/pkg/sasl"
 
 	"github.com/openmldb-kafka-proxy/openmldb-kafka-proxy/config"
 	"github.com/openmldb-kafka-proxy/openmldb-kafka-proxy/internal/lograte"
@@ -39,8 +40,11 @@ type Options struct {
 	KafkaBootstrap []string
 	// KafkaTLS, if set, is the TLS those clients use (kafka.tls, as the proxy's broker connections).
 	KafkaTLS *tls.Config
-	Logger   *slog.Logger
-	Metrics  *Metrics // nil: a private, unregistered set
+	// KafkaSASL, if set, authenticates those clients (kafka.sasl); clients' own SASL passes
+	// through the proxy and is never available to the tee.
+	KafkaSASL sasl.Mechanism
+	Logger    *slog.Logger
+	Metrics   *Metrics // nil: a private, unregistered set
 	// LogPayloads includes the invalid records' values in the log line of a rejected partition.
 	LogPayloads bool
 	// TransactionMaxTimeout is the brokers' transaction.max.timeout.ms: rows of a transaction
@@ -101,6 +105,7 @@ type Tee struct {
 
 	bootstrap []string
 	kafkaTLS  *tls.Config
+	kafkaSASL sasl.Mechanism
 	payloads  atomic.Bool
 	reloadMu  sync.Mutex
 	// logLimit keeps per-request warnings (rejected partitions, acks=0 failures) to one line a
@@ -140,7 +145,7 @@ func New(opts Options) (*Tee, error) {
 		m = NewMetrics(nil)
 	}
 	t := &Tee{
-		db: opts.Database, store: opts.Store, log: log, metrics: m, bootstrap: opts.KafkaBootstrap, kafkaTLS: opts.KafkaTLS,
+		db: opts.Database, store: opts.Store, log: log, metrics: m, bootstrap: opts.KafkaBootstrap, kafkaTLS: opts.KafkaTLS, kafkaSASL: opts.KafkaSASL,
 		parser: connect.NewParser(256), dec: kgo.DefaultDecompressor(),
 		ledger: newLedger(0), retrying: map[txnKey]bool{}, closed: make(chan struct{}), draining: make(chan struct{}), commitTimeout: commitWriteTimeout,
 		startedAt: time.Now(), startSkew: defaultStartSkew,

@@ -76,6 +76,8 @@ type Proxy struct {
 	Addr string
 	// BasePort is the bootstrap port; node n listens on BasePort+1+n.
 	BasePort int
+	// AdminAddr is the admin HTTP listener (/metrics, /livez, /readyz).
+	AdminAddr string
 
 	cmd     *exec.Cmd
 	out     *readyWriter
@@ -119,8 +121,9 @@ func startProxyAt(ctx context.Context, o ProxyOptions, base int) (*Proxy, error)
 	// admin.listen after the broker ports: parallel proxies must not all bind the default
 	// 127.0.0.1:9644; the drain stays inside Stop's grace period even when a client still
 	// long-polls a Fetch.
+	admin := fmt.Sprintf("127.0.0.1:%d", base+o.Brokers+1)
 	args := []string{"run", "--listen", addr, "--kafka.bootstrap", strings.Join(o.Upstream, ","),
-		"--admin.listen", fmt.Sprintf("127.0.0.1:%d", base+o.Brokers+1), "--shutdown.drain_timeout", "3s"}
+		"--admin.listen", admin, "--shutdown.drain_timeout", "3s"}
 	if o.LogLevel != "" {
 		args = append(args, "--log.level", o.LogLevel)
 	}
@@ -133,7 +136,7 @@ func startProxyAt(ctx context.Context, o ProxyOptions, base int) (*Proxy, error)
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start %s: %w", o.Bin, err)
 	}
-	p := &Proxy{Addr: addr, BasePort: base, cmd: cmd, out: w, done: make(chan struct{})}
+	p := &Proxy{Addr: addr, BasePort: base, AdminAddr: admin, cmd: cmd, out: w, done: make(chan struct{})}
 	go func() {
 		p.waitErr = cmd.Wait()
 		close(p.done)
