@@ -89,14 +89,7 @@ func newEnvWith(t *testing.T, o envOptions) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		if err := p.Stop(5 * time.Second); err != nil {
-			t.Errorf("stop proxy: %v", err)
-		}
-		if t.Failed() {
-			t.Logf("proxy log tail:\n%s", tailLines(p.Logs(), 60))
-		}
-	})
+	stopAtEnd(t, "proxy", p)
 	e.proxy = p
 	e.bootstrap = p.Addr
 	for i := int32(0); i < numBrokers; i++ {
@@ -253,4 +246,16 @@ func testContext(t *testing.T, d time.Duration) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), d)
 	t.Cleanup(cancel)
 	return ctx
+}
+
+// stopAtEnd stops the proxy process p when the test ends; a failing test gets its log tail.
+func stopAtEnd(t *testing.T, name string, p *harness.Proxy) {
+	t.Cleanup(func() {
+		if err := p.Stop(5 * time.Second); err != nil {
+			t.Errorf("stop %s: %v", name, err)
+		}
+		if t.Failed() {
+			t.Logf("%s log tail:\n%s", name, tailLines(p.Logs(), 60))
+		}
+	})
 }

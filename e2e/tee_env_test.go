@@ -263,3 +263,25 @@ func seedTable(name string) openmldb.TableSpec {
 		{Name: "c9_timestamp", Type: openmldb.TypeTimestamp},
 	}}
 }
+
+// secondProxy starts another proxy process with the env's configuration file and extra
+// arguments, on the port block at base (the first proxy's BasePort for a restart on the same
+// addresses) or on a free block when base is 0. It is stopped when the test ends; a failing test
+// gets its log tail.
+func (e *teeEnv) secondProxy(t *testing.T, ctx context.Context, base int, extra ...string) *harness.Proxy {
+	t.Helper()
+	o := harness.ProxyOptions{Bin: suite.bin, Upstream: e.kafka.ListenAddrs(), Brokers: numBrokers,
+		ExtraArgs: append([]string{"--config", filepath.Join(e.dir, "proxy.yaml")}, extra...)}
+	var next *harness.Proxy
+	var err error
+	if base == 0 {
+		next, err = harness.StartProxy(ctx, o)
+	} else {
+		next, err = harness.StartProxyAt(ctx, o, base)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	stopAtEnd(t, "second proxy", next)
+	return next
+}

@@ -10,7 +10,6 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
-	"github.com/openmldb-kafka-proxy/openmldb-kafka-proxy/e2e/internal/harness"
 	"github.com/openmldb-kafka-proxy/openmldb-kafka-proxy/openmldb"
 )
 
@@ -69,19 +68,7 @@ func TestJournalSurvivesProxyKill(t *testing.T) {
 	e.om.FailPuts(0, 0)
 	sctx, scancel := context.WithTimeout(ctx, 20*time.Second)
 	defer scancel()
-	next, err := harness.StartProxy(sctx, harness.ProxyOptions{Bin: suite.bin, Upstream: e.kafka.ListenAddrs(), Brokers: numBrokers,
-		ExtraArgs: []string{"--config", filepath.Join(e.dir, "proxy.yaml"), "--openmldb.journal_dir", journal}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		if err := next.Stop(5 * time.Second); err != nil {
-			t.Errorf("stop second proxy: %v", err)
-		}
-		if t.Failed() {
-			t.Logf("second proxy log:\n%s", tailLines(next.Logs(), 40))
-		}
-	}()
+	e.secondProxy(t, sctx, 0, "--openmldb.journal_dir", journal)
 	deadline = time.Now().Add(30 * time.Second)
 	for {
 		if _, err := os.Stat(filepath.Join(journal, "committed-rows.json")); errors.Is(err, os.ErrNotExist) {

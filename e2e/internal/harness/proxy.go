@@ -70,6 +70,16 @@ type ProxyOptions struct {
 	ReadyTimeout time.Duration
 }
 
+func (o ProxyOptions) withDefaults() ProxyOptions {
+	if o.Brokers == 0 {
+		o.Brokers = 3
+	}
+	if o.ReadyTimeout == 0 {
+		o.ReadyTimeout = 15 * time.Second
+	}
+	return o
+}
+
 // Proxy is a running proxy process.
 type Proxy struct {
 	// Addr is the bootstrap address clients dial.
@@ -89,12 +99,7 @@ type Proxy struct {
 // StartProxy starts the proxy on a free port block and waits until it prints a line containing
 // "ready". Port races with other processes are retried a few times.
 func StartProxy(ctx context.Context, o ProxyOptions) (*Proxy, error) {
-	if o.Brokers == 0 {
-		o.Brokers = 3
-	}
-	if o.ReadyTimeout == 0 {
-		o.ReadyTimeout = 15 * time.Second
-	}
+	o = o.withDefaults()
 	var lastErr error
 	for attempt := 0; attempt < 3; attempt++ {
 		// One port more than the listeners need: the admin listener's. Left to port 0 it could
@@ -104,7 +109,7 @@ func StartProxy(ctx context.Context, o ProxyOptions) (*Proxy, error) {
 		if err != nil {
 			return nil, err
 		}
-		p, err := startProxyAt(ctx, o, base)
+		p, err := StartProxyAt(ctx, o, base)
 		if err == nil {
 			return p, nil
 		}
@@ -116,7 +121,10 @@ func StartProxy(ctx context.Context, o ProxyOptions) (*Proxy, error) {
 	return nil, lastErr
 }
 
-func startProxyAt(ctx context.Context, o ProxyOptions, base int) (*Proxy, error) {
+// StartProxyAt starts the proxy with its bootstrap listener on port base, as StartProxy does on a
+// free block; a restart on the same addresses uses the stopped proxy's BasePort and Brokers.
+func StartProxyAt(ctx context.Context, o ProxyOptions, base int) (*Proxy, error) {
+	o = o.withDefaults()
 	addr := fmt.Sprintf("127.0.0.1:%d", base)
 	// admin.listen after the broker ports: parallel proxies must not all bind the default
 	// 127.0.0.1:9644; the drain stays inside Stop's grace period even when a client still
