@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"crypto/tls"
 	"strings"
 	"testing"
 	"time"
@@ -35,15 +36,10 @@ func TestOwnConnectionsAuthenticate(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			p, _ := startProxyWith(t, Options{Bootstrap: kafka.ListenAddrs(), UpstreamSASL: tc.mech}, 1)
+			p, _ := startProxyOpts(t, kafka.ListenAddrs(), 1, Options{UpstreamSASL: tc.mech})
 			err := p.Ready(testCtx(t, 15*time.Second))
 			if tc.wantErr == "" {
-				if err != nil {
-					t.Fatalf("Ready: %v", err)
-				}
-				if _, ok := p.upstreamOf(0); !ok {
-					t.Fatal("discovery did not map broker 0")
-				}
+				checkDiscovered(t, p, err)
 				return
 			}
 			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
@@ -53,5 +49,30 @@ func TestOwnConnectionsAuthenticate(t *testing.T) {
 				t.Errorf("Ready: %v: the hint about missing credentials is wrong when they are set", err)
 			}
 		})
+	}
+}
+
+// TestOwnConnectionsAuthenticateOverTLS runs SASL inside kafka.tls (sasl_ssl brokers with mTLS).
+func TestOwnConnectionsAuthenticateOverTLS(t *testing.T) {
+	t.Parallel()
+	k := newTestPKI(t)
+	brokerTLS := &tls.Config{Certificates: []tls.Certificate{k.server}, ClientCAs: k.pool, ClientAuth: tls.RequireAndVerifyClientCert}
+	kafka := newCluster(t, kfake.NumBrokers(1), kfake.TLS(brokerTLS), kfake.EnableSASL(),
+		kfake.Superuser("SCRAM-SHA-512", "proxy", "proxy-secret"))
+	p, _ := startProxyOpts(t, kafka.ListenAddrs(), 1, Options{
+		UpstreamTLS:  &UpstreamTLS{CAFile: k.caFile, CertFile: k.clientCert, KeyFile: k.clientKey},
+		UpstreamSASL: scram.Auth{User: "proxy", Pass: "proxy-secret"}.AsSha512Mechanism(),
+	})
+	checkDiscovered(t, p, p.Ready(testCtx(t, 15*time.Second)))
+}
+
+// checkDiscovered fails unless the readiness probe passed and discovery mapped broker 0.
+func checkDiscovered(t *testing.T, p *Proxy, readyErr error) {
+	t.Helper()
+	if readyErr != nil {
+		t.Fatalf("Ready: %v", readyErr)
+	}
+	if _, ok := p.upstreamOf(0); !ok {
+		t.Fatal("discovery did not map broker 0")
 	}
 }

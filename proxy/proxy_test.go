@@ -4,10 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
-	"os"
-	"strconv"
 	"testing"
 	"time"
 
@@ -39,37 +36,7 @@ func freePorts(t testing.TB, n int) []int {
 // free ports, and stops it when the test ends.
 func startProxy(t testing.TB, bootstrap []string, nodes int, hook Hook) (*Proxy, map[int32]int) {
 	t.Helper()
-	return startProxyWith(t, Options{Bootstrap: bootstrap, Hook: hook}, nodes)
-}
-
-// startProxyWith is startProxy with more options; it sets Listen, BrokerPorts and Logger.
-func startProxyWith(t testing.TB, opts Options, nodes int) (*Proxy, map[int32]int) {
-	t.Helper()
-	ports := freePorts(t, nodes+1)
-	bp := map[int32]int{}
-	for i := range nodes {
-		bp[int32(i)] = ports[i+1]
-	}
-	opts.Listen = "127.0.0.1:" + strconv.Itoa(ports[0])
-	opts.BrokerPorts = bp
-	opts.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	p, err := New(opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := p.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := p.Close(ctx); err != nil {
-			t.Errorf("close proxy: %v", err)
-		}
-	})
-	return p, bp
+	return startProxyOpts(t, bootstrap, nodes, Options{Hook: hook})
 }
 
 func newCluster(t *testing.T, opts ...kfake.Opt) *kfake.Cluster {
