@@ -70,10 +70,26 @@ func (j *journal) removeTemps() {
 	}
 }
 
-// journalDoc is the file's content.
+// journalVersion is the version written; version 1 (no pending section) is still read.
+const journalVersion = 2
+
+// journalDoc is the file's content: rows owed to OpenMLDB, and rows of transactions whose commit
+// was at the broker, to be decided by their marker (markerProbe).
 type journalDoc struct {
-	Version int            `json:"version"`
-	Groups  []journalGroup `json:"groups"`
+	Version int              `json:"version"`
+	Groups  []journalGroup   `json:"groups"`
+	Pending []journalPending `json:"pending,omitempty"`
+}
+
+// journalPending is a pendingCommit in the file.
+type journalPending struct {
+	TransactionalID string         `json:"transactional_id"`
+	ProducerID      int64          `json:"producer_id"`
+	Epoch           int16          `json:"epoch"`
+	Topic           string         `json:"topic"`
+	Partition       int32          `json:"partition"`
+	Offset          int64          `json:"offset"`
+	Groups          []journalGroup `json:"groups"`
 }
 
 // journalGroup is rows of one table.
@@ -104,14 +120,37 @@ func (j *journal) path() string { return filepath.Join(j.dir, journalFile) }
 // save replaces the journal with groups (nothing left: the file is removed); j.mu is held. A row
 // that cannot be encoded for its table is left out and counted in skipped: no write could store
 // it either.
-func (j *journal) save(groups []heldGroup) (skipped int, err error) {
-	if countRows(groups) == 0 {
+func (j *journal) save(groups []heldGroup, pending []*pendingCommit) (skipped int, err error) {
+	n := countRows(groups)
+	for _, pc := range pending {
+		n += countRows(pc.groups)
+	}
+	if n == 0 {
 		if err := os.Remove(j.path()); err != nil && !errors.Is(err, os.ErrNotExist) {
 			return 0, fmt.Errorf("remove journal: %w", err)
 		}
 		return 0, syncDir(j.dir) // or a crash could bring the old file, and its rows, back
 	}
-	doc := journalDoc{Version: 1}
+	doc := journalDoc{Version: journalVersion}
+	doc.Groups, skipped = encodeJournalGroups(groups)
+	for _, pc := range pending {
+		jp := journalPending{TransactionalID: pc.transactionalID, ProducerID: pc.key.producerID, Epoch: pc.key.epoch,
+			Topic: pc.probe.topic, Partition: pc.probe.partition, Offset: pc.probe.offset}
+		var n int
+		jp.Groups, n = encodeJournalGroups(pc.groups)
+		skipped += n
+		doc.Pending = append(doc.Pending, jp)
+	}
+	b, err := json.Marshal(doc)
+	if err != nil {
+		return skipped, fmt.Errorf("journal: %w", err)
+	}
+	return skipped, writeFileSynced(j.dir, journalFile, b)
+}
+
+// encodeJournalGroups encodes groups in OpenMLDB's row encoding; rows that do not encode for
+// their table are left out and counted.
+func encodeJournalGroups(groups []heldGroup) (out []journalGroup, skipped int) {
 	for _, g := range groups {
 		tb := g.state.table
 		jg := journalGroup{DB: tb.DB, Table: tb.Name, PutIfAbsent: g.putIfAbsent, Columns: journalColumns(tb.Columns)}
@@ -123,13 +162,9 @@ func (j *journal) save(groups []heldGroup) (skipped int, err error) {
 			}
 			jg.Rows = append(jg.Rows, b)
 		}
-		doc.Groups = append(doc.Groups, jg)
+		out = append(out, jg)
 	}
-	b, err := json.Marshal(doc)
-	if err != nil {
-		return skipped, fmt.Errorf("journal: %w", err)
-	}
-	return skipped, writeFileSynced(j.dir, journalFile, b)
+	return out, skipped
 }
 
 // writeFileSynced replaces dir/name with b so that a crash leaves either the old or the new file.
@@ -177,44 +212,62 @@ type setAside struct {
 // were encoded for. Groups that cannot be decoded are moved to a file of their own, named for
 // this start (returned in unusable, with why), so they are neither lost nor tried again at
 // every start.
-func (j *journal) load(tables func(db, name string) (*openmldb.Table, error)) (groups []heldGroup, unusable []setAside, err error) {
+func (j *journal) load(tables func(db, name string) (*openmldb.Table, error)) (groups []heldGroup, pending []*pendingCommit, unusable []setAside, err error) {
 	b, err := os.ReadFile(j.path())
 	if errors.Is(err, os.ErrNotExist) {
-		return nil, nil, nil
+		return nil, nil, nil, nil
 	}
 	if err != nil {
-		return nil, nil, fmt.Errorf("read journal: %w", err)
+		return nil, nil, nil, fmt.Errorf("read journal: %w", err)
 	}
 	var doc journalDoc
 	if err := json.Unmarshal(b, &doc); err != nil {
-		return nil, nil, fmt.Errorf("journal %s is not readable (%w); move it away to start without it", j.path(), err)
+		return nil, nil, nil, fmt.Errorf("journal %s is not readable (%w); move it away to start without it", j.path(), err)
 	}
-	if doc.Version != 1 {
-		return nil, nil, fmt.Errorf("journal %s has version %d; this proxy reads version 1", j.path(), doc.Version)
+	if doc.Version != 1 && doc.Version != journalVersion {
+		return nil, nil, nil, fmt.Errorf("journal %s has version %d; this proxy reads versions 1 and %d", j.path(), doc.Version, journalVersion)
 	}
-	var rejected journalDoc
-	rejected.Version = 1
-	aside := fmt.Sprintf("%s.unwritable-%s", journalFile, time.Now().UTC().Format("20060102T150405.000000000Z"))
+	rejected := journalDoc{Version: journalVersion}
+	aside := filepath.Join(j.dir, fmt.Sprintf("%s.unwritable-%s", journalFile, time.Now().UTC().Format("20060102T150405.000000000Z")))
 	for _, jg := range doc.Groups {
 		g, why := decodeJournalGroup(jg, tables)
 		if why != "" {
 			rejected.Groups = append(rejected.Groups, jg)
-			unusable = append(unusable, setAside{file: filepath.Join(j.dir, aside),
-				what: fmt.Sprintf("%s.%s (%d rows): %s", jg.DB, jg.Table, len(jg.Rows), why)})
+			unusable = append(unusable, setAside{file: aside, what: fmt.Sprintf("%s.%s (%d rows): %s", jg.DB, jg.Table, len(jg.Rows), why)})
 			continue
 		}
 		groups = append(groups, g)
 	}
-	if len(rejected.Groups) > 0 {
-		out, err := json.Marshal(rejected)
-		if err == nil {
-			err = writeFileSynced(j.dir, aside, out)
+	for _, jp := range doc.Pending {
+		pc := &pendingCommit{key: txnKey{jp.ProducerID, jp.Epoch}, transactionalID: jp.TransactionalID,
+			probe: markerProbe{topic: jp.Topic, partition: jp.Partition, offset: jp.Offset}}
+		for _, jg := range jp.Groups {
+			g, why := decodeJournalGroup(jg, tables)
+			if why != "" {
+				// Undecided rows that could not be written either way: kept whole, with the
+				// transaction, for an operator.
+				rejected.Pending = append(rejected.Pending, jp)
+				unusable = append(unusable, setAside{file: aside, what: fmt.Sprintf("%s.%s (%d rows of transaction %q, commit outcome unknown): %s",
+					jg.DB, jg.Table, len(jg.Rows), jp.TransactionalID, why)})
+				pc = nil
+				break
+			}
+			pc.groups = append(pc.groups, g)
 		}
-		if err != nil {
-			return nil, nil, err
+		if pc != nil {
+			pending = append(pending, pc)
 		}
 	}
-	return groups, unusable, nil
+	if len(rejected.Groups) > 0 || len(rejected.Pending) > 0 {
+		out, err := json.Marshal(rejected)
+		if err == nil {
+			err = writeFileSynced(j.dir, filepath.Base(aside), out)
+		}
+		if err != nil {
+			return nil, nil, nil, err
+		}
+	}
+	return groups, pending, unusable, nil
 }
 
 func decodeJournalGroup(jg journalGroup, tables func(db, name string) (*openmldb.Table, error)) (heldGroup, string) {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/openmldb-kafka-proxy/openmldb-kafka-proxy/config"
 	"github.com/openmldb-kafka-proxy/openmldb-kafka-proxy/proxy/tee"
@@ -100,18 +101,7 @@ func TestJournalKeepsCommittedRowsAcrossRestart(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	ids := map[int64]int{}
-	for _, r := range e.tableRows(t, "topic1") {
-		ids[r[2].I]++
-	}
-	for _, id := range []int64{0, 10, 11, 12, 13} {
-		if ids[id] != 1 {
-			t.Fatalf("row %d stored %d times (ids %v)", id, ids[id], ids)
-		}
-	}
-	if len(ids) != 5 {
-		t.Fatalf("table ids %v, want 0 and 10..13", ids)
-	}
+	checkTableIDsOnce(t, e, "want 0 and 10..13", 0, 10, 11, 12, 13)
 	next.Close()
 
 	if err := os.WriteFile(filepath.Join(dir, "committed-rows.json"), []byte("{not json"), 0o600); err != nil {
@@ -120,5 +110,171 @@ func TestJournalKeepsCommittedRowsAcrossRestart(t *testing.T) {
 	if _, err := tee.New(tee.Options{Sinks: sinks, Database: "kafka_test", Store: e.store, JournalDir: dir}); err == nil ||
 		!strings.Contains(err.Error(), "committed-rows.json") {
 		t.Fatalf("start with an unreadable journal: %v", err)
+	}
+}
+
+// journalPendingRows counts the rows of transactions the journal keeps as pending (their commit
+// was at the broker when the file was written).
+func journalPendingRows(t *testing.T, b []byte) int {
+	t.Helper()
+	var doc struct {
+		Pending []struct {
+			Groups []struct {
+				Rows []string `json:"rows"`
+			} `json:"groups"`
+		} `json:"pending"`
+	}
+	if err := json.Unmarshal(b, &doc); err != nil {
+		t.Fatalf("journal: %v", err)
+	}
+	n := 0
+	for _, p := range doc.Pending {
+		for _, g := range p.Groups {
+			n += len(g.Rows)
+		}
+	}
+	return n
+}
+
+// commitInFlight produces n rows in a transaction through the proxy, then commits while kfake
+// holds the EndTxn, and returns the journal as it is on disk at that moment (what a crash there
+// leaves), the client's EndTransaction outcome, and release, which lets kfake handle the EndTxn
+// (answered with code, or processed when code is 0).
+func commitInFlight(t *testing.T, ctx context.Context, e *env, cl *kgo.Client, dir string, first, n int, code int16) (snapshot []byte, ended chan error, release func()) {
+	t.Helper()
+	produceInTxn(t, ctx, cl, first, n)
+	arrived, released := make(chan struct{}), make(chan struct{})
+	e.kafka.ControlKey(int16(kmsg.EndTxn), func(req kmsg.Request) (kmsg.Response, error, bool) {
+		close(arrived)
+		e.kafka.SleepControl(func() { <-released })
+		if code == 0 {
+			e.kafka.DropControl() // not handled: the cluster processes it, and this runs once
+			return nil, nil, false
+		}
+		resp := req.ResponseKind().(*kmsg.EndTxnResponse)
+		resp.ErrorCode = code
+		return resp, nil, true
+	})
+	ended = make(chan error, 1)
+	go func() { ended <- cl.EndTransaction(ctx, kgo.TryCommit) }()
+	select {
+	case <-arrived:
+	case <-ctx.Done():
+		t.Fatal("the EndTxn did not reach the broker")
+	}
+	snapshot, err := os.ReadFile(filepath.Join(dir, "committed-rows.json"))
+	if err != nil {
+		t.Fatalf("no journal while the commit is at the broker: %v", err)
+	}
+	if got := journalPendingRows(t, snapshot); got != n {
+		t.Fatalf("journal lists %d rows as pending while the commit is at the broker, want %d", got, n)
+	}
+	return snapshot, ended, func() { close(released) }
+}
+
+// A crash while a commit is at the broker leaves Kafka's decision unknown to the proxy; its rows
+// are journaled before the EndTxn is forwarded, with where to read the outcome back. A new
+// process on that journal reads the transaction's marker: rows of a committed transaction are
+// written (once), rows of one the coordinator aborted are dropped. The journal as it was on disk
+// while the EndTxn waited at the broker stands for the crash.
+func TestJournalDecidesCommitsInFlightAtACrash(t *testing.T) {
+	dir := t.TempDir()
+	sinks := []config.Sink{{Topics: []string{"topic1"}, AutoCreate: true}}
+	e := startEnvWith(t, func(o *tee.Options) { o.JournalDir = dir }, sinks, "topic1")
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	if err := e.client(t).ProduceSync(ctx, &kgo.Record{Topic: "topic1", Value: []byte(seedRow(0))}).FirstErr(); err != nil {
+		t.Fatal(err) // creates the table
+	}
+
+	// Committed: kfake commits once released; the proxy that "crashed" never writes the rows
+	// (OpenMLDB refuses them until it is closed).
+	committer := e.client(t, kgo.TransactionalID("in-flight-commit"))
+	committedSnap, ended, release := commitInFlight(t, ctx, e, committer, dir, 10, 3, 0)
+	e.cluster.FailPuts(1<<30, 999)
+	release()
+	if err := <-ended; !errors.Is(err, kerr.RequestTimedOut) {
+		t.Fatalf("commit with OpenMLDB refusing: %v, want REQUEST_TIMED_OUT", err)
+	}
+	_ = committer.EndTransaction(ctx, kgo.TryAbort)
+
+	// Aborted: the EndTxn is answered with a retriable error and never processed; a new producer
+	// with the same transactional id fences the transaction, and the coordinator aborts it.
+	e.cluster.FailPuts(0, 0)
+	aborter := e.client(t, kgo.TransactionalID("in-flight-abort"))
+	abortedSnap, ended, release := commitInFlight(t, ctx, e, aborter, dir, 20, 2, kerr.NotCoordinator.Code)
+	aborter.Close() // stops retrying the commit
+	release()
+	<-ended
+	fencer := e.client(t, kgo.TransactionalID("in-flight-abort"))
+	produceInTxn(t, ctx, fencer, 30, 1)
+	if err := fencer.EndTransaction(ctx, kgo.TryCommit); err != nil {
+		t.Fatal(err)
+	}
+
+	short, cancelShort := context.WithTimeout(ctx, time.Second)
+	defer cancelShort()
+	_ = e.tee.Drain(short)
+	e.tee.Close()
+
+	// The crash state: both transactions pending, as each snapshot has one of them.
+	var doc, other map[string]json.RawMessage
+	if err := json.Unmarshal(committedSnap, &doc); err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(abortedSnap, &other); err != nil {
+		t.Fatal(err)
+	}
+	var pa, pb []json.RawMessage
+	if err := json.Unmarshal(doc["pending"], &pa); err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(other["pending"], &pb); err != nil {
+		t.Fatal(err)
+	}
+	doc["pending"], _ = json.Marshal(append(pa, pb...))
+	doc["groups"] = json.RawMessage("[]")
+	crash, _ := json.Marshal(doc)
+	if err := os.WriteFile(filepath.Join(dir, "committed-rows.json"), crash, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if got := journalPendingRows(t, crash); got != 5 {
+		t.Fatalf("crash journal has %d pending rows, want 5", got)
+	}
+
+	next, err := tee.New(tee.Options{Sinks: sinks, Database: "kafka_test", Store: e.store, JournalDir: dir, KafkaBootstrap: e.kafka.ListenAddrs()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer next.Close()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		_, err := os.Stat(filepath.Join(dir, "committed-rows.json"))
+		if errors.Is(err, os.ErrNotExist) {
+			break
+		}
+		if time.Now().After(deadline) {
+			b, _ := os.ReadFile(filepath.Join(dir, "committed-rows.json"))
+			t.Fatalf("the journaled transactions were not decided and written: %s", b)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	checkTableIDsOnce(t, e, "want 0, the committed 10..12 and the fencer's 30; never the aborted 20, 21", 0, 10, 11, 12, 30)
+}
+
+// checkTableIDsOnce fails unless topic1's table holds exactly the rows with these ids, once each.
+func checkTableIDsOnce(t *testing.T, e *env, what string, want ...int64) {
+	t.Helper()
+	ids := map[int64]int{}
+	for _, r := range e.tableRows(t, "topic1") {
+		ids[r[2].I]++
+	}
+	for _, id := range want {
+		if ids[id] != 1 {
+			t.Fatalf("row %d stored %d times (ids %v)", id, ids[id], ids)
+		}
+	}
+	if len(ids) != len(want) {
+		t.Fatalf("table ids %v: %s", ids, what)
 	}
 }

@@ -266,7 +266,11 @@ func (t *Tee) startStore(ctx context.Context, p *partitionPlan, part *kmsg.Produ
 	}
 	if p.transactional {
 		// Held until EndTxn; a retried batch of the same transaction is held only once.
-		t.txns.hold(p.transactionalID, txnKey{p.producerID, p.epoch}, p.state, p.sink.ExactlyOnce, rows)
+		probe := markerProbe{offset: -1}
+		if part != nil {
+			probe = markerProbe{topic: p.topic, partition: p.partition, offset: part.BaseOffset}
+		}
+		t.txns.hold(p.transactionalID, txnKey{p.producerID, p.epoch}, probe, p.state, p.sink.ExactlyOnce, rows)
 		all := make([]bool, len(p.rows))
 		for i := range all {
 			all[i] = true

@@ -196,7 +196,7 @@ func (t *Tee) openJournal(dir string) error {
 	}
 	t.journal = j
 	j.removeTemps() // of a write a crash interrupted: the journal itself is whole
-	groups, unusable, err := j.load(t.store.Table)
+	groups, pending, unusable, err := j.load(t.store.Table)
 	if err != nil {
 		return fmt.Errorf("openmldb.journal_dir: %w", err)
 	}
@@ -213,6 +213,13 @@ func (t *Tee) openJournal(dir string) error {
 	}
 	for _, k := range keys {
 		t.retryCommitted(k, "(journal)")
+	}
+	if len(pending) > 0 {
+		t.txns.load(pending)
+		t.log.Info("rows of transactions whose commit was at the broker when an earlier run stopped; reading their outcome from the partitions' transaction markers",
+			"transactions", len(pending), "file", t.journal.path())
+		t.bg.Add(1)
+		go t.resolvePending(pending)
 	}
 	return nil
 }

@@ -35,6 +35,31 @@ type heldTxn struct {
 	transactionalID string
 	groups          []heldGroup
 	since           time.Time // when its first rows were held
+	probe           markerProbe
+}
+
+// markerProbe is where a transaction's outcome can be read back from Kafka: a partition it wrote
+// and the offset of one of its batches there. The coordinator writes the transaction's marker (a
+// control record of its producer id, COMMIT or ABORT) into every partition it wrote, after its
+// batches and before the producer can begin another transaction, so the first control record of
+// that producer id after the offset is this transaction's outcome.
+type markerProbe struct {
+	topic     string
+	partition int32
+	offset    int64
+}
+
+func (p markerProbe) known() bool { return p.topic != "" && p.offset >= 0 }
+
+// pendingCommit is a transaction's rows while its outcome is unknown here: its EndTxn commit is
+// at the broker (journaled before it is forwarded, since from then on Kafka may commit whether or
+// not this process hears of it), or an earlier run's journal says it was when that run stopped.
+type pendingCommit struct {
+	key             txnKey
+	transactionalID string
+	probe           markerProbe
+	groups          []heldGroup
+	since           time.Time // of the transaction's first rows (this run's pending only)
 }
 
 // Reasons held rows are dropped (the reason label of okp_tee_txn_rows_dropped_total).
@@ -79,6 +104,13 @@ type heldRows struct {
 	// fenced is, per transactional id, the producer identity its last InitProducerId answered
 	// with (kept for maxAge): a fenced producer's Produce still in flight then is not held again.
 	fenced map[string]fencedBy
+	// pending: transactions whose EndTxn commit is at the broker. loaded: those an earlier run's
+	// journal left undecided, until their marker is read (kept apart: the same producer id and
+	// epoch may commit again in this run under transaction version 1).
+	pending map[txnKey]*pendingCommit
+	loaded  []*pendingCommit
+	// nextAdopted numbers the keys of adopted rows (negative, never a Kafka producer id).
+	nextAdopted int64
 }
 
 // fencedBy is the identity a transactional id was fenced with, and when.
@@ -101,7 +133,8 @@ const expiryGrace = time.Minute
 
 func newHeldRows(maxAge time.Duration, dropped func(reason string, rows int), gauge func(open, committed int)) *heldRows {
 	return &heldRows{maxAge: maxAge, dropped: dropped, gauge: gauge, txns: map[txnKey]*heldTxn{},
-		committed: map[txnKey][]heldGroup{}, writing: map[int64][]heldGroup{}, expired: map[txnKey]expiredTxn{}, fenced: map[string]fencedBy{}}
+		committed: map[txnKey][]heldGroup{}, writing: map[int64][]heldGroup{}, expired: map[txnKey]expiredTxn{}, fenced: map[string]fencedBy{},
+		pending: map[txnKey]*pendingCommit{}}
 }
 
 // count moves n rows (negative: removes them) in or out of the held totals; mu is held.
@@ -117,7 +150,7 @@ func (h *heldRows) count(committed bool, n int) {
 // hold keeps rows of transaction k until its EndTxn. Rows of a transaction already fenced (a
 // zombie producer's Produce answered by the broker before the fence, finished after it) are
 // dropped at once: that transaction can no longer commit.
-func (h *heldRows) hold(transactionalID string, k txnKey, st *tableState, putIfAbsent bool, rows []openmldb.Row) {
+func (h *heldRows) hold(transactionalID string, k txnKey, probe markerProbe, st *tableState, putIfAbsent bool, rows []openmldb.Row) {
 	h.mu.Lock()
 	if f, ok := h.fenced[transactionalID]; ok && f.key.producerID == k.producerID && k.epoch < f.key.epoch {
 		// Only an older epoch of the same producer id is certainly fenced: a different id may be
@@ -133,20 +166,128 @@ func (h *heldRows) hold(transactionalID string, k txnKey, st *tableState, putIfA
 		h.txns[k] = tx
 	}
 	tx.groups = append(tx.groups, heldGroup{state: st, putIfAbsent: putIfAbsent, rows: rows})
+	if probe.known() {
+		tx.probe = probe
+	}
 	h.count(false, len(rows))
+}
+
+// pend moves k's open rows to pending while its EndTxn commit is at the broker, when a probe can
+// read the outcome back; it reports whether it did. The rows still count as open.
+func (h *heldRows) pend(k txnKey) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	tx := h.txns[k]
+	if tx == nil || !tx.probe.known() || h.pending[k] != nil {
+		return false
+	}
+	delete(h.txns, k)
+	h.pending[k] = &pendingCommit{key: k, transactionalID: tx.transactionalID, probe: tx.probe, groups: tx.groups, since: tx.since}
+	return true
+}
+
+// unpend returns k's pending rows to its open transaction: the broker answered the commit with
+// an error, so the transaction is undecided and the client retries the commit or aborts.
+func (h *heldRows) unpend(k txnKey) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	pc := h.pending[k]
+	if pc == nil {
+		return
+	}
+	delete(h.pending, k)
+	tx := h.txns[k]
+	if tx == nil {
+		tx = &heldTxn{transactionalID: pc.transactionalID, since: pc.since}
+		h.txns[k] = tx
+	}
+	tx.groups = append(pc.groups, tx.groups...)
+	if !tx.probe.known() {
+		tx.probe = pc.probe
+	}
+}
+
+// commit removes and returns k's rows, pending and open, now that the broker has committed them.
+// With journaled set they join what attempt writes in the same step, so the journal never misses
+// them; inJournal reports that every one of them was journaled as pending before the commit.
+func (h *heldRows) commit(k txnKey, attempt int64, journaled bool) (groups []heldGroup, inJournal bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	pc, tx := h.pending[k], h.txns[k]
+	if pc != nil {
+		groups = pc.groups
+		delete(h.pending, k)
+	}
+	inJournal = pc != nil && tx == nil
+	if tx != nil {
+		groups = append(slices.Clip(groups), tx.groups...)
+		delete(h.txns, k)
+	}
+	h.count(false, -countRows(groups))
+	if journaled && len(groups) > 0 {
+		h.writing[attempt] = append(h.writing[attempt], groups...)
+	}
+	return groups, inJournal
+}
+
+// pendingCommits returns every transaction whose outcome is unknown here, for the journal.
+func (h *heldRows) pendingCommits() []*pendingCommit {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	out := append([]*pendingCommit(nil), h.loaded...)
+	for _, pc := range h.pending {
+		out = append(out, pc)
+	}
+	return out
+}
+
+// load keeps pending commits read back from the journal until resolve; their rows count as open.
+func (h *heldRows) load(pcs []*pendingCommit) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, pc := range pcs {
+		h.loaded = append(h.loaded, pc)
+		h.count(false, countRows(pc.groups))
+	}
+}
+
+// resolve ends a pending commit read back from the journal. Committed rows become rows owed to
+// OpenMLDB under keys of their own, returned for retryCommitted; aborted ones are dropped.
+func (h *heldRows) resolve(pc *pendingCommit, committed bool) []txnKey {
+	h.mu.Lock()
+	i := slices.Index(h.loaded, pc)
+	if i < 0 {
+		h.mu.Unlock()
+		return nil
+	}
+	h.loaded = slices.Delete(h.loaded, i, i+1)
+	n := countRows(pc.groups)
+	h.count(false, -n)
+	if committed {
+		// In the same step, so a journal save never finds the rows in neither place.
+		defer h.mu.Unlock()
+		return h.adoptLocked(mergeGroups(pc.groups))
+	}
+	h.mu.Unlock()
+	h.dropped(dropAborted, n)
+	return nil
 }
 
 // take removes and returns the open transaction's rows.
 func (h *heldRows) take(k txnKey) []heldGroup {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	tx := h.txns[k]
-	if tx == nil {
-		return nil
+	var groups []heldGroup
+	if pc := h.pending[k]; pc != nil { // a commit whose answer never came, then an abort
+		groups = pc.groups
+		delete(h.pending, k)
 	}
-	delete(h.txns, k)
-	h.count(false, -countRows(tx.groups))
-	return tx.groups
+	if tx := h.txns[k]; tx != nil {
+		groups = append(slices.Clip(groups), tx.groups...)
+		delete(h.txns, k)
+	}
+	h.count(false, -countRows(groups))
+	return groups
 }
 
 // takeCommitted removes and returns the committed rows of k still to be written, with the
@@ -211,14 +352,6 @@ func mergeGroups(groups []heldGroup) []heldGroup {
 	return out
 }
 
-// writingToo adds groups to what attempt is writing (a commit's own rows, journaled from the
-// moment Kafka committed them).
-func (h *heldRows) writingToo(attempt int64, groups []heldGroup) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	h.writing[attempt] = append(h.writing[attempt], groups...)
-}
-
 // attempting reports whether an attempt at committed rows is under way.
 func (h *heldRows) attempting() bool {
 	h.mu.Lock()
@@ -231,9 +364,15 @@ func (h *heldRows) attempting() bool {
 func (h *heldRows) adopt(groups []heldGroup) []txnKey {
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	return h.adoptLocked(groups)
+}
+
+// adoptLocked is adopt with mu held.
+func (h *heldRows) adoptLocked(groups []heldGroup) []txnKey {
 	keys := make([]txnKey, len(groups))
 	for i, g := range groups {
-		keys[i] = txnKey{producerID: -1 - int64(i), epoch: -1}
+		h.nextAdopted++
+		keys[i] = txnKey{producerID: -h.nextAdopted, epoch: -1}
 		h.committed[keys[i]] = []heldGroup{g}
 		h.count(true, len(g.rows))
 	}
@@ -321,6 +460,17 @@ func (h *heldRows) drop(reason string, match func(txnKey, *heldTxn) bool) map[tx
 			h.count(false, -gone[k])
 		}
 	}
+	// A commit whose answer never came (its connection ended) is fenced or expires the same way.
+	for k, pc := range h.pending {
+		if match(k, &heldTxn{transactionalID: pc.transactionalID, groups: pc.groups, since: pc.since}) {
+			if gone == nil {
+				gone = map[txnKey]int{}
+			}
+			gone[k] += countRows(pc.groups)
+			delete(h.pending, k)
+			h.count(false, -countRows(pc.groups))
+		}
+	}
 	h.mu.Unlock()
 	for _, rows := range gone {
 		h.dropped(reason, rows)
@@ -357,10 +507,18 @@ func (t *Tee) beginInitProducerID(req *kmsg.InitProducerIDRequest) proxy.Step {
 // held rows before the client hears of the commit. An abort drops them.
 func (t *Tee) beginEndTxn(req *kmsg.EndTxnRequest) proxy.Step {
 	k := txnKey{req.ProducerID, req.ProducerEpoch}
+	if req.Commit && t.journal != nil && t.txns.pend(k) {
+		// Once forwarded, the commit may happen whether or not this process lives to hear of it:
+		// the rows are journaled first, with where to read the outcome back (markerProbe).
+		t.saveJournal()
+	}
 	return proxy.Step{Finish: func(ctx context.Context, resp kmsg.Response) kmsg.Response {
 		r, ok := resp.(*kmsg.EndTxnResponse)
 		if !ok || r.ErrorCode != 0 {
-			return resp // the outcome is not decided yet; the client retries or aborts
+			// The outcome is not decided yet; the client retries or aborts. The journal may still
+			// list the rows as pending: read back at a restart, the marker decides them.
+			t.txns.unpend(k)
+			return resp
 		}
 		t.starts.saw(req.ProducerID) // its next transaction begins under this process's eyes
 		t.ongoing.forget(req.ProducerID)
@@ -374,8 +532,10 @@ func (t *Tee) beginEndTxn(req *kmsg.EndTxnRequest) proxy.Step {
 			}
 			return resp
 		}
-		groups := t.txns.take(k)
-		if len(groups) == 0 {
+		// Rows of an earlier commit of this producer still waiting go along.
+		earlier, attempt := t.txns.takeCommitted(k)
+		fresh, inJournal := t.txns.commit(k, attempt, t.journal != nil)
+		if len(fresh) == 0 {
 			if n := t.txns.expiredRows(k); n > 0 {
 				// Kafka committed a transaction kafka.transaction_max_timeout says it would
 				// have aborted: the setting is below the brokers' transaction.max.timeout.ms.
@@ -383,14 +543,11 @@ func (t *Tee) beginEndTxn(req *kmsg.EndTxnRequest) proxy.Step {
 					"transactional_id", req.TransactionalID, "rows", n, "fix", "set kafka.transaction_max_timeout to the brokers' transaction.max.timeout.ms")
 			}
 		}
-		// Rows of an earlier commit of this producer still waiting go along.
-		earlier, attempt := t.txns.takeCommitted(k)
-		fresh := groups
-		groups = append(slices.Clip(earlier), fresh...)
-		if len(fresh) > 0 && t.journal != nil {
+		groups := append(slices.Clip(earlier), fresh...)
+		if len(fresh) > 0 && t.journal != nil && !inJournal {
 			// Kafka has committed: from now on these rows are owed whatever happens to this
-			// process, so they are journaled before the first write.
-			t.txns.writingToo(attempt, fresh)
+			// process, so they are journaled before the first write (when they were not before
+			// the commit was forwarded).
 			t.saveJournal()
 		}
 		wctx, cancel := context.WithTimeout(ctx, t.commitTimeout)
@@ -436,7 +593,7 @@ func (t *Tee) saveJournal() {
 	if t.journal.lockFile == nil {
 		return // closed: the directory may belong to another proxy now
 	}
-	skipped, err := t.journal.save(t.txns.owed())
+	skipped, err := t.journal.save(t.txns.owed(), t.txns.pendingCommits())
 	if skipped > 0 {
 		t.log.Error("rows of committed transactions that cannot be encoded for their table left out of the journal", "rows", skipped)
 	}

@@ -17,20 +17,20 @@ func TestHoldAfterFence(t *testing.T) {
 	drops := map[string]int{}
 	h := newHeldRows(time.Minute, func(reason string, rows int) { drops[reason] += rows }, func(int, int) {})
 	two := []openmldb.Row{{openmldb.Int(1)}, {openmldb.Int(2)}}
-	h.hold("tx", txnKey{7, 0}, nil, false, two)
+	h.hold("tx", txnKey{7, 0}, markerProbe{}, nil, false, two)
 	h.fence("tx", 7, 1)
 	if drops[dropFenced] != 2 || h.openRows != 0 {
 		t.Fatalf("after the fence: dropped %v, held %d", drops, h.openRows)
 	}
 	h.fence("tx", 7, 0) // an older InitProducerId answer finishing late changes nothing
 	h.sweep(time.Now().Add(30 * time.Second))
-	h.hold("tx", txnKey{7, 0}, nil, false, two) // the zombie's late Finish
+	h.hold("tx", txnKey{7, 0}, markerProbe{}, nil, false, two) // the zombie's late Finish
 	if drops[dropFenced] != 4 || h.openRows != 0 {
 		t.Fatalf("zombie rows: dropped %v, held %d", drops, h.openRows)
 	}
-	h.hold("tx", txnKey{7, 1}, nil, false, two) // the fencing producer's own transaction
-	h.hold("tx", txnKey{9, 0}, nil, false, two) // another producer id (KIP-890 may assign one)
-	h.hold("tx2", txnKey{8, 0}, nil, false, two)
+	h.hold("tx", txnKey{7, 1}, markerProbe{}, nil, false, two) // the fencing producer's own transaction
+	h.hold("tx", txnKey{9, 0}, markerProbe{}, nil, false, two) // another producer id (KIP-890 may assign one)
+	h.hold("tx2", txnKey{8, 0}, markerProbe{}, nil, false, two)
 	if drops[dropFenced] != 4 || h.openRows != 6 {
 		t.Fatalf("live transactions: dropped %v, held %d", drops, h.openRows)
 	}
@@ -39,7 +39,7 @@ func TestHoldAfterFence(t *testing.T) {
 	}
 	h.nextSweep.Store(0)
 	h.sweep(time.Now().Add(3 * time.Minute)) // past maxAge: the fence is forgotten, the rest expire
-	h.hold("tx", txnKey{7, 0}, nil, false, two)
+	h.hold("tx", txnKey{7, 0}, markerProbe{}, nil, false, two)
 	if h.openRows != 2 {
 		t.Fatalf("after the fence was forgotten: held %d, want 2", h.openRows)
 	}
@@ -63,12 +63,18 @@ func TestJournalRoundTripAndSetAside(t *testing.T) {
 			openmldb.Float(5.555), openmldb.Bool(true), openmldb.Date(2022, 4, 27), openmldb.Int(1651051906000)},
 		{openmldb.Int(2), openmldb.Null(), openmldb.Null(), openmldb.Null(), openmldb.Null(), openmldb.Null(), openmldb.Null(), openmldb.Null(), openmldb.Null()},
 	}
-	if _, err := j.save([]heldGroup{{state: &tableState{table: tb}, putIfAbsent: true, rows: rows}}); err != nil {
+	wantPending := &pendingCommit{key: txnKey{42, 3}, transactionalID: "app", probe: markerProbe{topic: "topic1", partition: 2, offset: 77},
+		groups: []heldGroup{{state: &tableState{table: tb}, rows: rows[:1]}}}
+	if _, err := j.save([]heldGroup{{state: &tableState{table: tb}, putIfAbsent: true, rows: rows}}, []*pendingCommit{wantPending}); err != nil {
 		t.Fatal(err)
 	}
-	groups, unusable, err := j.load(func(string, string) (*openmldb.Table, error) { return tb, nil })
+	groups, pending, unusable, err := j.load(func(string, string) (*openmldb.Table, error) { return tb, nil })
 	if err != nil || len(unusable) != 0 || len(groups) != 1 || !groups[0].putIfAbsent || len(groups[0].rows) != 2 {
 		t.Fatalf("load: %v %v %+v", err, unusable, groups)
+	}
+	if len(pending) != 1 || pending[0].key != wantPending.key || pending[0].transactionalID != "app" || pending[0].probe != wantPending.probe ||
+		len(pending[0].groups) != 1 || len(pending[0].groups[0].rows) != 1 || pending[0].groups[0].rows[0][0] != rows[0][0] {
+		t.Fatalf("pending commits read back: %+v", pending)
 	}
 	for i, r := range groups[0].rows {
 		for c := range r {
@@ -80,19 +86,19 @@ func TestJournalRoundTripAndSetAside(t *testing.T) {
 	changedCols := append([]openmldb.Column(nil), cols...)
 	changedCols[1].Type = openmldb.TypeInt
 	changed := &openmldb.Table{DB: "d", Name: "t", Columns: changedCols}
-	_, unusable, err = j.load(func(string, string) (*openmldb.Table, error) { return changed, nil })
-	if err != nil || len(unusable) != 1 || !strings.Contains(unusable[0].what, "columns changed") {
+	_, _, unusable, err = j.load(func(string, string) (*openmldb.Table, error) { return changed, nil })
+	if err != nil || len(unusable) != 2 || !strings.Contains(unusable[0].what, "columns changed") || !strings.Contains(unusable[1].what, "commit outcome unknown") {
 		t.Fatalf("load against changed columns: %v %+v", err, unusable)
 	}
-	_, unusable, err = j.load(func(db, name string) (*openmldb.Table, error) { return nil, openmldb.ErrTableNotFound })
-	if err != nil || len(unusable) != 1 || unusable[0].file == "" {
+	_, _, unusable, err = j.load(func(db, name string) (*openmldb.Table, error) { return nil, openmldb.ErrTableNotFound })
+	if err != nil || len(unusable) != 2 || unusable[0].file == "" {
 		t.Fatalf("load with the table gone: %v %+v", err, unusable)
 	}
 	aside, _ := filepath.Glob(filepath.Join(dir, journalFile+".unwritable-*"))
 	if len(aside) != 2 {
 		t.Fatalf("files set aside %v, want one per load that set rows aside", aside)
 	}
-	if _, err := j.save(nil); err != nil {
+	if _, err := j.save(nil, nil); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := os.Stat(filepath.Join(dir, journalFile)); !os.IsNotExist(err) {
