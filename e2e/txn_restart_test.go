@@ -22,6 +22,7 @@ import (
 // abort must succeed, and the producer's next transaction must commit; the table and a
 // read-committed consumer then hold the second transaction's records only.
 func TestConfluentTransactionOpenAcrossRestart(t *testing.T) {
+	requirePython(t, "confluent_kafka", "python3-confluent-kafka")
 	const topic = "rdk-txn"
 	e := newTeeEnv(t, teeOptions{
 		topics:    []string{topic},

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -16,6 +17,9 @@ import (
 
 // ownClientID is the client id of the requests the proxy sends on its own connections.
 var ownClientID = []byte("openmldb-kafka-proxy")
+
+// ownConnTimeout bounds an exchange on the proxy's own connections whose context has no deadline.
+const ownConnTimeout = 10 * time.Second
 
 // maxOwnResponse bounds a response on the proxy's own connections; Metadata of a large cluster
 // stays far below it.
@@ -76,7 +80,16 @@ func (c *ownConn) authenticate(ctx context.Context, mech sasl.Mechanism) error {
 		return fmt.Errorf("sasl: %w", err)
 	}
 	if hr := r.(*kmsg.SASLHandshakeResponse); hr.ErrorCode != 0 {
-		return fmt.Errorf("sasl: broker %s refused mechanism %s (it offers %v): %w", c.addr, mech.Name(), hr.SupportedMechanisms, kerr.ErrorForCode(hr.ErrorCode))
+		err := kerr.ErrorForCode(hr.ErrorCode)
+		switch {
+		case errors.Is(err, kerr.UnsupportedSaslMechanism):
+			return fmt.Errorf("sasl: broker %s does not enable mechanism %s (it offers %v); set kafka.sasl.mechanism to one of those: %w", c.addr, mech.Name(), hr.SupportedMechanisms, err)
+		case errors.Is(err, kerr.IllegalSaslState):
+			// What Kafka answers on a listener without SASL.
+			return fmt.Errorf("sasl: broker %s's listener does not use SASL; unset kafka.sasl.* or point kafka.bootstrap at a SASL_PLAINTEXT or SASL_SSL listener: %w", c.addr, err)
+		default:
+			return fmt.Errorf("sasl: broker %s refused the SASL handshake for %s: %w", c.addr, mech.Name(), err)
+		}
 	}
 	session, msg, err := mech.Authenticate(ctx, c.addr)
 	if err != nil {
@@ -116,14 +129,16 @@ func (c *ownConn) authenticate(ctx context.Context, mech sasl.Mechanism) error {
 // kafka.sasl is set. A connection closed before answering is the usual sign of brokers that
 // require SASL from every client, so that error says so when no credentials are configured.
 func (p *Proxy) dialOwn(ctx context.Context) (*ownConn, error) {
-	nc, err := p.dialUpstream(ctx, -1)
+	nc, addr, err := p.dialUpstream(ctx, -1)
 	if err != nil {
 		return nil, err
 	}
-	if dl, ok := ctx.Deadline(); ok {
-		_ = nc.SetDeadline(dl)
+	dl, ok := ctx.Deadline()
+	if !ok {
+		dl = time.Now().Add(ownConnTimeout)
 	}
-	c := &ownConn{Conn: nc, addr: nc.RemoteAddr().String()}
+	_ = nc.SetDeadline(dl)
+	c := &ownConn{Conn: nc, addr: addr}
 	if p.opts.UpstreamSASL != nil {
 		if err := c.authenticate(ctx, p.opts.UpstreamSASL); err != nil {
 			nc.Close()

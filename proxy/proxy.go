@@ -259,20 +259,22 @@ func (p *Proxy) upstreamOf(id int32) (string, bool) {
 }
 
 // dialUpstream connects a session to its broker: node's address, or for bootstrap sessions the
-// first reachable bootstrap broker (the first one tried rotates between sessions).
-func (p *Proxy) dialUpstream(ctx context.Context, nodeID int32) (net.Conn, error) {
+// first reachable bootstrap broker (the first one tried rotates between sessions). It also
+// returns the address dialed: with kafka.tls the connection's own remote address is the local
+// bridge's, not the broker's.
+func (p *Proxy) dialUpstream(ctx context.Context, nodeID int32) (net.Conn, string, error) {
 	d := net.Dialer{Timeout: p.opts.DialTimeout}
 	if nodeID >= 0 {
 		addr, ok := p.upstreamOf(nodeID)
 		if !ok {
-			return nil, fmt.Errorf("node %d: upstream address unknown", nodeID)
+			return nil, "", fmt.Errorf("node %d: upstream address unknown", nodeID)
 		}
 		c, err := p.dialBroker(ctx, &d, addr)
 		if err != nil {
 			p.metrics.upstream(addr).dialErrs.Inc()
-			return nil, fmt.Errorf("dial node %d at %s: %w", nodeID, addr, err)
+			return nil, "", fmt.Errorf("dial node %d at %s: %w", nodeID, addr, err)
 		}
-		return c, nil
+		return c, addr, nil
 	}
 	bs := p.opts.Bootstrap
 	first := int(p.next.Add(1)) % len(bs)
@@ -281,12 +283,12 @@ func (p *Proxy) dialUpstream(ctx context.Context, nodeID int32) (net.Conn, error
 		addr := bs[(first+i)%len(bs)]
 		c, err := p.dialBroker(ctx, &d, addr)
 		if err == nil {
-			return c, nil
+			return c, addr, nil
 		}
 		p.metrics.upstream(addr).dialErrs.Inc()
 		errs = append(errs, err)
 	}
-	return nil, fmt.Errorf("no bootstrap broker reachable: %w", errors.Join(errs...))
+	return nil, "", fmt.Errorf("no bootstrap broker reachable: %w", errors.Join(errs...))
 }
 
 // hostOf returns the host part of a host:port.

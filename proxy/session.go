@@ -110,7 +110,7 @@ func newSession(p *Proxy, c gnet.Conn, node int32) *session {
 
 // dial connects to the broker off the loop and enrolls the connection into the client's loop.
 func (s *session) dial() {
-	nc, err := s.p.dialUpstream(s.ctx, s.node)
+	nc, _, err := s.p.dialUpstream(s.ctx, s.node)
 	if err != nil {
 		s.p.log.Warn("closing client: upstream unreachable", "client", s.remote, "node", s.node, "err", err)
 		_ = s.c.Close()
