@@ -131,7 +131,11 @@ func (j *journal) save(groups []heldGroup, pending []*pendingCommit) (skipped in
 		}
 		return 0, syncDir(j.dir) // or a crash could bring the old file, and its rows, back
 	}
-	doc := journalDoc{Version: journalVersion}
+	// Version 1 while nothing is pending, so a proxy of the previous release can still read it.
+	doc := journalDoc{Version: 1}
+	if len(pending) > 0 {
+		doc.Version = journalVersion
+	}
 	doc.Groups, skipped = encodeJournalGroups(groups)
 	for _, pc := range pending {
 		jp := journalPending{TransactionalID: pc.transactionalID, ProducerID: pc.key.producerID, Epoch: pc.key.epoch,

@@ -233,13 +233,37 @@ func TestJournalDecidesCommitsInFlightAtACrash(t *testing.T) {
 		t.Fatal(err)
 	}
 	doc["pending"], _ = json.Marshal(append(pa, pb...))
-	doc["groups"] = json.RawMessage("[]")
+	// And rows owed to a table dropped meanwhile, which the start sets aside.
+	var first struct {
+		Groups []map[string]json.RawMessage `json:"groups"`
+	}
+	if err := json.Unmarshal(pa[0], &first); err != nil {
+		t.Fatal(err)
+	}
+	first.Groups[0]["table"] = json.RawMessage(`"dropped_table"`)
+	doc["groups"], _ = json.Marshal(first.Groups[:1])
 	crash, _ := json.Marshal(doc)
 	if err := os.WriteFile(filepath.Join(dir, "committed-rows.json"), crash, 0o600); err != nil {
 		t.Fatal(err)
 	}
 	if got := journalPendingRows(t, crash); got != 5 {
 		t.Fatalf("crash journal has %d pending rows, want 5", got)
+	}
+
+	// A start that cannot reach Kafka decides nothing and keeps the pending rows in the journal,
+	// also across the save that sets the dropped table's rows aside.
+	blind, err := tee.New(tee.Options{Sinks: sinks, Database: "kafka_test", Store: e.store, JournalDir: dir, KafkaBootstrap: []string{"127.0.0.1:1"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(300 * time.Millisecond)
+	blind.Close()
+	kept, err := os.ReadFile(filepath.Join(dir, "committed-rows.json"))
+	if err != nil || journalPendingRows(t, kept) != 5 {
+		t.Fatalf("journal after a start without Kafka: %v %s; want the 5 pending rows kept", err, kept)
+	}
+	if aside, _ := filepath.Glob(filepath.Join(dir, "committed-rows.json.unwritable-*")); len(aside) != 1 {
+		t.Fatalf("set-aside files %v, want one for the dropped table", aside)
 	}
 
 	next, err := tee.New(tee.Options{Sinks: sinks, Database: "kafka_test", Store: e.store, JournalDir: dir, KafkaBootstrap: e.kafka.ListenAddrs()})
@@ -276,5 +300,56 @@ func checkTableIDsOnce(t *testing.T, e *env, what string, want ...int64) {
 	}
 	if len(ids) != len(want) {
 		t.Fatalf("table ids %v: %s", ids, what)
+	}
+}
+
+// A client that goes away while its commit is at the broker never hears the answer, nor does
+// the proxy (the session ends with the connection). Kafka committed; when the next producer with
+// the same transactional id fences the old epoch, the proxy must not drop the rows as fenced: it
+// reads the transaction's marker and writes them. No journal is involved.
+func TestCommitWhoseAnswerNeverCameIsDecidedByItsMarker(t *testing.T) {
+	sinks := []config.Sink{{Topics: []string{"topic1"}, AutoCreate: true}}
+	e := startEnvWith(t, nil, sinks, "topic1")
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	gone := e.client(t, kgo.TransactionalID("gone-client"))
+	produceInTxn(t, ctx, gone, 40, 3)
+	arrived, released := make(chan struct{}), make(chan struct{})
+	e.kafka.ControlKey(int16(kmsg.EndTxn), func(kmsg.Request) (kmsg.Response, error, bool) {
+		close(arrived)
+		e.kafka.SleepControl(func() { <-released })
+		e.kafka.DropControl()
+		return nil, nil, false
+	})
+	go func() { _ = gone.EndTransaction(ctx, kgo.TryCommit) }()
+	<-arrived
+	gone.Close()
+	close(released)
+	// The commit is done once its records are readable as committed (kfake directly).
+	direct, err := kgo.NewClient(kgo.SeedBrokers(e.kafka.ListenAddrs()...), kgo.ConsumeTopics("topic1"),
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer direct.Close()
+	for seen := 0; seen < 3; {
+		fs := direct.PollFetches(ctx)
+		if ctx.Err() != nil {
+			t.Fatal("the held commit never became visible")
+		}
+		seen += fs.NumRecords()
+	}
+	fencer := e.client(t, kgo.TransactionalID("gone-client"))
+	produceInTxn(t, ctx, fencer, 50, 1)
+	if err := fencer.EndTransaction(ctx, kgo.TryCommit); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for len(e.tableRows(t, "topic1")) < 4 && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	checkTableIDsOnce(t, e, "want the gone client's committed 40..42 and the fencer's 50", 40, 41, 42, 50)
+	if dropped := e.metricWith(t, "okp_tee_txn_rows_dropped_total", "reason", "fenced"); dropped != 0 {
+		t.Fatalf("%v rows counted as dropped by fencing, want 0", dropped)
 	}
 }

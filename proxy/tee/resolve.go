@@ -7,13 +7,28 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
-// resolvePending decides the transactions an earlier run journaled while their EndTxn commit was
-// at the broker (a crash there left it unknown whether Kafka committed them): it reads each
-// transaction's partition from its batch's offset, control records included, until the first
-// marker of its producer id. COMMIT: the rows are written like any committed rows the journal
-// kept. ABORT: they are dropped. Until a marker comes (the transaction is still open, or its
-// markers are not written yet) the rows stay in the journal; at Close they are left for the next
-// start. It runs on t.bg.
+// startResolving reads the outcome of pending commits whose EndTxn answer will never come here
+// (resolvePending, on t.bg). After Close has begun it does nothing: the journal, if any, keeps
+// them for the next start.
+func (t *Tee) startResolving(pcs []*pendingCommit) {
+	t.retryMu.Lock()
+	defer t.retryMu.Unlock()
+	if t.retryClosed {
+		return
+	}
+	t.bg.Add(1) // under retryMu, so never after Close has begun waiting
+	go t.resolvePending(pcs)
+}
+
+// resolvePending decides transactions whose commit went to the broker without this process
+// learning the outcome: an earlier run journaled them and stopped, or the client's connection
+// ended before the answer and the transaction was then fenced or expired. It reads each one's
+// partition from its batch's offset, control records included. The batch of the producer id
+// must still be at that offset (else compaction removed it, and a later marker could be taken
+// for its own); the first marker of the producer id after it, with the transaction's epoch (or
+// the next one, transaction version 2 bumping it at the end), decides: COMMIT writes the rows,
+// ABORT drops them. Until then the rows stay open, and in the journal if there is one; they are
+// left undecided, with an error log, where the log cannot tell.
 func (t *Tee) resolvePending(pcs []*pendingCommit) {
 	defer t.bg.Done()
 	from := map[string]map[int32]kgo.Offset{}
@@ -29,15 +44,23 @@ func (t *Tee) resolvePending(pcs []*pendingCommit) {
 		}
 	}
 	// NoResetOffset: an offset gone to retention is reported, never silently replaced by another
-	// position, where an older marker of the same producer could be read as this one's.
+	// position.
 	cl, err := kgo.NewClient(append(t.kafkaOpts(), kgo.ConsumePartitions(from), kgo.KeepControlRecords(),
 		kgo.ConsumeResetOffset(kgo.NoResetOffset()))...)
 	if err != nil {
-		t.log.Error("cannot read the outcome of journaled transactions; their rows stay in the journal for the next start", "err", err)
+		t.log.Error("cannot read the outcome of transactions whose commit answer was not seen; their rows stay undecided", "err", err)
 		return
 	}
 	defer cl.Close()
-	left := append([]*pendingCommit(nil), pcs...)
+	type watch struct {
+		pc      *pendingCommit
+		started bool // the transaction's batch was seen at the probe offset
+	}
+	left := make([]*watch, len(pcs))
+	for i, pc := range pcs {
+		left[i] = &watch{pc: pc}
+	}
+	stop := func(i int) { left = append(left[:i], left[i+1:]...) }
 	for len(left) > 0 {
 		fetches := cl.PollFetches(t.bgCtx)
 		if t.bgCtx.Err() != nil {
@@ -45,41 +68,83 @@ func (t *Tee) resolvePending(pcs []*pendingCommit) {
 		}
 		fetches.EachError(func(topic string, partition int32, err error) {
 			if ok, _ := t.logLimit.Allow(fmt.Sprintf("resolve %s %d", topic, partition)); ok {
-				t.log.Error("reading a journaled transaction's outcome; its rows stay in the journal meanwhile", "topic", topic, "partition", partition, "err", err)
+				t.log.Error("reading the outcome of a transaction whose commit answer was not seen; its rows stay undecided meanwhile",
+					"topic", topic, "partition", partition, "err", err)
 			}
 		})
 		fetches.EachRecord(func(r *kgo.Record) {
-			if !r.Attrs.IsControl() {
-				return
-			}
-			var key kmsg.ControlRecordKey
-			if err := key.ReadFrom(r.Key); err != nil {
-				return
-			}
 			for i := 0; i < len(left); i++ {
-				pc := left[i]
-				if pc.probe.topic != r.Topic || pc.probe.partition != r.Partition || pc.key.producerID != r.ProducerID || r.Offset <= pc.probe.offset {
+				w := left[i]
+				p := w.pc.probe
+				if p.topic != r.Topic || p.partition != r.Partition || w.pc.key.producerID != r.ProducerID || r.Offset < p.offset {
 					continue
 				}
-				t.decidePending(pc, key.Type == kmsg.ControlRecordKeyTypeCommit, r.Offset)
-				left = append(left[:i], left[i+1:]...)
+				if !w.started {
+					if r.Offset != p.offset || r.Attrs.IsControl() {
+						t.log.Error("cannot tell how a transaction ended: its batch is no longer in the log (compacted or deleted); its rows stay undecided",
+							"transactional_id", w.pc.transactionalID, "rows", countRows(w.pc.groups), "topic", p.topic, "partition", p.partition, "offset", p.offset)
+						stop(i)
+						i--
+						continue
+					}
+					w.started = true
+					continue
+				}
+				if !r.Attrs.IsControl() {
+					continue
+				}
+				var key kmsg.ControlRecordKey
+				if err := key.ReadFrom(r.Key); err != nil || (key.Type != kmsg.ControlRecordKeyTypeCommit && key.Type != kmsg.ControlRecordKeyTypeAbort) {
+					continue
+				}
+				if e := w.pc.key.epoch; r.ProducerEpoch != e && r.ProducerEpoch != e+1 {
+					t.log.Error("cannot tell how a transaction ended: the first marker of its producer id after its batch has another epoch; its rows stay undecided",
+						"transactional_id", w.pc.transactionalID, "rows", countRows(w.pc.groups), "epoch", e, "marker_epoch", r.ProducerEpoch)
+					stop(i)
+					i--
+					continue
+				}
+				t.decidePending(w.pc, key.Type == kmsg.ControlRecordKeyTypeCommit, r.Offset)
+				stop(i)
 				i--
 			}
 		})
+		// Partitions no transaction waits on any more are not read further.
+		var done map[string][]int32
+		for topic, parts := range starts {
+			for part := range parts {
+				waiting := false
+				for _, w := range left {
+					if w.pc.probe.topic == topic && w.pc.probe.partition == part {
+						waiting = true
+						break
+					}
+				}
+				if !waiting {
+					if done == nil {
+						done = map[string][]int32{}
+					}
+					done[topic] = append(done[topic], part)
+					delete(parts, part)
+				}
+			}
+		}
+		if done != nil {
+			cl.PauseFetchPartitions(done)
+		}
 	}
 }
 
-// decidePending applies the marker read for a journaled transaction.
+// decidePending applies the marker read for a pending commit.
 func (t *Tee) decidePending(pc *pendingCommit, committed bool, markerOffset int64) {
 	keys := t.txns.resolve(pc, committed)
 	rows := countRows(pc.groups)
+	outcome := "aborted in Kafka; its rows are dropped"
 	if committed {
-		t.log.Info("journaled transaction was committed in Kafka; writing its rows", "transactional_id", pc.transactionalID,
-			"rows", rows, "topic", pc.probe.topic, "partition", pc.probe.partition, "marker_offset", markerOffset)
-	} else {
-		t.log.Info("journaled transaction was aborted in Kafka; its rows are dropped", "transactional_id", pc.transactionalID,
-			"rows", rows, "topic", pc.probe.topic, "partition", pc.probe.partition, "marker_offset", markerOffset)
+		outcome = "committed in Kafka; writing its rows"
 	}
+	t.log.Info("transaction whose commit answer was not seen here was "+outcome, "transactional_id", pc.transactionalID,
+		"rows", rows, "topic", pc.probe.topic, "partition", pc.probe.partition, "marker_offset", markerOffset)
 	t.saveJournal()
 	for _, k := range keys {
 		t.retryCommitted(k, pc.transactionalID)

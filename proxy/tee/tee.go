@@ -163,6 +163,7 @@ func New(opts Options) (*Tee, error) {
 		t.metrics.txnRowsHeld.WithLabelValues("open").Set(float64(open))
 		t.metrics.txnRowsHeld.WithLabelValues("committed").Set(float64(committed))
 	})
+	t.txns.undecided = t.startResolving
 	t.records.New = func() any { return new(connect.Record) }
 	t.sinks.Store(&opts.Sinks)
 	t.payloads.Store(opts.LogPayloads)
@@ -205,6 +206,7 @@ func (t *Tee) openJournal(dir string) error {
 			"file", u.file, "rows", u.what)
 	}
 	keys := t.txns.adopt(groups) // one group per table already: saved from owed()
+	t.txns.load(pending)         // before any save, which writes what heldRows has
 	if len(unusable) > 0 {
 		t.saveJournal() // the journal keeps only what is written from it now
 	}
@@ -215,11 +217,9 @@ func (t *Tee) openJournal(dir string) error {
 		t.retryCommitted(k, "(journal)")
 	}
 	if len(pending) > 0 {
-		t.txns.load(pending)
 		t.log.Info("rows of transactions whose commit was at the broker when an earlier run stopped; reading their outcome from the partitions' transaction markers",
 			"transactions", len(pending), "file", t.journal.path())
-		t.bg.Add(1)
-		go t.resolvePending(pending)
+		t.startResolving(pending)
 	}
 	return nil
 }

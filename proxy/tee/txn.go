@@ -111,6 +111,10 @@ type heldRows struct {
 	loaded  []*pendingCommit
 	// nextAdopted numbers the keys of adopted rows (negative, never a Kafka producer id).
 	nextAdopted int64
+	// undecided, if set, is given pending commits that fencing or age took from pending to
+	// loaded: their commit's answer never came, so only their marker can decide them. Called
+	// without mu.
+	undecided func([]*pendingCommit)
 }
 
 // fencedBy is the identity a transactional id was fenced with, and when.
@@ -174,11 +178,23 @@ func (h *heldRows) hold(transactionalID string, k txnKey, probe markerProbe, st 
 
 // pend moves k's open rows to pending while its EndTxn commit is at the broker, when a probe can
 // read the outcome back; it reports whether it did. The rows still count as open.
+//
+// A pending commit stays pending until the broker's success (commit), a successful abort (take),
+// or, when the answer never comes, fencing or age hand it to the marker reader (drop): an error
+// answer does not prove that the commit did not happen (a coordinator failing over after writing
+// PrepareCommit). A commit retried meanwhile adds any newer rows to it.
 func (h *heldRows) pend(k txnKey) bool {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	tx := h.txns[k]
-	if tx == nil || !tx.probe.known() || h.pending[k] != nil {
+	tx, pc := h.txns[k], h.pending[k]
+	if pc != nil {
+		if tx != nil {
+			pc.groups = append(slices.Clip(pc.groups), tx.groups...)
+			delete(h.txns, k)
+		}
+		return true
+	}
+	if tx == nil || !tx.probe.known() {
 		return false
 	}
 	delete(h.txns, k)
@@ -186,8 +202,8 @@ func (h *heldRows) pend(k txnKey) bool {
 	return true
 }
 
-// unpend returns k's pending rows to its open transaction: the broker answered the commit with
-// an error, so the transaction is undecided and the client retries the commit or aborts.
+// unpend returns k's pending rows to its open transaction when the commit was not forwarded
+// after all (the journal could not be written).
 func (h *heldRows) unpend(k txnKey) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -230,15 +246,17 @@ func (h *heldRows) commit(k txnKey, attempt int64, journaled bool) (groups []hel
 	return groups, inJournal
 }
 
-// pendingCommits returns every transaction whose outcome is unknown here, for the journal.
-func (h *heldRows) pendingCommits() []*pendingCommit {
+// journalState returns, in one step, what the journal must hold: every committed row not stored
+// yet (waiting, and being written) and every transaction whose outcome is unknown here. One step,
+// since commit and resolve move rows from the second to the first.
+func (h *heldRows) journalState() (owed []heldGroup, pending []*pendingCommit) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	out := append([]*pendingCommit(nil), h.loaded...)
+	pending = append([]*pendingCommit(nil), h.loaded...)
 	for _, pc := range h.pending {
-		out = append(out, pc)
+		pending = append(pending, pc)
 	}
-	return out
+	return h.owedLocked(), pending
 }
 
 // load keeps pending commits read back from the journal until resolve; their rows count as open.
@@ -317,10 +335,8 @@ func (h *heldRows) settle(k txnKey, attempt int64, taken int, left []heldGroup) 
 	h.count(true, countRows(left)-taken)
 }
 
-// owed returns every committed row not stored yet: waiting, and being written.
-func (h *heldRows) owed() []heldGroup {
-	h.mu.Lock()
-	defer h.mu.Unlock()
+// owedLocked returns every committed row not stored yet: waiting, and being written; mu is held.
+func (h *heldRows) owedLocked() []heldGroup {
 	var all []heldGroup
 	for _, g := range h.committed {
 		all = append(all, g...)
@@ -460,20 +476,23 @@ func (h *heldRows) drop(reason string, match func(txnKey, *heldTxn) bool) map[tx
 			h.count(false, -gone[k])
 		}
 	}
-	// A commit whose answer never came (its connection ended) is fenced or expires the same way.
+	// A commit whose answer never came (its connection ended): Kafka may well have committed it
+	// (a coordinator answers a fencing InitProducerId only once it is complete, and a transaction
+	// in PrepareCommit never times out), so only its marker decides. Its rows stay open meanwhile.
+	var undecided []*pendingCommit
 	for k, pc := range h.pending {
 		if match(k, &heldTxn{transactionalID: pc.transactionalID, groups: pc.groups, since: pc.since}) {
-			if gone == nil {
-				gone = map[txnKey]int{}
-			}
-			gone[k] += countRows(pc.groups)
 			delete(h.pending, k)
-			h.count(false, -countRows(pc.groups))
+			h.loaded = append(h.loaded, pc)
+			undecided = append(undecided, pc)
 		}
 	}
 	h.mu.Unlock()
 	for _, rows := range gone {
 		h.dropped(reason, rows)
+	}
+	if len(undecided) > 0 && h.undecided != nil {
+		h.undecided(undecided)
 	}
 	return gone
 }
@@ -507,17 +526,26 @@ func (t *Tee) beginInitProducerID(req *kmsg.InitProducerIDRequest) proxy.Step {
 // held rows before the client hears of the commit. An abort drops them.
 func (t *Tee) beginEndTxn(req *kmsg.EndTxnRequest) proxy.Step {
 	k := txnKey{req.ProducerID, req.ProducerEpoch}
-	if req.Commit && t.journal != nil && t.txns.pend(k) {
-		// Once forwarded, the commit may happen whether or not this process lives to hear of it:
-		// the rows are journaled first, with where to read the outcome back (markerProbe).
+	// Once forwarded, the commit may happen whether or not this process hears of it (the client
+	// or this process may go away first): the rows become pending, with where to read the
+	// outcome back (markerProbe), and are journaled before the request leaves.
+	if req.Commit && t.txns.pend(k) && t.journal != nil {
 		t.saveJournal()
+		if t.journalDirty.Load() {
+			t.txns.unpend(k)
+			t.log.Error("commit refused with a retriable error: its rows cannot be journaled before it is forwarded",
+				"transactional_id", req.TransactionalID, "dir", t.journal.dir)
+			resp := kmsg.NewPtrEndTxnResponse()
+			resp.Version = req.Version
+			resp.ErrorCode = kerr.CoordinatorLoadInProgress.Code
+			return proxy.Step{Local: resp}
+		}
 	}
 	return proxy.Step{Finish: func(ctx context.Context, resp kmsg.Response) kmsg.Response {
 		r, ok := resp.(*kmsg.EndTxnResponse)
 		if !ok || r.ErrorCode != 0 {
-			// The outcome is not decided yet; the client retries or aborts. The journal may still
-			// list the rows as pending: read back at a restart, the marker decides them.
-			t.txns.unpend(k)
+			// Not decided here: the client retries or aborts. An error does not prove the commit
+			// did not happen, so pending rows stay pending (pend).
 			return resp
 		}
 		t.starts.saw(req.ProducerID) // its next transaction begins under this process's eyes
@@ -593,7 +621,7 @@ func (t *Tee) saveJournal() {
 	if t.journal.lockFile == nil {
 		return // closed: the directory may belong to another proxy now
 	}
-	skipped, err := t.journal.save(t.txns.owed(), t.txns.pendingCommits())
+	skipped, err := t.journal.save(t.txns.journalState())
 	if skipped > 0 {
 		t.log.Error("rows of committed transactions that cannot be encoded for their table left out of the journal", "rows", skipped)
 	}

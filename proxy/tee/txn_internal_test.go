@@ -115,11 +115,11 @@ func TestOwedIncludesRowsBeingWritten(t *testing.T) {
 	h.settle(txnKey{1, 0}, 0, 0, []heldGroup{{state: st, rows: one}})
 	h.settle(txnKey{2, 0}, 0, 0, []heldGroup{{state: st, rows: one}})
 	taken, attempt := h.takeCommitted(txnKey{1, 0})
-	if owed := h.owed(); len(owed) != 1 || len(owed[0].rows) != 2 {
+	if owed, _ := h.journalState(); len(owed) != 1 || len(owed[0].rows) != 2 {
 		t.Fatalf("owed while an attempt writes: %+v", owed)
 	}
 	h.settle(txnKey{1, 0}, attempt, countRows(taken), nil)
-	if owed := h.owed(); len(owed) != 1 || len(owed[0].rows) != 1 {
+	if owed, _ := h.journalState(); len(owed) != 1 || len(owed[0].rows) != 1 {
 		t.Fatalf("owed after the attempt stored its rows: %+v", owed)
 	}
 }
