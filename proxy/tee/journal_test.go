@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -351,5 +352,36 @@ func TestCommitWhoseAnswerNeverCameIsDecidedByItsMarker(t *testing.T) {
 	checkTableIDsOnce(t, e, "want the gone client's committed 40..42 and the fencer's 50", 40, 41, 42, 50)
 	if dropped := e.metricWith(t, "okp_tee_txn_rows_dropped_total", "reason", "fenced"); dropped != 0 {
 		t.Fatalf("%v rows counted as dropped by fencing, want 0", dropped)
+	}
+}
+
+// A commit whose rows cannot be journaled before it is forwarded (here the journal's name is
+// taken by a directory) is not forwarded: it is answered COORDINATOR_LOAD_IN_PROGRESS, and
+// nothing of the transaction is committed or stored.
+func TestCommitNotForwardedWhenItsRowsCannotBeJournaled(t *testing.T) {
+	dir := t.TempDir()
+	sinks := []config.Sink{{Topics: []string{"topic1"}, AutoCreate: true}}
+	e := startEnvWith(t, func(o *tee.Options) { o.JournalDir = dir }, sinks, "topic1")
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	var forwarded atomic.Int32
+	e.kafka.ControlKey(int16(kmsg.EndTxn), func(kmsg.Request) (kmsg.Response, error, bool) {
+		forwarded.Add(1)
+		e.kafka.KeepControl()
+		return nil, nil, false
+	})
+	cl := e.client(t, kgo.TransactionalID("no-journal-room"), kgo.RequestRetries(1))
+	produceInTxn(t, ctx, cl, 60, 2)
+	if err := os.Mkdir(filepath.Join(dir, "committed-rows.json"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := cl.EndTransaction(ctx, kgo.TryCommit); !errors.Is(err, kerr.CoordinatorLoadInProgress) {
+		t.Fatalf("commit with the journal unwritable: %v, want COORDINATOR_LOAD_IN_PROGRESS", err)
+	}
+	if n := forwarded.Load(); n != 0 {
+		t.Fatalf("%d EndTxn commits reached the broker, want none", n)
+	}
+	if rows := e.tableRows(t, "topic1"); len(rows) != 0 {
+		t.Fatalf("table holds %d rows of a transaction that was not committed", len(rows))
 	}
 }

@@ -1,8 +1,10 @@
 package tee
 
 import (
+	"errors"
 	"fmt"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
@@ -67,6 +69,18 @@ func (t *Tee) resolvePending(pcs []*pendingCommit) {
 			return
 		}
 		fetches.EachError(func(topic string, partition int32, err error) {
+			if errors.Is(err, kerr.OffsetOutOfRange) {
+				// Retention took the batch: the log can no longer tell, and kgo will not go on.
+				for i := 0; i < len(left); i++ {
+					if p := left[i].pc.probe; p.topic == topic && p.partition == partition {
+						t.log.Error("cannot tell how a transaction ended: its batch's offset is out of range (retention); its rows stay undecided",
+							"transactional_id", left[i].pc.transactionalID, "rows", countRows(left[i].pc.groups), "topic", topic, "partition", partition, "offset", p.offset)
+						stop(i)
+						i--
+					}
+				}
+				return
+			}
 			if ok, _ := t.logLimit.Allow(fmt.Sprintf("resolve %s %d", topic, partition)); ok {
 				t.log.Error("reading the outcome of a transaction whose commit answer was not seen; its rows stay undecided meanwhile",
 					"topic", topic, "partition", partition, "err", err)

@@ -311,6 +311,9 @@ func (t *Tee) Close() {
 				t.log.Error("closing with rows of committed transactions not stored in OpenMLDB; they are lost (set openmldb.journal_dir to keep them)", "rows", n)
 			}
 		}
+		if n := t.txns.undecidedRows(); n > 0 && t.journal == nil {
+			t.log.Error("closing with rows of transactions whose commit outcome was not seen yet; Kafka may have committed them and they are not in OpenMLDB (set openmldb.journal_dir to keep them)", "rows", n)
+		}
 		if t.journal != nil {
 			t.journal.unlock()
 		}

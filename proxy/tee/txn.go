@@ -183,7 +183,10 @@ func (h *heldRows) hold(transactionalID string, k txnKey, probe markerProbe, st 
 // or, when the answer never comes, fencing or age hand it to the marker reader (drop): an error
 // answer does not prove that the commit did not happen (a coordinator failing over after writing
 // PrepareCommit). A commit retried meanwhile adds any newer rows to it.
-func (h *heldRows) pend(k txnKey) bool {
+//
+// It reports whether k has pending rows now, and whether this call made the entry (created): an
+// entry of an earlier forwarded commit must never go back to open rows (unpend).
+func (h *heldRows) pend(k txnKey) (pending, created bool) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	tx, pc := h.txns[k], h.pending[k]
@@ -192,14 +195,14 @@ func (h *heldRows) pend(k txnKey) bool {
 			pc.groups = append(slices.Clip(pc.groups), tx.groups...)
 			delete(h.txns, k)
 		}
-		return true
+		return true, false
 	}
 	if tx == nil || !tx.probe.known() {
-		return false
+		return false, false
 	}
 	delete(h.txns, k)
 	h.pending[k] = &pendingCommit{key: k, transactionalID: tx.transactionalID, probe: tx.probe, groups: tx.groups, since: tx.since}
-	return true
+	return true, true
 }
 
 // unpend returns k's pending rows to its open transaction when the commit was not forwarded
@@ -252,11 +255,30 @@ func (h *heldRows) commit(k txnKey, attempt int64, journaled bool) (groups []hel
 func (h *heldRows) journalState() (owed []heldGroup, pending []*pendingCommit) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	pending = append([]*pendingCommit(nil), h.loaded...)
+	// Copies: a retried commit's pend may extend an entry's groups once mu is released.
+	for _, pc := range h.loaded {
+		c := *pc
+		pending = append(pending, &c)
+	}
 	for _, pc := range h.pending {
-		pending = append(pending, pc)
+		c := *pc
+		pending = append(pending, &c)
 	}
 	return h.owedLocked(), pending
+}
+
+// undecidedRows counts the rows of commits whose outcome is unknown here (pending and loaded).
+func (h *heldRows) undecidedRows() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	n := 0
+	for _, pc := range h.pending {
+		n += countRows(pc.groups)
+	}
+	for _, pc := range h.loaded {
+		n += countRows(pc.groups)
+	}
+	return n
 }
 
 // load keeps pending commits read back from the journal until resolve; their rows count as open.
@@ -529,12 +551,17 @@ func (t *Tee) beginEndTxn(req *kmsg.EndTxnRequest) proxy.Step {
 	// Once forwarded, the commit may happen whether or not this process hears of it (the client
 	// or this process may go away first): the rows become pending, with where to read the
 	// outcome back (markerProbe), and are journaled before the request leaves.
-	if req.Commit && t.txns.pend(k) && t.journal != nil {
-		t.saveJournal()
-		if t.journalDirty.Load() {
-			t.txns.unpend(k)
+	pending, created := false, false
+	if req.Commit {
+		pending, created = t.txns.pend(k)
+	}
+	if pending && t.journal != nil {
+		if err := t.saveJournal(); err != nil {
+			if created {
+				t.txns.unpend(k)
+			}
 			t.log.Error("commit refused with a retriable error: its rows cannot be journaled before it is forwarded",
-				"transactional_id", req.TransactionalID, "dir", t.journal.dir)
+				"transactional_id", req.TransactionalID, "dir", t.journal.dir, "err", err)
 			resp := kmsg.NewPtrEndTxnResponse()
 			resp.Version = req.Version
 			resp.ErrorCode = kerr.CoordinatorLoadInProgress.Code
@@ -611,15 +638,15 @@ func (t *Tee) stopRetrying(k txnKey) {
 
 // saveJournal writes the rows the proxy owes OpenMLDB to the journal, if there is one. A failure
 // is logged: the rows stay in memory and are still written.
-func (t *Tee) saveJournal() {
+func (t *Tee) saveJournal() error {
 	if t.journal == nil {
-		return
+		return nil
 	}
 	// Under the journal's lock, so the snapshot written last is the newest.
 	t.journal.mu.Lock()
 	defer t.journal.mu.Unlock()
 	if t.journal.lockFile == nil {
-		return // closed: the directory may belong to another proxy now
+		return errJournalClosed // the directory may belong to another proxy now
 	}
 	skipped, err := t.journal.save(t.txns.journalState())
 	if skipped > 0 {
@@ -631,7 +658,11 @@ func (t *Tee) saveJournal() {
 		// waits for them as without a journal.
 		t.log.Error("cannot journal rows of committed transactions; retrying at the next round", "dir", t.journal.dir, "err", err)
 	}
+	return err
 }
+
+// errJournalClosed: the tee is closing and has let go of its journal directory.
+var errJournalClosed = errors.New("journal closed")
 
 // writeHeld writes held rows, retrying the failed ones with backoff while ctx lasts (when retry),
 // and returns what is still not stored with the first error seen. A row no retry can store (it
