@@ -54,6 +54,9 @@ func Load(name string, args, environ []string) (*Config, error) {
 	if err := k.Load(posflag.Provider(fs, ".", k), nil); err != nil {
 		return nil, fmt.Errorf("flags: %w", err)
 	}
+	if err := checkTextKeys(k); err != nil {
+		return nil, err
+	}
 	var c Config
 	if err := k.Unmarshal("", &c); err != nil {
 		return nil, fmt.Errorf("config: %w", err)
@@ -73,6 +76,24 @@ func Load(name string, args, environ []string) (*Config, error) {
 		return nil, err
 	}
 	return &c, nil
+}
+
+// textKeys are credentials: YAML reads an unquoted 012345 or true as a number or a boolean, and
+// the decoder would then turn it into different text. They must be strings as written.
+var textKeys = []string{"openmldb.user", "openmldb.password", "openmldb.zk_auth", "kafka.sasl.username", "kafka.sasl.password"}
+
+// checkTextKeys refuses a credential that YAML read as something other than text; the value
+// itself is never printed.
+func checkTextKeys(k *koanf.Koanf) error {
+	var errs []error
+	for _, key := range textKeys {
+		if v := k.Get(key); v != nil {
+			if _, ok := v.(string); !ok {
+				errs = append(errs, fmt.Errorf("%s: the configuration file gives a %T, not text; quote the value (\"...\") so it is kept exactly as written", key, v))
+			}
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // LoadOS is Load with the process environment.

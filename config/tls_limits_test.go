@@ -1,6 +1,8 @@
 package config
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -78,5 +80,28 @@ func TestKafkaSASLKeys(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), msg) {
 			t.Errorf("%s: err = %v, want %q", args, err, msg)
 		}
+	}
+}
+
+// TestCredentialsMustBeTextInYAML: an unquoted password YAML reads as a number is refused,
+// naming the key and not the value; quoted, it is kept as written.
+func TestCredentialsMustBeTextInYAML(t *testing.T) {
+	dir := t.TempDir()
+	write := func(body string) string {
+		path := filepath.Join(dir, "c.yaml")
+		if err := os.WriteFile(path, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return path
+	}
+	bad := write("kafka:\n  bootstrap: [k:9092]\n  sasl:\n    mechanism: PLAIN\n    username: proxy\n    password: 012345\n")
+	_, err := Load("run", []string{"--config", bad}, nil)
+	if err == nil || !strings.Contains(err.Error(), "kafka.sasl.password: the configuration file gives") || strings.Contains(err.Error(), "12345") {
+		t.Fatalf("unquoted numeric password: %v", err)
+	}
+	good := write("kafka:\n  bootstrap: [k:9092]\n  sasl:\n    mechanism: PLAIN\n    username: proxy\n    password: \"012345\"\n")
+	c, err := Load("run", []string{"--config", good}, nil)
+	if err != nil || c.Kafka.SASL.Password != "012345" {
+		t.Fatalf("quoted password: %v %+v", err, c)
 	}
 }
