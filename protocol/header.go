@@ -169,6 +169,9 @@ func DecodeRequest(frame []byte, h RequestHeader) (kmsg.Request, error) {
 	if req == nil || h.Body < 0 {
 		return nil, fmt.Errorf("decode request: unknown api key %d", h.Key)
 	}
+	if max := req.MaxVersion(); h.Version < 0 || h.Version > max {
+		return nil, fmt.Errorf("decode %s request: version %d outside 0-%d", kmsg.NameForKey(h.Key), h.Version, max)
+	}
 	req.SetVersion(h.Version)
 	if err := req.ReadFrom(frame[h.Body:]); err != nil {
 		return nil, fmt.Errorf("decode %s v%d request: %w", kmsg.NameForKey(h.Key), h.Version, err)
@@ -185,6 +188,12 @@ func DecodeResponse(frame []byte, key, version int16) (kmsg.Response, error) {
 	resp := kmsg.ResponseForKey(key)
 	if resp == nil {
 		return nil, fmt.Errorf("decode response: unknown api key %d", key)
+	}
+	// Versions beyond what kmsg knows have fields it cannot know; decoding them anyway can also
+	// take seconds on a malformed frame (found by FuzzRewriteResponse). Clients are never offered
+	// such versions (ApiVersions is clamped to the registry).
+	if max := resp.MaxVersion(); version < 0 || version > max {
+		return nil, fmt.Errorf("decode %s response: version %d outside 0-%d", kmsg.NameForKey(key), version, max)
 	}
 	resp.SetVersion(version)
 	if err := resp.ReadFrom(frame[body:]); err != nil {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"strings"
 	"testing"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -167,5 +168,31 @@ func TestParseRequestHeaderPrefix(t *testing.T) {
 		if err != nil || h.Body != whole.Body || string(h.ClientID) != id || h.CorrelationID != 5 {
 			t.Fatalf("prefix %d: %+v %v", n, h, err)
 		}
+	}
+}
+
+// TestDecodeRefusesVersionsKmsgDoesNotKnow: a frame at a version beyond kmsg's is refused, not
+// decoded with fields it cannot know (FuzzRewriteResponse found such a Metadata v38 frame that
+// took seconds to decode).
+func TestDecodeRefusesVersionsKmsgDoesNotKnow(t *testing.T) {
+	m := &kmsg.MetadataResponse{Version: 12}
+	frame := AppendResponse(nil, 1, m)
+	if _, err := DecodeResponse(frame, 3, 12); err != nil {
+		t.Fatalf("v12: %v", err)
+	}
+	max := kmsg.NewPtrMetadataResponse().MaxVersion()
+	if _, err := DecodeResponse(frame, 3, max+1); err == nil || !strings.Contains(err.Error(), "outside 0-") {
+		t.Fatalf("v%d: %v, want a version error", max+1, err)
+	}
+	req := kmsg.NewPtrMetadataRequest()
+	req.Version = req.MaxVersion()
+	rf := AppendRequest(nil, RequestHeader{CorrelationID: 1}, req)
+	binary.BigEndian.PutUint16(rf[6:], uint16(req.MaxVersion()+1))
+	h, err := ParseRequestHeader(rf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := DecodeRequest(rf, h); err == nil || !strings.Contains(err.Error(), "outside 0-") {
+		t.Fatalf("request above kmsg's version: %v, want a version error", err)
 	}
 }
