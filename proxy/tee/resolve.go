@@ -27,9 +27,9 @@ func (t *Tee) startResolving(pcs []*pendingCommit) {
 // ended before the answer and the transaction was then fenced or expired. It reads each one's
 // partition from its batch's offset, control records included. The batch of the producer id
 // must still be at that offset (else compaction removed it, and a later marker could be taken
-// for its own); the first marker of the producer id after it, with the transaction's epoch (or
-// the next one, transaction version 2 bumping it at the end), decides: COMMIT writes the rows,
-// ABORT drops them. Until then the rows stay open, and in the journal if there is one; they are
+// for its own); the first marker of the producer id after it decides: COMMIT (with the
+// transaction's epoch, or the next one, transaction version 2 bumping it at the end) writes the
+// rows, ABORT (that epoch or later) drops them. Until then the rows stay open, and in the journal if there is one; they are
 // left undecided, with an error log, where the log cannot tell.
 func (t *Tee) resolvePending(pcs []*pendingCommit) {
 	defer t.bg.Done()
@@ -111,14 +111,18 @@ func (t *Tee) resolvePending(pcs []*pendingCommit) {
 				if err := key.ReadFrom(r.Key); err != nil || (key.Type != kmsg.ControlRecordKeyTypeCommit && key.Type != kmsg.ControlRecordKeyTypeAbort) {
 					continue
 				}
-				if e := w.pc.key.epoch; r.ProducerEpoch != e && r.ProducerEpoch != e+1 {
+				// A commit's marker carries the transaction's epoch, or the next one under KIP-890;
+				// an abort's may carry a later one still (a fence bumps the epoch before it aborts).
+				// Anything else is not trusted to be this transaction's outcome.
+				commit := key.Type == kmsg.ControlRecordKeyTypeCommit
+				if e := w.pc.key.epoch; r.ProducerEpoch < e || (commit && r.ProducerEpoch > e+1) {
 					t.log.Error("cannot tell how a transaction ended: the first marker of its producer id after its batch has another epoch; its rows stay undecided",
 						"transactional_id", w.pc.transactionalID, "rows", countRows(w.pc.groups), "epoch", e, "marker_epoch", r.ProducerEpoch)
 					stop(i)
 					i--
 					continue
 				}
-				t.decidePending(w.pc, key.Type == kmsg.ControlRecordKeyTypeCommit, r.Offset)
+				t.decidePending(w.pc, commit, r.Offset)
 				stop(i)
 				i--
 			}
