@@ -6,6 +6,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
@@ -194,5 +195,34 @@ func TestDecodeRefusesVersionsKmsgDoesNotKnow(t *testing.T) {
 	}
 	if _, err := DecodeRequest(rf, h); err == nil || !strings.Contains(err.Error(), "outside 0-") {
 		t.Fatalf("request above kmsg's version: %v, want a version error", err)
+	}
+}
+
+// TestHugeTagCountIsRefusedAtOnce: a flexible request whose tagged-field count claims 2^28
+// fields in a few bytes is refused without walking the count (kmsg before v1.15.1 looped over
+// it: seconds of CPU for a 40-byte frame from any client, found by FuzzRewriteResponse on the
+// response side). The bound is a hang check, thousands of times the normal cost, not a speed
+// target.
+func TestHugeTagCountIsRefusedAtOnce(t *testing.T) {
+	req := kmsg.NewPtrProduceRequest()
+	req.Version = 9 // flexible
+	req.Acks = -1
+	frame := AppendRequest(nil, RequestHeader{CorrelationID: 1, ClientID: []byte("c")}, req)
+	if frame[len(frame)-1] != 0 {
+		t.Fatalf("the body should end with an empty tag section: % x", frame[len(frame)-8:])
+	}
+	frame = append(frame[:len(frame)-1], 0xff, 0xff, 0xff, 0x7f)
+	binary.BigEndian.PutUint32(frame, uint32(len(frame)-4))
+	h, err := ParseRequestHeader(frame)
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	_, err = DecodeRequest(frame, h)
+	if took := time.Since(start); took > 2*time.Second {
+		t.Fatalf("decoding took %s", took)
+	}
+	if err == nil {
+		t.Fatal("a request claiming 2^28 tagged fields decoded")
 	}
 }
