@@ -232,17 +232,7 @@ func (h *heldRows) unpend(k txnKey) {
 func (h *heldRows) commit(k txnKey, attempt int64, journaled bool) (groups []heldGroup, inJournal bool) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	pc, tx := h.pending[k], h.txns[k]
-	if pc != nil {
-		groups = pc.groups
-		delete(h.pending, k)
-	}
-	inJournal = pc != nil && tx == nil
-	if tx != nil {
-		groups = append(slices.Clip(groups), tx.groups...)
-		delete(h.txns, k)
-	}
-	h.count(false, -countRows(groups))
+	groups, inJournal = h.takeLocked(k)
 	if journaled && len(groups) > 0 {
 		h.writing[attempt] = append(h.writing[attempt], groups...)
 	}
@@ -317,17 +307,24 @@ func (h *heldRows) resolve(pc *pendingCommit, committed bool) []txnKey {
 func (h *heldRows) take(k txnKey) []heldGroup {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	var groups []heldGroup
-	if pc := h.pending[k]; pc != nil { // a commit whose answer never came, then an abort
+	groups, _ := h.takeLocked(k) // pending too: a commit whose answer never came, then an abort
+	return groups
+}
+
+// takeLocked removes k's rows, pending ones first, then open ones; allPending reports that every
+// one of them was pending. mu is held.
+func (h *heldRows) takeLocked(k txnKey) (groups []heldGroup, allPending bool) {
+	pc, tx := h.pending[k], h.txns[k]
+	if pc != nil {
 		groups = pc.groups
 		delete(h.pending, k)
 	}
-	if tx := h.txns[k]; tx != nil {
+	if tx != nil {
 		groups = append(slices.Clip(groups), tx.groups...)
 		delete(h.txns, k)
 	}
 	h.count(false, -countRows(groups))
-	return groups
+	return groups, pc != nil && tx == nil
 }
 
 // takeCommitted removes and returns the committed rows of k still to be written, with the
