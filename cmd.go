@@ -22,9 +22,10 @@ import (
 
 // commands maps a subcommand name to its entry point, which gets the arguments after the name.
 var commands = map[string]func(args []string) error{
-	"run":  runCmd,
-	"demo": demoCmd,
-	"scan": scanCmd,
+	"run":     runCmd,
+	"demo":    demoCmd,
+	"scan":    scanCmd,
+	"journal": journalCmd,
 }
 
 // dispatch runs the subcommand named by args[0]; run is the default when args is empty or starts
@@ -35,7 +36,7 @@ func dispatch(args []string) error {
 	}
 	cmd, ok := commands[args[0]]
 	if !ok {
-		return fmt.Errorf("unknown command %q (want run, demo or scan)", args[0])
+		return fmt.Errorf("unknown command %q (want run, demo, scan or journal)", args[0])
 	}
 	return cmd(args[1:])
 }

@@ -1,6 +1,7 @@
 // Command openmldb-kafka-proxy is a Kafka wire-protocol proxy that clients use instead of the
 // brokers. Subcommands: run (default) starts the proxy; demo starts an embedded broker with the
-// proxy in front of it.
+// proxy in front of it; scan prints a table's rows; journal shows and settles what a proxy's
+// journal directory holds.
 package main
 
 import (

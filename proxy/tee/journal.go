@@ -46,7 +46,7 @@ func (j *journal) lock() error {
 	// flock: the lock lasts until the file is closed, also when the process dies.
 	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
 		f.Close()
-		return fmt.Errorf("journal %s is in use by another proxy (%w); give each proxy a directory of its own", j.dir, err)
+		return fmt.Errorf("journal %s is %w by another proxy or journal command (%w); give each proxy a directory of its own", j.dir, ErrJournalInUse, err)
 	}
 	j.lockFile = f
 	return nil
@@ -121,21 +121,7 @@ func (j *journal) path() string { return filepath.Join(j.dir, journalFile) }
 // that cannot be encoded for its table is left out and counted in skipped: no write could store
 // it either.
 func (j *journal) save(groups []heldGroup, pending []*pendingCommit) (skipped int, err error) {
-	n := countRows(groups)
-	for _, pc := range pending {
-		n += countRows(pc.groups)
-	}
-	if n == 0 {
-		if err := os.Remove(j.path()); err != nil && !errors.Is(err, os.ErrNotExist) {
-			return 0, fmt.Errorf("remove journal: %w", err)
-		}
-		return 0, syncDir(j.dir) // or a crash could bring the old file, and its rows, back
-	}
-	// Version 1 while nothing is pending, so a proxy of the previous release can still read it.
-	doc := journalDoc{Version: 1}
-	if len(pending) > 0 {
-		doc.Version = journalVersion
-	}
+	var doc journalDoc
 	doc.Groups, skipped = encodeJournalGroups(groups)
 	for _, pc := range pending {
 		jp := journalPending{TransactionalID: pc.transactionalID, ProducerID: pc.key.producerID, Epoch: pc.key.epoch,
@@ -145,11 +131,7 @@ func (j *journal) save(groups []heldGroup, pending []*pendingCommit) (skipped in
 		skipped += n
 		doc.Pending = append(doc.Pending, jp)
 	}
-	b, err := json.Marshal(doc)
-	if err != nil {
-		return skipped, fmt.Errorf("journal: %w", err)
-	}
-	return skipped, writeFileSynced(j.dir, journalFile, b)
+	return skipped, writeJournalDoc(j.dir, doc)
 }
 
 // encodeJournalGroups encodes groups in OpenMLDB's row encoding; rows that do not encode for
@@ -217,19 +199,12 @@ type setAside struct {
 // this start (returned in unusable, with why), so they are neither lost nor tried again at
 // every start.
 func (j *journal) load(tables func(db, name string) (*openmldb.Table, error)) (groups []heldGroup, pending []*pendingCommit, unusable []setAside, err error) {
-	b, err := os.ReadFile(j.path())
+	doc, err := readJournalDoc(j.path())
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, nil, nil, nil
 	}
 	if err != nil {
-		return nil, nil, nil, fmt.Errorf("read journal: %w", err)
-	}
-	var doc journalDoc
-	if err := json.Unmarshal(b, &doc); err != nil {
-		return nil, nil, nil, fmt.Errorf("journal %s is not readable (%w); move it away to start without it", j.path(), err)
-	}
-	if doc.Version != 1 && doc.Version != journalVersion {
-		return nil, nil, nil, fmt.Errorf("journal %s has version %d; this proxy reads versions 1 and %d", j.path(), doc.Version, journalVersion)
+		return nil, nil, nil, err
 	}
 	rejected := journalDoc{Version: journalVersion}
 	aside := filepath.Join(j.dir, fmt.Sprintf("%s.unwritable-%s", journalFile, time.Now().UTC().Format("20060102T150405.000000000Z")))

@@ -139,10 +139,14 @@ func journalPendingRows(t *testing.T, b []byte) int {
 
 // commitInFlight produces n rows in a transaction through the proxy, then commits while kfake
 // holds the EndTxn, and returns the journal as it is on disk at that moment (what a crash there
-// leaves), the client's EndTransaction outcome, and release, which lets kfake handle the EndTxn
-// (answered with code, or processed when code is 0).
+// leaves; its pending rows must have grown by n), the client's EndTransaction outcome, and
+// release, which lets kfake handle the EndTxn (answered with code, or processed when code is 0).
 func commitInFlight(t *testing.T, ctx context.Context, e *env, cl *kgo.Client, dir string, first, n int, code int16) (snapshot []byte, ended chan error, release func()) {
 	t.Helper()
+	before := 0
+	if b, err := os.ReadFile(filepath.Join(dir, "committed-rows.json")); err == nil {
+		before = journalPendingRows(t, b)
+	}
 	produceInTxn(t, ctx, cl, first, n)
 	arrived, released := make(chan struct{}), make(chan struct{})
 	e.kafka.ControlKey(int16(kmsg.EndTxn), func(req kmsg.Request) (kmsg.Response, error, bool) {
@@ -167,8 +171,8 @@ func commitInFlight(t *testing.T, ctx context.Context, e *env, cl *kgo.Client, d
 	if err != nil {
 		t.Fatalf("no journal while the commit is at the broker: %v", err)
 	}
-	if got := journalPendingRows(t, snapshot); got != n {
-		t.Fatalf("journal lists %d rows as pending while the commit is at the broker, want %d", got, n)
+	if got := journalPendingRows(t, snapshot); got != before+n {
+		t.Fatalf("journal lists %d rows as pending while the commit is at the broker, want %d", got, before+n)
 	}
 	return snapshot, ended, func() { close(released) }
 }
@@ -272,18 +276,7 @@ func TestJournalDecidesCommitsInFlightAtACrash(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer next.Close()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		_, err := os.Stat(filepath.Join(dir, "committed-rows.json"))
-		if errors.Is(err, os.ErrNotExist) {
-			break
-		}
-		if time.Now().After(deadline) {
-			b, _ := os.ReadFile(filepath.Join(dir, "committed-rows.json"))
-			t.Fatalf("the journaled transactions were not decided and written: %s", b)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	waitJournalGone(t, dir) // the journaled transactions decided and written
 	checkTableIDsOnce(t, e, "want 0, the committed 10..12 and the fencer's 30; never the aborted 20, 21", 0, 10, 11, 12, 30)
 }
 
