@@ -78,33 +78,33 @@ func runJournal(args []string, out io.Writer) error {
 		if sel.TransactionalID == "" {
 			return fmt.Errorf("journal %s: --transactional-id is required (journal show %s lists the pending transactions)", action, dir)
 		}
-		tx, err := tee.DecidePending(dir, sel, action == "commit")
+		tx, running, err := tee.DecidePending(dir, sel, action == "commit")
 		if err != nil {
-			return journalChangeError(action, dir, err)
+			return fmt.Errorf("journal %s: %w", action, err)
 		}
 		outcome := "aborted: its %s are dropped"
-		if action == "commit" {
+		switch {
+		case action == "commit" && running:
+			outcome = "committed: the running proxy is writing its %s"
+		case action == "commit":
 			outcome = "committed: its %s are owed to OpenMLDB, and the next start writes them"
 		}
 		fmt.Fprintf(out, "transaction %q (producer id %d, epoch %d) settled as "+outcome+"\n",
 			tx.TransactionalID, tx.ProducerID, tx.Epoch, plural(tee.JournalRows(tx.Groups), "row"))
 		return nil
 	default: // restore
-		f, err := tee.RestoreSetAside(dir, operands[1])
+		f, running, err := tee.RestoreSetAside(dir, operands[1])
 		if err != nil {
-			return journalChangeError(action, dir, err)
+			return fmt.Errorf("journal restore: %w", err)
 		}
-		fmt.Fprintf(out, "restored %s owed and %s from %s; the next start writes them if their tables fit, else sets them aside again\n",
-			plural(tee.JournalRows(f.Owed), "row"), plural(len(f.Pending), "pending transaction"), f.Path)
+		next := "the next start writes them if their tables fit, else sets them aside again"
+		if running {
+			next = "the running proxy is writing them"
+		}
+		fmt.Fprintf(out, "restored %s owed and %s from %s; %s\n",
+			plural(tee.JournalRows(f.Owed), "row"), plural(len(f.Pending), "pending transaction"), f.Path, next)
 		return nil
 	}
-}
-
-func journalChangeError(action, dir string, err error) error {
-	if errors.Is(err, tee.ErrJournalInUse) {
-		return fmt.Errorf("journal %s: stop the proxy using %s first (it rewrites the journal from memory and would undo the change): %w", action, dir, err)
-	}
-	return fmt.Errorf("journal %s: %w", action, err)
 }
 
 // printJournal writes what a journal directory holds, for a person.

@@ -99,8 +99,9 @@ func TestJournalCommand(t *testing.T) {
 	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := journalOut(t, "abort", "--transactional-id", "app-1", dir); err == nil || !strings.Contains(err.Error(), "stop the proxy using "+dir+" first") {
-		t.Fatalf("abort while locked: %v", err)
+	if _, err := journalOut(t, "abort", "--transactional-id", "app-1", dir); err == nil ||
+		!strings.Contains(err.Error(), "a proxy holds journal "+dir) || !strings.Contains(err.Error(), "does not take changes on "+filepath.Join(dir, "journal.sock")) {
+		t.Fatalf("abort while locked by a process without the socket: %v", err)
 	}
 	lock.Close()
 

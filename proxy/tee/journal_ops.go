@@ -14,11 +14,11 @@ import (
 
 // This file is the operator's side of the journal (the journal command): reading what a
 // directory holds, deciding a transaction whose outcome the proxy could not read from the log,
-// and bringing set-aside rows back once their table is fixed. Changes take the directory's lock,
-// so they are refused while a proxy uses it: a running proxy rewrites the file from memory and
-// would undo them.
+// and bringing set-aside rows back once their table is fixed. A change takes the directory's
+// lock and edits the file; while a proxy holds the lock (it rewrites the file from memory, and
+// would undo an edit), the change is asked of that proxy on its socket (journal_socket.go).
 
-// ErrJournalInUse is returned when a running proxy holds the journal directory.
+// ErrJournalInUse is wrapped by errors about a journal directory another process holds.
 var ErrJournalInUse = errors.New("in use")
 
 // JournalGroup is rows of one table kept in a journal, in OpenMLDB's row encoding for Columns.
@@ -113,10 +113,12 @@ func (s PendingSelector) matches(p journalPending) bool {
 // moves its rows to those owed to OpenMLDB (the next start writes them), otherwise they are
 // dropped. For transactions the proxy leaves undecided because the log cannot tell (the batch
 // compacted or deleted away, the offset gone to retention): the operator learns the outcome
-// elsewhere and says it here. Refused with ErrJournalInUse while a proxy uses dir.
-func DecidePending(dir string, sel PendingSelector, committed bool) (JournalTransaction, error) {
+// elsewhere and says it here. While a proxy uses dir, that proxy settles it, and only once its
+// marker reader has given up on the transaction (it may still find the marker otherwise);
+// committed rows are then written at once.
+func DecidePending(dir string, sel PendingSelector, committed bool) (tx JournalTransaction, byRunningProxy bool, err error) {
 	var decided JournalTransaction
-	err := changeJournal(dir, func(doc *journalDoc) error {
+	err = changeJournal(dir, func(doc *journalDoc) error {
 		var picked []int
 		for i, p := range doc.Pending {
 			if sel.matches(p) {
@@ -143,22 +145,33 @@ func DecidePending(dir string, sel PendingSelector, committed bool) (JournalTran
 		decided = p.export()
 		return nil
 	})
-	return decided, err
+	if errors.Is(err, ErrJournalInUse) {
+		action := "abort"
+		if committed {
+			action = "commit"
+		}
+		ans, err := askRunning(dir, journalRequest{Action: action, TransactionalID: sel.TransactionalID, ProducerID: sel.ProducerID, Epoch: sel.Epoch})
+		if err != nil {
+			return decided, true, err
+		}
+		return ans.Transaction.export(), true, nil
+	}
+	return decided, false, err
 }
 
 // RestoreSetAside moves the rows of a set-aside file (one of ReadJournal's SetAside, named by
 // its path or base name) back into the journal of dir and removes the file, for when their
 // table has been recreated with the columns the rows were encoded for: the next start writes
 // them (or sets them aside again, in a new file, if the table still does not fit). A transaction
-// the journal already lists as pending is not brought in twice. Refused with ErrJournalInUse
-// while a proxy uses dir.
-func RestoreSetAside(dir, file string) (JournalFile, error) {
+// the journal already lists as pending is not brought in twice. While a proxy uses dir, that
+// proxy takes the rows (all of them, or none if one group still does not fit its table) and
+// writes them at once.
+func RestoreSetAside(dir, file string) (restored JournalFile, byRunningProxy bool, err error) {
 	path := filepath.Join(dir, filepath.Base(file))
 	if !strings.HasPrefix(filepath.Base(file), journalFile+".unwritable-") {
-		return JournalFile{}, fmt.Errorf("%s is not a set-aside file of the journal (%s.unwritable-*)", file, journalFile)
+		return JournalFile{}, false, fmt.Errorf("%s is not a set-aside file of the journal (%s.unwritable-*)", file, journalFile)
 	}
-	var restored JournalFile
-	err := changeJournal(dir, func(doc *journalDoc) error {
+	err = changeJournal(dir, func(doc *journalDoc) error {
 		aside, err := readJournalDoc(path)
 		if err != nil {
 			return err
@@ -176,15 +189,22 @@ func RestoreSetAside(dir, file string) (JournalFile, error) {
 		restored = aside.export(path)
 		return nil
 	})
+	if errors.Is(err, ErrJournalInUse) {
+		ans, err := askRunning(dir, journalRequest{Action: "restore", File: filepath.Base(file)})
+		if ans.Restored != nil {
+			restored = ans.Restored.export(path)
+		}
+		return restored, true, err
+	}
 	if err != nil {
-		return JournalFile{}, err
+		return JournalFile{}, false, err
 	}
 	// The rows are in the journal now (synced): the file goes, or a later restore would bring
 	// them in twice.
 	if err := os.Remove(path); err != nil {
-		return restored, fmt.Errorf("rows restored, but %s could not be removed (remove it before restoring again): %w", path, err)
+		return restored, false, fmt.Errorf("rows restored, but %s could not be removed (remove it before restoring again): %w", path, err)
 	}
-	return restored, syncDir(dir)
+	return restored, false, syncDir(dir)
 }
 
 // changeJournal applies change to the journal of dir under the directory's lock and writes the

@@ -2,7 +2,6 @@ package tee_test
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"log/slog"
 	"os"
@@ -37,11 +36,27 @@ func waitJournalGone(t *testing.T, dir string) {
 	}
 }
 
+// waitTableIDs waits until topic1's table holds exactly the rows with these ids, once each.
+func waitTableIDs(t *testing.T, e *env, what string, want ...int64) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		n, err := e.cluster.Count("kafka_test", "topic1")
+		if err == nil && n >= len(want) || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	checkTableIDsOnce(t, e, what, want...)
+}
+
 // Retention took the batches of two transactions whose commit answer the proxy never saw, so the
-// log cannot tell how they ended and the proxy keeps them undecided. The operator, who learned
-// the outcomes elsewhere, settles them with the journal command's functions: refused while a
-// proxy holds the directory, refused for a transaction the journal does not have, and then the
-// next start writes the committed one's rows once and none of the aborted one's.
+// log cannot tell how they ended and the proxy keeps them undecided; a third one, in the same
+// partition after them, still has its batch there and waits for its marker. The operator, who
+// learned the outcomes elsewhere, settles them with the journal command's functions: through the
+// running proxy (which writes a committed one's rows at once, and refuses to settle one whose
+// marker it is still reading), then with the proxy stopped, on the file. Only the committed
+// transaction's rows are ever stored, once.
 func TestOperatorSettlesTransactionsTheLogCannotDecide(t *testing.T) {
 	dir := t.TempDir()
 	logs := &lockedBuffer{}
@@ -53,39 +68,17 @@ func TestOperatorSettlesTransactionsTheLogCannotDecide(t *testing.T) {
 	if err := e.client(t).ProduceSync(ctx, &kgo.Record{Topic: "topic1", Value: []byte(seedRow(0))}).FirstErr(); err != nil {
 		t.Fatal(err) // creates the table
 	}
-	// Both commits are answered with an error and never processed; the clients go away, so
-	// both stay pending, and the journal keeps them at close.
-	for _, tx := range []struct {
-		id       string
-		first, n int
-	}{{"op-commit", 10, 3}, {"op-abort", 20, 2}} {
-		cl := e.client(t, kgo.TransactionalID(tx.id))
-		_, ended, release := commitInFlight(t, ctx, e, cl, dir, tx.first, tx.n, kerr.NotCoordinator.Code)
+	// Each commit is answered with an error and never processed; the client goes away, so it
+	// stays pending, and the journal keeps it at close. All go to partition 0.
+	inFlight := func(id string, first, n int) {
+		cl := e.client(t, kgo.TransactionalID(id), kgo.RecordPartitioner(kgo.ManualPartitioner()), kgo.TransactionTimeout(10*time.Minute))
+		_, ended, release := commitInFlight(t, ctx, e, cl, dir, first, n, kerr.NotCoordinator.Code)
 		cl.Close()
 		release()
 		<-ended
 	}
-	short, cancelShort := context.WithTimeout(ctx, time.Second)
-	defer cancelShort()
-	_ = e.tee.Drain(short)
-	e.tee.Close()
-
-	c, err := tee.ReadJournal(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if c.Journal == nil || len(c.Journal.Pending) != 2 || c.Journal.Version != 2 || len(c.Journal.Owed) != 0 || len(c.SetAside) != 0 {
-		t.Fatalf("journal read back: %+v; want version 2 with the two pending transactions", c)
-	}
-	for i, want := range []struct {
-		id   string
-		rows int
-	}{{"op-commit", 3}, {"op-abort", 2}} {
-		p := c.Journal.Pending[i]
-		if p.TransactionalID != want.id || tee.JournalRows(p.Groups) != want.rows || p.Topic != "topic1" || p.Groups[0].Table != "topic1" {
-			t.Fatalf("pending %d: %+v, want %s with %d rows of kafka_test.topic1", i, p, want.id, want.rows)
-		}
-	}
+	inFlight("op-commit", 10, 3)
+	inFlight("op-abort", 20, 2)
 
 	// Retention: every record of topic1 so far is deleted.
 	adm := kadm.NewClient(e.client(t))
@@ -102,68 +95,98 @@ func TestOperatorSettlesTransactionsTheLogCannotDecide(t *testing.T) {
 	if err := deleted.Error(); err != nil {
 		t.Fatal(err)
 	}
+	inFlight("op-waiting", 30, 1)
 
-	// A start reads the log, cannot tell, and keeps both pending; the directory is its own.
-	undecided, err := tee.New(tee.Options{Sinks: sinks, Database: "kafka_test", Store: e.store, JournalDir: dir,
+	short, cancelShort := context.WithTimeout(ctx, time.Second)
+	defer cancelShort()
+	_ = e.tee.Drain(short)
+	e.tee.Close()
+	c, err := tee.ReadJournal(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Journal == nil || len(c.Journal.Pending) != 3 || c.Journal.Version != 2 || len(c.Journal.Owed) != 0 || len(c.SetAside) != 0 {
+		t.Fatalf("journal read back: %+v; want version 2 with the three pending transactions", c)
+	}
+	pending := map[string]tee.JournalTransaction{} // the file lists them in no particular order
+	for _, p := range c.Journal.Pending {
+		pending[p.TransactionalID] = p
+	}
+	for id, rows := range map[string]int{"op-commit": 3, "op-abort": 2, "op-waiting": 1} {
+		p := pending[id]
+		if tee.JournalRows(p.Groups) != rows || p.Topic != "topic1" || p.Partition != 0 || p.Groups[0].Table != "topic1" {
+			t.Fatalf("pending %s: %+v, want %d rows of kafka_test.topic1, read from partition 0", id, p, rows)
+		}
+	}
+
+	// A start reads the log: it cannot tell for the first two, and waits for the third's marker.
+	running, err := tee.New(tee.Options{Sinks: sinks, Database: "kafka_test", Store: e.store, JournalDir: dir,
 		KafkaBootstrap: e.kafka.ListenAddrs(), Logger: logger})
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer running.Close()
 	deadline := time.Now().Add(30 * time.Second)
 	for strings.Count(logs.String(), "out of range (retention); its rows stay undecided") < 2 {
 		if time.Now().After(deadline) {
-			t.Fatalf("the proxy did not report both transactions undecided; log:\n%s", logs.String())
+			t.Fatalf("the proxy did not report the two transactions undecided; log:\n%s", logs.String())
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	if _, err := tee.DecidePending(dir, tee.PendingSelector{TransactionalID: "op-commit", ProducerID: -1, Epoch: -1}, true); !errors.Is(err, tee.ErrJournalInUse) {
-		t.Fatalf("deciding while a proxy uses the journal: %v, want ErrJournalInUse", err)
+	byID := func(id string) tee.PendingSelector {
+		return tee.PendingSelector{TransactionalID: id, ProducerID: -1, Epoch: -1}
 	}
-	undecided.Close()
+	if _, _, err := tee.DecidePending(dir, byID("op-waiting"), false); err == nil || !strings.Contains(err.Error(), "still being read from topic1 partition 0") {
+		t.Fatalf("settling a transaction whose marker is still awaited: %v; want a refusal", err)
+	}
+	if _, _, err := tee.DecidePending(dir, byID("op-elsewhere"), true); err == nil ||
+		!strings.Contains(err.Error(), `"op-commit" (producer id`) || !strings.Contains(err.Error(), `"op-waiting" (producer id`) {
+		t.Fatalf("settling a transaction the proxy does not have: %v; want an error listing the pending ones", err)
+	}
+	pid := pending["op-commit"].ProducerID
+	if _, _, err := tee.DecidePending(dir, tee.PendingSelector{TransactionalID: "op-commit", ProducerID: pid + 1000, Epoch: -1}, true); err == nil {
+		t.Fatal("settling with another producer id succeeded")
+	}
+	tx, live, err := tee.DecidePending(dir, tee.PendingSelector{TransactionalID: "op-commit", ProducerID: pid, Epoch: -1}, true)
+	if err != nil || !live || tx.TransactionalID != "op-commit" || tee.JournalRows(tx.Groups) != 3 {
+		t.Fatalf("commit op-commit through the running proxy: %+v live=%v %v", tx, live, err)
+	}
+	waitTableIDs(t, e, "want 0 and the committed 10..12, written by the running proxy", 0, 10, 11, 12)
 	if c, err := tee.ReadJournal(dir); err != nil || c.Journal == nil || len(c.Journal.Pending) != 2 {
-		t.Fatalf("journal after the undecided start: %+v %v; want both still pending", c, err)
+		t.Fatalf("journal after settling one: %+v %v; want two still pending", c, err)
 	}
+	running.Close()
 
-	if _, err := tee.DecidePending(dir, tee.PendingSelector{TransactionalID: "op-elsewhere", ProducerID: -1, Epoch: -1}, true); err == nil ||
-		!strings.Contains(err.Error(), `"op-commit" (producer id`) || !strings.Contains(err.Error(), `"op-abort" (producer id`) {
-		t.Fatalf("deciding a transaction the journal does not have: %v; want an error listing the pending ones", err)
+	// The proxy stopped: the file is changed directly.
+	if _, live, err := tee.DecidePending(dir, byID("op-abort"), false); err != nil || live {
+		t.Fatalf("abort op-abort on the file: live=%v %v", live, err)
 	}
-	pid := c.Journal.Pending[0].ProducerID
-	if _, err := tee.DecidePending(dir, tee.PendingSelector{TransactionalID: "op-commit", ProducerID: pid + 1000, Epoch: -1}, true); err == nil {
-		t.Fatal("deciding with another producer id succeeded")
+	if c, err := tee.ReadJournal(dir); err != nil || c.Journal == nil || len(c.Journal.Pending) != 1 || c.Journal.Version != 2 {
+		t.Fatalf("journal after settling two: %+v %v; want op-waiting still pending", c, err)
 	}
-	tx, err := tee.DecidePending(dir, tee.PendingSelector{TransactionalID: "op-commit", ProducerID: pid, Epoch: -1}, true)
-	if err != nil || tx.TransactionalID != "op-commit" || tee.JournalRows(tx.Groups) != 3 {
-		t.Fatalf("commit op-commit: %+v %v", tx, err)
-	}
-	if c, err := tee.ReadJournal(dir); err != nil || c.Journal == nil || len(c.Journal.Pending) != 1 || tee.JournalRows(c.Journal.Owed) != 3 {
-		t.Fatalf("journal after committing one: %+v %v; want its 3 rows owed and one pending", c, err)
-	}
-	if _, err := tee.DecidePending(dir, tee.PendingSelector{TransactionalID: "op-abort", ProducerID: -1, Epoch: -1}, false); err != nil {
+	if _, _, err := tee.DecidePending(dir, byID("op-waiting"), false); err != nil {
 		t.Fatal(err)
 	}
-	c, err = tee.ReadJournal(dir)
-	if err != nil || c.Journal == nil || len(c.Journal.Pending) != 0 || tee.JournalRows(c.Journal.Owed) != 3 || c.Journal.Version != 1 {
-		t.Fatalf("journal after settling both: %+v %v; want version 1 (nothing pending) with 3 rows owed", c, err)
+	if c, err := tee.ReadJournal(dir); err != nil || c.Journal != nil {
+		t.Fatalf("journal after settling all: %+v %v; want no file (nothing owed or pending)", c, err)
 	}
-	if _, err := tee.DecidePending(dir, tee.PendingSelector{TransactionalID: "op-abort", ProducerID: -1, Epoch: -1}, false); err == nil ||
-		!strings.Contains(err.Error(), "no transaction is pending") {
-		t.Fatalf("deciding again: %v", err)
+	if _, _, err := tee.DecidePending(dir, byID("op-abort"), false); err == nil || !strings.Contains(err.Error(), "no transaction is pending") {
+		t.Fatalf("settling again: %v", err)
 	}
-
 	next, err := tee.New(tee.Options{Sinks: sinks, Database: "kafka_test", Store: e.store, JournalDir: dir,
 		KafkaBootstrap: e.kafka.ListenAddrs(), Logger: logger})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer next.Close()
-	waitJournalGone(t, dir)
-	checkTableIDsOnce(t, e, "want 0 and the committed 10..12; never the aborted 20, 21", 0, 10, 11, 12)
+	time.Sleep(300 * time.Millisecond)
+	checkTableIDsOnce(t, e, "want 0 and the committed 10..12; never the aborted 20, 21 or 30", 0, 10, 11, 12)
 }
 
-// Rows owed to a table that was dropped are set aside at the next start; once the table is
-// recreated with the same columns, restoring the file puts them back in the journal (the file
-// goes), and the start after that writes them once.
+// Rows owed to a table that was dropped are set aside at the next start. Restoring them while
+// the table is still missing is refused and keeps the file; once the table is recreated with the
+// same columns, the running proxy takes them (the file goes) and writes them, once: a later
+// start writes nothing again.
 func TestOperatorRestoresSetAsideRows(t *testing.T) {
 	dir := t.TempDir()
 	sinks := []config.Sink{{Topics: []string{"topic1"}, AutoCreate: true}}
@@ -206,33 +229,33 @@ func TestOperatorRestoresSetAsideRows(t *testing.T) {
 		t.Fatalf("after a start without the table: %+v %v; want the 3 rows in one set-aside file", c, err)
 	}
 	file := c.SetAside[0].Path
-	if _, err := tee.RestoreSetAside(dir, file); !errors.Is(err, tee.ErrJournalInUse) {
-		t.Fatalf("restore while a proxy uses the journal: %v, want ErrJournalInUse", err)
-	}
-	aside.Close()
-	if _, err := tee.RestoreSetAside(dir, filepath.Join(dir, "committed-rows.json")); err == nil {
+	defer aside.Close()
+	if _, _, err := tee.RestoreSetAside(dir, filepath.Join(dir, "committed-rows.json")); err == nil {
 		t.Fatal("restoring the journal itself succeeded")
 	}
+	if _, _, err := tee.RestoreSetAside(dir, file); err == nil || !strings.Contains(err.Error(), "kafka_test.topic1 (3 rows) still cannot be written") {
+		t.Fatalf("restore before the table is back: %v; want a refusal naming the table", err)
+	}
+	if _, err := os.Stat(file); err != nil {
+		t.Fatalf("a refused restore removed the set-aside file: %v", err)
+	}
 
+	// Recreated with the same columns: the running proxy takes the rows and writes them.
 	if _, err := e.store.CreateTable(ctx, openmldb.TableSpec{DB: "kafka_test", Name: "topic1", Columns: tb.Columns}); err != nil {
 		t.Fatal(err)
 	}
-	f, err := tee.RestoreSetAside(dir, filepath.Base(file))
-	if err != nil || tee.JournalRows(f.Owed) != 3 {
-		t.Fatalf("restore: %+v %v", f, err)
+	f, live, err := tee.RestoreSetAside(dir, filepath.Base(file))
+	if err != nil || !live || tee.JournalRows(f.Owed) != 3 {
+		t.Fatalf("restore: %+v live=%v %v", f, live, err)
 	}
 	if _, err := os.Stat(file); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("the set-aside file is still there after the restore: %v", err)
 	}
-	b, err := os.ReadFile(filepath.Join(dir, "committed-rows.json"))
-	var doc struct {
-		Version int `json:"version"`
-	}
-	if err != nil || json.Unmarshal(b, &doc) != nil || doc.Version != 1 || journalRows(t, dir) != 3 {
-		t.Fatalf("journal after the restore: %s %v; want version 1 with the 3 rows", b, err)
-	}
+	waitTableIDs(t, e, "want 10..12 (row 0 went with the dropped table)", 10, 11, 12)
+	waitJournalGone(t, dir)
+	aside.Close()
 	next := start()
 	defer next.Close()
-	waitJournalGone(t, dir)
-	checkTableIDsOnce(t, e, "want 10..12 (row 0 went with the dropped table)", 10, 11, 12)
+	time.Sleep(300 * time.Millisecond)
+	checkTableIDsOnce(t, e, "after another start: still 10..12 once each", 10, 11, 12)
 }

@@ -51,6 +51,9 @@ func (t *Tee) resolvePending(pcs []*pendingCommit) {
 		kgo.ConsumeResetOffset(kgo.NoResetOffset()))...)
 	if err != nil {
 		t.log.Error("cannot read the outcome of transactions whose commit answer was not seen; their rows stay undecided", "err", err)
+		for _, pc := range pcs {
+			t.txns.giveUp(pc, fmt.Sprintf("its partition cannot be read: %v", err))
+		}
 		return
 	}
 	defer cl.Close()
@@ -70,14 +73,31 @@ func (t *Tee) resolvePending(pcs []*pendingCommit) {
 		}
 		fetches.EachError(func(topic string, partition int32, err error) {
 			if errors.Is(err, kerr.OffsetOutOfRange) {
-				// Retention took the batch: the log can no longer tell, and kgo will not go on.
+				// Retention took the batch read from: the log can no longer tell, and kgo will not
+				// go on. Only the transactions at that offset are given up; the partition is read
+				// again from the next one waiting there (whose batch may well still be there).
+				at := starts[topic][partition]
+				next := int64(-1)
 				for i := 0; i < len(left); i++ {
-					if p := left[i].pc.probe; p.topic == topic && p.partition == partition {
-						t.log.Error("cannot tell how a transaction ended: its batch's offset is out of range (retention); its rows stay undecided",
-							"transactional_id", left[i].pc.transactionalID, "rows", countRows(left[i].pc.groups), "topic", topic, "partition", partition, "offset", p.offset)
-						stop(i)
-						i--
+					p := left[i].pc.probe
+					if p.topic != topic || p.partition != partition {
+						continue
 					}
+					if p.offset > at {
+						if next < 0 || p.offset < next {
+							next = p.offset
+						}
+						continue
+					}
+					t.log.Error("cannot tell how a transaction ended: its batch's offset is out of range (retention); its rows stay undecided",
+						"transactional_id", left[i].pc.transactionalID, "rows", countRows(left[i].pc.groups), "topic", topic, "partition", partition, "offset", p.offset)
+					t.txns.giveUp(left[i].pc, fmt.Sprintf("offset %d of %s partition %d is out of range (retention took its batch)", p.offset, topic, partition))
+					stop(i)
+					i--
+				}
+				if next >= 0 {
+					starts[topic][partition] = next
+					cl.SetOffsets(map[string]map[int32]kgo.EpochOffset{topic: {partition: {Epoch: -1, Offset: next}}})
 				}
 				return
 			}
@@ -97,6 +117,7 @@ func (t *Tee) resolvePending(pcs []*pendingCommit) {
 					if r.Offset != p.offset || r.Attrs.IsControl() {
 						t.log.Error("cannot tell how a transaction ended: its batch is no longer in the log (compacted or deleted); its rows stay undecided",
 							"transactional_id", w.pc.transactionalID, "rows", countRows(w.pc.groups), "topic", p.topic, "partition", p.partition, "offset", p.offset)
+						t.txns.giveUp(w.pc, fmt.Sprintf("its batch is no longer at offset %d of %s partition %d (compacted or deleted)", p.offset, p.topic, p.partition))
 						stop(i)
 						i--
 						continue
@@ -118,6 +139,7 @@ func (t *Tee) resolvePending(pcs []*pendingCommit) {
 				if e := w.pc.key.epoch; r.ProducerEpoch < e || (commit && r.ProducerEpoch > e+1) {
 					t.log.Error("cannot tell how a transaction ended: the first marker of its producer id after its batch has another epoch; its rows stay undecided",
 						"transactional_id", w.pc.transactionalID, "rows", countRows(w.pc.groups), "epoch", e, "marker_epoch", r.ProducerEpoch)
+					t.txns.giveUp(w.pc, fmt.Sprintf("the first marker of its producer id after its batch (offset %d) has epoch %d, the transaction %d", r.Offset, r.ProducerEpoch, e))
 					stop(i)
 					i--
 					continue
@@ -155,7 +177,10 @@ func (t *Tee) resolvePending(pcs []*pendingCommit) {
 
 // decidePending applies the marker read for a pending commit.
 func (t *Tee) decidePending(pc *pendingCommit, committed bool, markerOffset int64) {
-	keys := t.txns.resolve(pc, committed)
+	keys, ok := t.txns.resolve(pc, committed)
+	if !ok {
+		return // an operator settled it meanwhile
+	}
 	rows := countRows(pc.groups)
 	outcome := "aborted in Kafka; its rows are dropped"
 	if committed {

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"sync"
 	"sync/atomic"
@@ -112,6 +113,8 @@ type Tee struct {
 	// second per table and reason; the metrics count every one.
 	logLimit *lograte.Limiter
 	journal  *journal // nil without Options.JournalDir
+	// journalLn takes the journal command's changes while this proxy runs (journal_socket.go).
+	journalLn net.Listener
 	// journalDirty: the last journal save failed, so the file may lack rows still owed.
 	journalDirty atomic.Bool
 
@@ -221,6 +224,7 @@ func (t *Tee) openJournal(dir string) error {
 			"transactions", len(pending), "file", t.journal.path())
 		t.startResolving(pending)
 	}
+	t.listenJournal()
 	return nil
 }
 
@@ -296,6 +300,9 @@ func (t *Tee) Close() {
 		t.retryMu.Lock()
 		t.retryClosed = true
 		t.retryMu.Unlock()
+		if t.journalLn != nil {
+			t.journalLn.Close() // its goroutine is one of t.bg
+		}
 		t.bgCancel()
 		close(t.closed)
 	})

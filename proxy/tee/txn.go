@@ -60,6 +60,10 @@ type pendingCommit struct {
 	probe           markerProbe
 	groups          []heldGroup
 	since           time.Time // of the transaction's first rows (this run's pending only)
+	// undecidable says why its marker cannot be read (the batch compacted or deleted away, the
+	// offset gone to retention), once the marker reader has given up on it; only then may an
+	// operator settle it (journal commit / abort). Guarded by heldRows.mu.
+	undecidable string
 }
 
 // Reasons held rows are dropped (the reason label of okp_tee_txn_rows_dropped_total).
@@ -282,13 +286,14 @@ func (h *heldRows) load(pcs []*pendingCommit) {
 }
 
 // resolve ends a pending commit read back from the journal. Committed rows become rows owed to
-// OpenMLDB under keys of their own, returned for retryCommitted; aborted ones are dropped.
-func (h *heldRows) resolve(pc *pendingCommit, committed bool) []txnKey {
+// OpenMLDB under keys of their own, returned for retryCommitted; aborted ones are dropped. ok is
+// false when it was ended already (the marker and an operator raced).
+func (h *heldRows) resolve(pc *pendingCommit, committed bool) (keys []txnKey, ok bool) {
 	h.mu.Lock()
 	i := slices.Index(h.loaded, pc)
 	if i < 0 {
 		h.mu.Unlock()
-		return nil
+		return nil, false
 	}
 	h.loaded = slices.Delete(h.loaded, i, i+1)
 	n := countRows(pc.groups)
@@ -296,11 +301,37 @@ func (h *heldRows) resolve(pc *pendingCommit, committed bool) []txnKey {
 	if committed {
 		// In the same step, so a journal save never finds the rows in neither place.
 		defer h.mu.Unlock()
-		return h.adoptLocked(mergeGroups(pc.groups))
+		return h.adoptLocked(mergeGroups(pc.groups)), true
 	}
 	h.mu.Unlock()
 	h.dropped(dropAborted, n)
-	return nil
+	return nil, true
+}
+
+// giveUp records that the marker of a pending commit cannot be read, and why.
+func (h *heldRows) giveUp(pc *pendingCommit, why string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	pc.undecidable = why
+}
+
+// loadedView is a pending commit whose answer will never come here, as an operator sees it.
+type loadedView struct {
+	pc          *pendingCommit
+	desc        journalPending // without rows
+	undecidable string
+}
+
+// loadedViews lists the pending commits whose answer will never come here.
+func (h *heldRows) loadedViews() []loadedView {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	out := make([]loadedView, 0, len(h.loaded))
+	for _, pc := range h.loaded {
+		out = append(out, loadedView{pc: pc, undecidable: pc.undecidable, desc: journalPending{TransactionalID: pc.transactionalID,
+			ProducerID: pc.key.producerID, Epoch: pc.key.epoch, Topic: pc.probe.topic, Partition: pc.probe.partition, Offset: pc.probe.offset}})
+	}
+	return out
 }
 
 // take removes and returns the open transaction's rows.

@@ -1,0 +1,256 @@
+package tee
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+)
+
+// A running proxy owns its journal file: it rewrites it from memory at every change, so an edit
+// of the file would be undone. It takes the journal command's changes instead on a Unix socket
+// in the journal directory, which only the directory's owner can reach (no network exposure, no
+// setting): `kubectl exec` into a sidecar, or a shell next to the process, settles a transaction
+// without stopping the proxy. One JSON request line, one JSON answer line per connection.
+
+// socketName is the Unix socket in the journal directory.
+const socketName = "journal.sock"
+
+// socketTimeout bounds one request on the socket, both ways.
+const socketTimeout = 30 * time.Second
+
+// journalRequest is a change asked of the running proxy.
+type journalRequest struct {
+	Action          string `json:"action"` // "commit", "abort" or "restore"
+	TransactionalID string `json:"transactional_id,omitempty"`
+	ProducerID      int64  `json:"producer_id"`
+	Epoch           int    `json:"epoch"`
+	File            string `json:"file,omitempty"` // restore: the set-aside file's base name
+}
+
+// journalAnswer is the running proxy's answer.
+type journalAnswer struct {
+	Error       string          `json:"error,omitempty"`
+	Transaction *journalPending `json:"transaction,omitempty"` // commit, abort (rows included)
+	Restored    *journalDoc     `json:"restored,omitempty"`
+}
+
+// listenJournal starts taking changes on the socket; a proxy that cannot listen (a directory path
+// too long for a socket address) still runs, and says so.
+func (t *Tee) listenJournal() {
+	path := filepath.Join(t.journal.dir, socketName)
+	os.Remove(path) // a crashed run's: the directory's lock is this process's now
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		t.log.Warn("the journal command cannot reach this proxy; stop it to settle transactions or restore rows", "socket", path, "err", err)
+		return
+	}
+	if err := os.Chmod(path, 0o600); err != nil {
+		ln.Close()
+		t.log.Warn("the journal command cannot reach this proxy; stop it to settle transactions or restore rows", "socket", path, "err", err)
+		return
+	}
+	t.journalLn = ln
+	t.bg.Add(1)
+	go func() {
+		defer t.bg.Done()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return // closed by Close
+			}
+			t.serveJournalConn(c)
+		}
+	}()
+}
+
+// serveJournalConn answers one request. Requests are served one at a time: they are rare, and
+// each is short.
+func (t *Tee) serveJournalConn(c net.Conn) {
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(socketTimeout))
+	var req journalRequest
+	line, err := bufio.NewReader(c).ReadBytes('\n')
+	if err == nil {
+		err = json.Unmarshal(line, &req)
+	}
+	var ans journalAnswer
+	switch {
+	case err != nil:
+		ans.Error = fmt.Sprintf("unreadable request: %v", err)
+	case req.Action == "commit" || req.Action == "abort":
+		jp, err := t.settle(PendingSelector{TransactionalID: req.TransactionalID, ProducerID: req.ProducerID, Epoch: req.Epoch}, req.Action == "commit")
+		if err != nil {
+			ans.Error = err.Error()
+		} else {
+			ans.Transaction = &jp
+		}
+	case req.Action == "restore":
+		doc, err := t.restore(req.File)
+		if err != nil {
+			ans.Error = err.Error()
+		} else {
+			ans.Restored = &doc
+		}
+	default:
+		ans.Error = fmt.Sprintf("unknown action %q", req.Action)
+	}
+	b, _ := json.Marshal(ans) // plain structs: cannot fail
+	c.Write(append(b, '\n'))
+}
+
+// askRunning sends req to the proxy that holds dir, for when the directory is in use.
+func askRunning(dir string, req journalRequest) (journalAnswer, error) {
+	var ans journalAnswer
+	path := filepath.Join(dir, socketName)
+	c, err := net.DialTimeout("unix", path, 5*time.Second)
+	if err != nil {
+		return ans, fmt.Errorf("a proxy holds journal %s (%w), and it does not take changes on %s (%v): it may be starting or stopping (retry), run as another user, or be of a release without the socket (stop it first)",
+			dir, ErrJournalInUse, path, err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(socketTimeout))
+	b, _ := json.Marshal(req)
+	if _, err := c.Write(append(b, '\n')); err != nil {
+		return ans, fmt.Errorf("journal socket %s: %w", path, err)
+	}
+	line, err := bufio.NewReader(c).ReadBytes('\n')
+	if err == nil {
+		err = json.Unmarshal(line, &ans)
+	}
+	if err != nil {
+		return ans, fmt.Errorf("journal socket %s: no answer (%w); run journal show to see whether the change was made", path, err)
+	}
+	if ans.Error != "" {
+		return ans, fmt.Errorf("the running proxy: %s", ans.Error)
+	}
+	return ans, nil
+}
+
+// settle decides, in this running proxy, the pending commit sel picks among those whose answer
+// will never come here, once the marker reader has given up on it: committed rows are written
+// now, aborted ones dropped, and the journal rewritten.
+func (t *Tee) settle(sel PendingSelector, committed bool) (journalPending, error) {
+	views := t.txns.loadedViews()
+	var picked []loadedView
+	var all []journalPending
+	for _, v := range views {
+		all = append(all, v.desc)
+		if sel.matches(v.desc) {
+			picked = append(picked, v)
+		}
+	}
+	switch {
+	case len(picked) == 0 && len(all) == 0:
+		return journalPending{}, errors.New("no transaction is pending whose commit answer this proxy cannot see (a commit still at the broker is decided by its answer)")
+	case len(picked) == 0:
+		return journalPending{}, fmt.Errorf("no pending transaction matches %s; pending: %s", sel.describe(), describePending(all))
+	case len(picked) > 1:
+		var which []journalPending
+		for _, v := range picked {
+			which = append(which, v.desc)
+		}
+		return journalPending{}, fmt.Errorf("%d pending transactions match %s (%s); name one with its producer id and epoch", len(picked), sel.describe(), describePending(which))
+	}
+	v := picked[0]
+	if v.undecidable == "" {
+		return journalPending{}, fmt.Errorf("the outcome of transaction %q is still being read from %s partition %d after offset %d (its marker decides it; the proxy's log says what it waits for); settle it only once the proxy reports that it cannot tell",
+			v.desc.TransactionalID, v.desc.Topic, v.desc.Partition, v.desc.Offset)
+	}
+	keys, ok := t.txns.resolve(v.pc, committed)
+	if !ok {
+		return journalPending{}, fmt.Errorf("transaction %q was decided meanwhile", v.desc.TransactionalID)
+	}
+	outcome := "aborted; its rows are dropped"
+	if committed {
+		outcome = "committed; writing its rows"
+	}
+	t.log.Warn("an operator settled a transaction whose outcome the proxy could not read: "+outcome, "transactional_id", v.desc.TransactionalID,
+		"producer_id", v.desc.ProducerID, "epoch", v.desc.Epoch, "rows", countRows(v.pc.groups), "why_undecided", v.undecidable)
+	jp := v.desc
+	jp.Groups, _ = encodeJournalGroups(v.pc.groups)
+	err := t.saveJournal()
+	for _, k := range keys {
+		t.retryCommitted(k, v.desc.TransactionalID)
+	}
+	if err != nil {
+		return jp, fmt.Errorf("settled, but the journal could not be rewritten (the proxy retries): %w", err)
+	}
+	return jp, nil
+}
+
+// restore takes the rows of a set-aside file into this running proxy: owed rows are written,
+// pending transactions have their marker read. Every group must fit its table now, or nothing
+// is taken. The file is removed once the journal has them.
+func (t *Tee) restore(file string) (journalDoc, error) {
+	if !strings.HasPrefix(file, journalFile+".unwritable-") || file != filepath.Base(file) {
+		return journalDoc{}, fmt.Errorf("%s is not a set-aside file of the journal (%s.unwritable-*)", file, journalFile)
+	}
+	path := filepath.Join(t.journal.dir, file)
+	doc, err := readJournalDoc(path)
+	if err != nil {
+		return journalDoc{}, err
+	}
+	// The tables were recreated after this process read the catalog.
+	ctx, cancel := context.WithTimeout(t.bgCtx, 10*time.Second)
+	defer cancel()
+	if err := t.store.Refresh(ctx); err != nil {
+		return journalDoc{}, fmt.Errorf("read OpenMLDB's tables: %w; nothing was restored", err)
+	}
+	var groups []heldGroup
+	for _, jg := range doc.Groups {
+		g, why := decodeJournalGroup(jg, t.store.Table)
+		if why != "" {
+			return journalDoc{}, fmt.Errorf("%s.%s (%d rows) still cannot be written: %s; nothing was restored", jg.DB, jg.Table, len(jg.Rows), why)
+		}
+		groups = append(groups, g)
+	}
+	var pending []*pendingCommit
+	known := map[txnKey]bool{}
+	for _, v := range t.txns.loadedViews() {
+		known[v.pc.key] = true
+	}
+	for _, jp := range doc.Pending {
+		pc := &pendingCommit{key: txnKey{jp.ProducerID, jp.Epoch}, transactionalID: jp.TransactionalID,
+			probe: markerProbe{topic: jp.Topic, partition: jp.Partition, offset: jp.Offset}}
+		if known[pc.key] {
+			return journalDoc{}, fmt.Errorf("%s has transaction %q (producer id %d, epoch %d), which this proxy already lists as pending; settle that one first (journal commit or abort)",
+				path, jp.TransactionalID, jp.ProducerID, jp.Epoch)
+		}
+		for _, jg := range jp.Groups {
+			g, why := decodeJournalGroup(jg, t.store.Table)
+			if why != "" {
+				return journalDoc{}, fmt.Errorf("%s.%s (%d rows of transaction %q) still cannot be written: %s; nothing was restored", jg.DB, jg.Table, len(jg.Rows), jp.TransactionalID, why)
+			}
+			pc.groups = append(pc.groups, g)
+		}
+		pending = append(pending, pc)
+	}
+	keys := t.txns.adopt(groups)
+	t.txns.load(pending)
+	saveErr := t.saveJournal()
+	if saveErr == nil {
+		// The journal has the rows now: the file goes, or a later restore would bring them in twice.
+		if err := os.Remove(path); err != nil {
+			saveErr = fmt.Errorf("the rows are restored, but %s could not be removed (remove it; never restore it again): %w", path, err)
+		} else {
+			saveErr = syncDir(t.journal.dir)
+		}
+	} else {
+		saveErr = fmt.Errorf("the rows are restored and being written, but the journal could not be rewritten, so %s is kept (never restore it again; remove it once journal show lists no rows of it): %w", path, saveErr)
+	}
+	t.log.Warn("an operator restored rows set aside at an earlier start", "file", path, "owed_rows", countRows(groups), "pending_transactions", len(pending))
+	for _, k := range keys {
+		t.retryCommitted(k, "(restored)")
+	}
+	if len(pending) > 0 {
+		t.startResolving(pending)
+	}
+	return doc, saveErr
+}
