@@ -17,15 +17,16 @@ import (
 
 const journalUsage = `usage:
   openmldb-kafka-proxy journal show DIR [--rows]
-  openmldb-kafka-proxy journal commit DIR --transactional-id ID [--producer-id N] [--epoch E]
-  openmldb-kafka-proxy journal abort DIR --transactional-id ID [--producer-id N] [--epoch E]
-  openmldb-kafka-proxy journal restore DIR FILE
+  openmldb-kafka-proxy journal commit DIR --transactional-id ID [--producer-id N] [--epoch E] [--offset O]
+  openmldb-kafka-proxy journal abort DIR --transactional-id ID [--producer-id N] [--epoch E] [--offset O]
+  openmldb-kafka-proxy journal restore DIR SET_ASIDE_ID
 
 DIR is the proxy's openmldb.journal_dir. show lists the rows owed to OpenMLDB, the transactions
-whose commit outcome the proxy has not read yet, and the files of rows set aside; commit and abort
-settle a pending transaction whose outcome the proxy cannot read from the log (its error log says
-so); restore brings a set-aside file's rows back once their table fits them. commit, abort and
-restore need the proxy stopped; the next start carries them out.`
+whose commit outcome the proxy has not read yet, and the rows set aside because their table did not
+fit; commit and abort settle a pending transaction whose outcome the proxy cannot read from the log
+(its error log says so); restore brings set-aside rows back once their table fits them. With the
+proxy running, commit, abort and restore are carried out by it (on DIR/journal.sock); with it
+stopped, on the file, and the next start carries them out.`
 
 // journalCmd inspects and settles a journal directory (openmldb.journal_dir).
 func journalCmd(args []string) error { return runJournal(args, os.Stdout) }
@@ -39,7 +40,7 @@ func runJournal(args []string, out io.Writer) error {
 		return nil
 	}
 	action := args[0]
-	operandNames, ok := map[string]string{"show": "DIR", "commit": "DIR", "abort": "DIR", "restore": "DIR FILE"}[action]
+	operandNames, ok := map[string]string{"show": "DIR", "commit": "DIR", "abort": "DIR", "restore": "DIR SET_ASIDE_ID"}[action]
 	if !ok {
 		return fmt.Errorf("journal: unknown action %q (want show, commit, abort or restore)", action)
 	}
@@ -47,10 +48,11 @@ func runJournal(args []string, out io.Writer) error {
 	fs.SetNormalizeFunc(config.DashesAsUnderscores)
 	fs.Usage = func() { fmt.Fprintln(os.Stderr, journalUsage) }
 	rows := fs.Bool("rows", false, "show: print each row as JSON")
-	sel := tee.PendingSelector{}
+	sel := tee.SelectPending("")
 	fs.StringVar(&sel.TransactionalID, "transactional-id", "", "commit/abort: the transaction's transactional id")
 	fs.Int64Var(&sel.ProducerID, "producer-id", -1, "commit/abort: its producer id, where the transactional id is not enough")
 	fs.IntVar(&sel.Epoch, "epoch", -1, "commit/abort: its producer epoch, where the transactional id is not enough")
+	fs.Int64Var(&sel.Offset, "offset", -1, "commit/abort: the offset its outcome is read after, where the rest is not enough")
 	if err := fs.Parse(args[1:]); err != nil {
 		if errors.Is(err, pflag.ErrHelp) {
 			return nil
@@ -61,7 +63,7 @@ func runJournal(args []string, out io.Writer) error {
 	if want := len(strings.Fields(operandNames)); len(operands) != want {
 		return fmt.Errorf("journal %s: want %s, got %d operand(s)", action, operandNames, len(operands))
 	}
-	for _, f := range []struct{ name, actions string }{{"rows", "show"}, {"transactional_id", "commit abort"}, {"producer_id", "commit abort"}, {"epoch", "commit abort"}} {
+	for _, f := range []struct{ name, actions string }{{"rows", "show"}, {"transactional_id", "commit abort"}, {"producer_id", "commit abort"}, {"epoch", "commit abort"}, {"offset", "commit abort"}} {
 		if fs.Changed(f.name) && !slices.Contains(strings.Fields(f.actions), action) {
 			return fmt.Errorf("journal %s: --%s applies to journal %s only", action, strings.ReplaceAll(f.name, "_", "-"), strings.ReplaceAll(f.actions, " ", " and "))
 		}
@@ -69,11 +71,11 @@ func runJournal(args []string, out io.Writer) error {
 	dir := operands[0]
 	switch action {
 	case "show":
-		c, err := tee.ReadJournal(dir)
+		f, err := tee.ReadJournal(dir)
 		if err != nil {
 			return fmt.Errorf("journal show: %w", err)
 		}
-		return printJournal(out, dir, c, *rows)
+		return printJournal(out, dir, f, *rows)
 	case "commit", "abort":
 		if sel.TransactionalID == "" {
 			return fmt.Errorf("journal %s: --transactional-id is required (journal show %s lists the pending transactions)", action, dir)
@@ -93,7 +95,7 @@ func runJournal(args []string, out io.Writer) error {
 			tx.TransactionalID, tx.ProducerID, tx.Epoch, plural(tee.JournalRows(tx.Groups), "row"))
 		return nil
 	default: // restore
-		f, running, err := tee.RestoreSetAside(dir, operands[1])
+		a, running, err := tee.RestoreSetAside(dir, operands[1])
 		if err != nil {
 			return fmt.Errorf("journal restore: %w", err)
 		}
@@ -101,40 +103,49 @@ func runJournal(args []string, out io.Writer) error {
 		if running {
 			next = "the running proxy is writing them"
 		}
-		fmt.Fprintf(out, "restored %s owed and %s from %s; %s\n",
-			plural(tee.JournalRows(f.Owed), "row"), plural(len(f.Pending), "pending transaction"), f.Path, next)
+		fmt.Fprintf(out, "restored %s owed and %s set aside under %q; %s\n",
+			plural(tee.JournalRows(a.Owed), "row"), plural(len(a.Pending), "pending transaction"), a.ID, next)
 		return nil
 	}
 }
 
 // printJournal writes what a journal directory holds, for a person.
-func printJournal(w io.Writer, dir string, c tee.JournalContents, rows bool) error {
+func printJournal(w io.Writer, dir string, f tee.JournalFile, rows bool) error {
 	var b strings.Builder
-	if c.Journal == nil {
-		fmt.Fprintf(&b, "journal %s: no rows owed or pending\n", dir)
+	if f.Version == 0 && len(f.SetAside) == 0 {
+		fmt.Fprintf(&b, "journal %s: no rows owed, pending or set aside\n", dir)
 	} else {
-		printJournalFile(&b, "journal", *c.Journal, rows)
+		fmt.Fprintf(&b, "journal %s (version %d)\n", f.Path, f.Version)
 	}
-	for _, f := range c.SetAside {
-		printJournalFile(&b, "set aside (journal restore DIR FILE brings these back once their table fits)", f, rows)
+	if n := tee.JournalRows(f.Owed); n > 0 {
+		fmt.Fprintf(&b, "  owed to OpenMLDB (committed in Kafka, not stored yet): %s\n", plural(n, "row"))
+		printGroups(&b, "    ", f.Owed, rows)
+	}
+	printPending(&b, "  ", f.Pending, rows)
+	for _, a := range f.SetAside {
+		fmt.Fprintf(&b, "  set aside under %q (journal restore DIR %s, once the tables fit):\n", a.ID, a.ID)
+		for _, why := range a.Why {
+			fmt.Fprintf(&b, "    why: %s\n", why)
+		}
+		if n := tee.JournalRows(a.Owed); n > 0 {
+			fmt.Fprintf(&b, "    owed: %s\n", plural(n, "row"))
+			printGroups(&b, "      ", a.Owed, rows)
+		}
+		printPending(&b, "    ", a.Pending, rows)
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
 }
 
-func printJournalFile(b *strings.Builder, what string, f tee.JournalFile, rows bool) {
-	fmt.Fprintf(b, "%s %s (version %d)\n", what, f.Path, f.Version)
-	if n := tee.JournalRows(f.Owed); n > 0 {
-		fmt.Fprintf(b, "  owed to OpenMLDB (committed in Kafka, not stored yet): %s\n", plural(n, "row"))
-		printGroups(b, "    ", f.Owed, rows)
+func printPending(b *strings.Builder, indent string, pending []tee.JournalTransaction, rows bool) {
+	if len(pending) == 0 {
+		return
 	}
-	if len(f.Pending) > 0 {
-		fmt.Fprintf(b, "  pending (commit sent to Kafka, outcome not read yet): %s\n", plural(len(f.Pending), "transaction"))
-	}
-	for _, p := range f.Pending {
-		fmt.Fprintf(b, "    transactional id %q producer id %d epoch %d: %s; decided by the first COMMIT or ABORT marker of producer id %d after offset %d of %s partition %d\n",
-			p.TransactionalID, p.ProducerID, p.Epoch, plural(tee.JournalRows(p.Groups), "row"), p.ProducerID, p.Offset, p.Topic, p.Partition)
-		printGroups(b, "      ", p.Groups, rows)
+	fmt.Fprintf(b, "%spending (commit sent to Kafka, outcome not read yet): %s\n", indent, plural(len(pending), "transaction"))
+	for _, p := range pending {
+		fmt.Fprintf(b, "%s  transactional id %q producer id %d epoch %d offset %d: %s; decided by the first COMMIT or ABORT marker of producer id %d after offset %d of %s partition %d\n",
+			indent, p.TransactionalID, p.ProducerID, p.Epoch, p.Offset, plural(tee.JournalRows(p.Groups), "row"), p.ProducerID, p.Offset, p.Topic, p.Partition)
+		printGroups(b, indent+"    ", p.Groups, rows)
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -13,29 +14,39 @@ import (
 	"github.com/openmldb-kafka-proxy/openmldb-kafka-proxy/openmldb"
 )
 
-// writeTestJournal writes a journal of the on-disk format by hand (not through the tee's code,
-// so the command is checked against the format, not against itself): one row owed to
-// kafka_test.t1 and a pending transaction "app-1" with two rows.
-func writeTestJournal(t *testing.T, dir, name string) {
+// writeTestJournal writes, by hand (not through the tee's code, so the command is checked
+// against the on-disk format, not against itself), a journal with one row owed to kafka_test.t1,
+// a pending transaction "app-1" with two rows, and rows set aside under "2026-11-25T01:02:03Z"
+// (one owed, and transaction "app-2"); and a set-aside file of the previous release holding
+// "app-1" again.
+func writeTestJournal(t *testing.T, dir string) {
 	t.Helper()
 	cols := []openmldb.Column{{Name: "id", Type: openmldb.TypeBigInt, NotNull: true}, {Name: "name", Type: openmldb.TypeString}}
-	row := func(id int64, name openmldb.Value) string {
-		b, err := openmldb.AppendRow(nil, cols, openmldb.Row{openmldb.Int(id), name})
-		if err != nil {
+	group := func(vals ...openmldb.Value) string {
+		var rows []string
+		for i, v := range vals {
+			b, err := openmldb.AppendRow(nil, cols, openmldb.Row{openmldb.Int(int64(11 * i)), v})
+			if err != nil {
+				t.Fatal(err)
+			}
+			rows = append(rows, `"`+base64.StdEncoding.EncodeToString(b)+`"`)
+		}
+		return `{"db":"kafka_test","table":"t1","put_if_absent":false,"columns":[{"name":"id","type":4,"not_null":true},{"name":"name","type":14}],"rows":[` + strings.Join(rows, ",") + `]}`
+	}
+	app1 := `{"transactional_id":"app-1","producer_id":7,"epoch":3,"topic":"orders","partition":2,"offset":41,"groups":[` + group(openmldb.Null(), openmldb.Str("three")) + `]}`
+	app2 := `{"transactional_id":"app-2","producer_id":8,"epoch":0,"topic":"orders","partition":1,"offset":5,"groups":[` + group(openmldb.Str("four")) + `]}`
+	files := map[string]string{
+		"committed-rows.json": `{"version":3,"groups":[` + group(openmldb.Str("one")) + `],"pending":[` + app1 + `],
+		  "set_aside":[{"id":"2026-11-25T01:02:03Z","why":["kafka_test.t1 (1 rows): table not found"],"groups":[` + group(openmldb.Str("five")) + `],"pending":[` + app2 + `]}]}`,
+		"committed-rows.json.unwritable-20261124T010203.000000000Z": `{"version":2,"groups":[],"pending":[` + app1 + `]}`,
+	}
+	for name, doc := range files {
+		if !json.Valid([]byte(doc)) {
+			t.Fatalf("test journal %s is not JSON", name)
+		}
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(doc), 0o600); err != nil {
 			t.Fatal(err)
 		}
-		return base64.StdEncoding.EncodeToString(b)
-	}
-	colsJSON := `[{"name":"id","type":4,"not_null":true},{"name":"name","type":14}]`
-	doc := `{"version":2,
-	  "groups":[{"db":"kafka_test","table":"t1","put_if_absent":false,"columns":` + colsJSON + `,"rows":["` + row(1, openmldb.Str("one")) + `"]}],
-	  "pending":[{"transactional_id":"app-1","producer_id":7,"epoch":3,"topic":"orders","partition":2,"offset":41,
-	    "groups":[{"db":"kafka_test","table":"t1","put_if_absent":false,"columns":` + colsJSON + `,"rows":["` + row(2, openmldb.Null()) + `","` + row(3, openmldb.Str("three")) + `"]}]}]}`
-	if !json.Valid([]byte(doc)) {
-		t.Fatal("test journal is not JSON")
-	}
-	if err := os.WriteFile(filepath.Join(dir, name), []byte(doc), 0o600); err != nil {
-		t.Fatal(err)
 	}
 }
 
@@ -46,28 +57,36 @@ func journalOut(t *testing.T, args ...string) (string, error) {
 	return out.String(), err
 }
 
-// The journal command shows what a directory holds (rows decoded with --rows), refuses changes
-// while the directory is locked by a proxy, settles a pending transaction named by its
-// transactional id, and brings a set-aside file back; its errors say what to do.
+// The journal command shows what a directory holds (rows decoded with --rows, an earlier
+// release's set-aside file among the rest), reports a proxy that holds the directory but cannot
+// be reached, settles a pending transaction named by its transactional id, refuses to bring back
+// a transaction already pending, and restores set-aside rows, also the earlier release's (whose
+// file then goes); its errors say what to do.
 func TestJournalCommand(t *testing.T) {
 	dir := t.TempDir()
-	if out, err := journalOut(t, "show", dir); err != nil || !strings.Contains(out, "no rows owed or pending") {
+	if out, err := journalOut(t, "show", dir); err != nil || !strings.Contains(out, "no rows owed, pending or set aside") {
 		t.Fatalf("show on an empty directory: %q %v", out, err)
 	}
-	writeTestJournal(t, dir, "committed-rows.json")
-	writeTestJournal(t, dir, "committed-rows.json.unwritable-20261125T010203.000000000Z")
+	writeTestJournal(t, dir)
+	legacy := "committed-rows.json.unwritable-20261124T010203.000000000Z"
 
 	out, err := journalOut(t, "show", "--rows", dir)
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, want := range []string{
+		"journal " + filepath.Join(dir, "committed-rows.json") + " (version 3)\n",
 		"owed to OpenMLDB (committed in Kafka, not stored yet): 1 row\n",
-		`{"id":1,"name":"one"}`,
-		`transactional id "app-1" producer id 7 epoch 3: 2 rows; decided by the first COMMIT or ABORT marker of producer id 7 after offset 41 of orders partition 2`,
-		`{"id":2,"name":null}`,
-		`{"id":3,"name":"three"}`,
-		"set aside (journal restore DIR FILE brings these back once their table fits) " + filepath.Join(dir, "committed-rows.json.unwritable-20261125T010203.000000000Z"),
+		`{"id":0,"name":"one"}`,
+		`transactional id "app-1" producer id 7 epoch 3 offset 41: 2 rows; decided by the first COMMIT or ABORT marker of producer id 7 after offset 41 of orders partition 2`,
+		`{"id":0,"name":null}`,
+		`{"id":11,"name":"three"}`,
+		`set aside under "2026-11-25T01:02:03Z" (journal restore DIR 2026-11-25T01:02:03Z, once the tables fit):`,
+		"why: kafka_test.t1 (1 rows): table not found",
+		`{"id":0,"name":"five"}`,
+		`transactional id "app-2" producer id 8 epoch 0 offset 5: 1 row`,
+		`set aside under "` + legacy + `"`,
+		"why: set aside by an earlier release",
 	} {
 		if !strings.Contains(out, want) {
 			t.Fatalf("show --rows lacks %q:\n%s", want, out)
@@ -81,17 +100,19 @@ func TestJournalCommand(t *testing.T) {
 		{[]string{"settle", dir}, `unknown action "settle"`},
 		{[]string{"commit", dir}, "--transactional-id is required"},
 		{[]string{"commit", "--rows", dir}, "--rows applies to journal show only"},
-		{[]string{"show", "--transactional-id", "x", dir}, "--transactional-id applies to journal commit and abort only"},
-		{[]string{"restore", dir}, "want DIR FILE, got 1 operand(s)"},
-		{[]string{"commit", "--transactional-id", "app-2", dir}, `no pending transaction matches transactional id "app-2"`},
-		{[]string{"restore", dir, "other-file"}, "is not a set-aside file of the journal"},
+		{[]string{"show", "--offset", "3", dir}, "--offset applies to journal commit and abort only"},
+		{[]string{"restore", dir}, "want DIR SET_ASIDE_ID, got 1 operand(s)"},
+		{[]string{"commit", "--transactional-id", "app-3", dir}, `no pending transaction matches transactional id "app-3"`},
+		{[]string{"commit", "--transactional-id", "app-1", "--offset", "40", dir}, `no pending transaction matches transactional id "app-1" offset 40`},
+		{[]string{"restore", dir, "2026-01-01T00:00:00Z"}, `nothing is set aside under "2026-01-01T00:00:00Z"`},
+		{[]string{"restore", dir, legacy}, `transaction "app-1" (producer id 7, epoch 3, offset 41) is already pending; settle it first`},
 	} {
 		if _, err := journalOut(t, c.args...); err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Fatalf("journal %v: %v, want an error containing %q", c.args, err, c.want)
 		}
 	}
 
-	// A running proxy holds the directory's lock.
+	// A process holds the directory's lock without taking changes on the socket.
 	lock, err := os.OpenFile(filepath.Join(dir, "journal.lock"), os.O_CREATE|os.O_RDWR, 0o600)
 	if err != nil {
 		t.Fatal(err)
@@ -105,21 +126,24 @@ func TestJournalCommand(t *testing.T) {
 	}
 	lock.Close()
 
-	if _, err := journalOut(t, "restore", dir, "committed-rows.json.unwritable-20261125T010203.000000000Z"); err == nil ||
-		!strings.Contains(err.Error(), `has transaction "app-1" (producer id 7, epoch 3), which the journal already lists as pending`) {
-		t.Fatalf("restoring a transaction already pending: %v", err)
-	}
-	out, err = journalOut(t, "commit", "--transactional-id", "app-1", "--producer-id", "7", dir)
-	if err != nil || !strings.Contains(out, `transaction "app-1" (producer id 7, epoch 3) settled as committed: its 2 rows are owed to OpenMLDB`) {
+	out, err = journalOut(t, "commit", "--transactional-id", "app-1", "--producer-id", "7", "--epoch", "3", "--offset", "41", dir)
+	if err != nil || !strings.Contains(out, `transaction "app-1" (producer id 7, epoch 3) settled as committed: its 2 rows are owed to OpenMLDB, and the next start writes them`) {
 		t.Fatalf("commit: %q %v", out, err)
 	}
-	out, err = journalOut(t, "restore", dir, "committed-rows.json.unwritable-20261125T010203.000000000Z")
-	if err != nil || !strings.Contains(out, "restored 1 row owed and 1 pending transaction from") {
+	out, err = journalOut(t, "restore", dir, "2026-11-25T01:02:03Z")
+	if err != nil || !strings.Contains(out, `restored 1 row owed and 1 pending transaction set aside under "2026-11-25T01:02:03Z"; the next start writes them`) {
 		t.Fatalf("restore: %q %v", out, err)
 	}
 	out, err = journalOut(t, "show", dir)
-	if err != nil || !strings.Contains(out, "owed to OpenMLDB (committed in Kafka, not stored yet): 4 rows") ||
-		!strings.Contains(out, "pending (commit sent to Kafka, outcome not read yet): 1 transaction\n") || strings.Contains(out, "set aside") {
-		t.Fatalf("show after commit and restore: %q %v; want 1+2+1 rows owed, the restored transaction pending, nothing set aside", out, err)
+	if err != nil || !strings.Contains(out, "owed to OpenMLDB (committed in Kafka, not stored yet): 4 rows\n") ||
+		!strings.Contains(out, `transactional id "app-2"`) || strings.Count(out, `transactional id "app-1"`) != 1 || strings.Contains(out, "2026-11-25T01:02:03Z") {
+		t.Fatalf("show after commit and restore: %q %v; want 1+2+1 rows owed, app-2 pending, app-1 only in the earlier release's file", out, err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, legacy)); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("the earlier release's set-aside file was not taken into the journal: %v", err)
+	}
+	out, err = journalOut(t, "restore", dir, legacy)
+	if err != nil || !strings.Contains(out, "restored 0 rows owed and 1 pending transaction") {
+		t.Fatalf("restore of the earlier release's rows: %q %v", out, err)
 	}
 }

@@ -1,7 +1,6 @@
 package tee
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -31,6 +30,9 @@ type journal struct {
 	dir      string
 	mu       sync.Mutex // held by Tee.saveJournal from snapshot to write, so the newest lands last
 	lockFile *os.File   // holds the directory's lock (lock, unlock)
+	// asides are rows kept for an operator (journalSetAside), written with every save; guarded
+	// by mu.
+	asides []journalSetAside
 }
 
 // lockName is the file whose lock says a proxy uses the directory: two proxies sharing a journal
@@ -46,7 +48,7 @@ func (j *journal) lock() error {
 	// flock: the lock lasts until the file is closed, also when the process dies.
 	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
 		f.Close()
-		return fmt.Errorf("journal %s is %w by another proxy or journal command (%w); give each proxy a directory of its own", j.dir, ErrJournalInUse, err)
+		return fmt.Errorf("journal %s is %w by another proxy or a journal command (%w); give each proxy a directory of its own, or retry once the journal command is done", j.dir, ErrJournalInUse, err)
 	}
 	j.lockFile = f
 	return nil
@@ -70,16 +72,34 @@ func (j *journal) removeTemps() {
 	}
 }
 
-// journalVersion is the version written; version 1 (no pending section) is still read.
-const journalVersion = 2
+// journalVersion is the newest version. A file is written at the lowest version that holds its
+// content (1: owed rows; 2: and pending transactions; 3: and rows set aside), so a proxy of an
+// earlier release reads what it can, and refuses, naming the version, what it would lose.
+const journalVersion = 3
 
-// journalDoc is the file's content: rows owed to OpenMLDB, and rows of transactions whose commit
-// was at the broker, to be decided by their marker (markerProbe).
+// journalDoc is the file's content: rows owed to OpenMLDB, rows of transactions whose commit
+// was at the broker, to be decided by their marker (markerProbe), and rows set aside.
 type journalDoc struct {
-	Version int              `json:"version"`
-	Groups  []journalGroup   `json:"groups"`
+	Version  int               `json:"version"`
+	Groups   []journalGroup    `json:"groups"`
+	Pending  []journalPending  `json:"pending,omitempty"`
+	SetAside []journalSetAside `json:"set_aside,omitempty"`
+}
+
+// journalSetAside is rows a start could not write (their table gone, or its columns changed),
+// kept for an operator; `journal restore` moves them back. They live in the journal file itself,
+// so setting them aside and restoring them each take a single atomic write: no crash can leave
+// them in two places (and written twice) or in none.
+type journalSetAside struct {
+	ID      string           `json:"id"` // when they were set aside (UTC), or an earlier release's file
+	Why     []string         `json:"why"`
+	Groups  []journalGroup   `json:"groups,omitempty"`
 	Pending []journalPending `json:"pending,omitempty"`
 }
+
+// legacyAsidePrefix names the files in which an earlier release set rows aside; a start or a
+// journal command moves them into the journal.
+const legacyAsidePrefix = journalFile + ".unwritable-"
 
 // journalPending is a pendingCommit in the file.
 type journalPending struct {
@@ -117,11 +137,11 @@ func journalColumns(cols []openmldb.Column) []journalColumn {
 
 func (j *journal) path() string { return filepath.Join(j.dir, journalFile) }
 
-// save replaces the journal with groups (nothing left: the file is removed); j.mu is held. A row
-// that cannot be encoded for its table is left out and counted in skipped: no write could store
-// it either.
+// save replaces the journal with groups, pending and j.asides (nothing left: the file is
+// removed); j.mu is held. A row that cannot be encoded for its table is left out and counted in
+// skipped: no write could store it either.
 func (j *journal) save(groups []heldGroup, pending []*pendingCommit) (skipped int, err error) {
-	var doc journalDoc
+	doc := journalDoc{SetAside: j.asides}
 	doc.Groups, skipped = encodeJournalGroups(groups)
 	for _, pc := range pending {
 		jp := journalPending{TransactionalID: pc.transactionalID, ProducerID: pc.key.producerID, Epoch: pc.key.epoch,
@@ -189,33 +209,42 @@ func syncDir(dir string) error {
 	return nil
 }
 
-// setAside is rows of the journal that cannot be written, and the file they were moved to.
-type setAside struct {
-	file, what string
+// journalLoad is what a start finds in the journal.
+type journalLoad struct {
+	groups  []heldGroup
+	pending []*pendingCommit
+	asides  []journalSetAside // all rows kept for an operator, this start's included
+	// unusable says what this start set aside, and why (for the log), under asideID.
+	unusable []string
+	asideID  string
+	legacy   []string // an earlier release's set-aside files, now in asides: removed once saved
 }
 
+// changed reports whether the journal must be saved for what the load did.
+func (l journalLoad) changed() bool { return len(l.unusable) > 0 || len(l.legacy) > 0 }
+
 // load reads the journal's rows back, decoded for tables that exist with the columns the rows
-// were encoded for. Groups that cannot be decoded are moved to a file of their own, named for
-// this start (returned in unusable, with why), so they are neither lost nor tried again at
-// every start.
-func (j *journal) load(tables func(db, name string) (*openmldb.Table, error)) (groups []heldGroup, pending []*pendingCommit, unusable []setAside, err error) {
+// were encoded for. Groups that cannot be decoded are set aside, in the journal, under an id
+// naming this start, so they are neither lost nor tried again at every start.
+func (j *journal) load(tables func(db, name string) (*openmldb.Table, error)) (journalLoad, error) {
+	var l journalLoad
 	doc, err := readJournalDoc(j.path())
-	if errors.Is(err, os.ErrNotExist) {
-		return nil, nil, nil, nil
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return l, err
 	}
-	if err != nil {
-		return nil, nil, nil, err
+	if l.asides, l.legacy, err = importLegacyAsides(j.dir, doc.SetAside); err != nil {
+		return l, err
 	}
-	rejected := journalDoc{Version: journalVersion}
-	aside := filepath.Join(j.dir, fmt.Sprintf("%s.unwritable-%s", journalFile, time.Now().UTC().Format("20060102T150405.000000000Z")))
+	l.asideID = time.Now().UTC().Format("2006-01-02T15:04:05.000000000Z")
+	rejected := journalSetAside{ID: l.asideID}
 	for _, jg := range doc.Groups {
 		g, why := decodeJournalGroup(jg, tables)
 		if why != "" {
 			rejected.Groups = append(rejected.Groups, jg)
-			unusable = append(unusable, setAside{file: aside, what: fmt.Sprintf("%s.%s (%d rows): %s", jg.DB, jg.Table, len(jg.Rows), why)})
+			rejected.Why = append(rejected.Why, fmt.Sprintf("%s.%s (%d rows): %s", jg.DB, jg.Table, len(jg.Rows), why))
 			continue
 		}
-		groups = append(groups, g)
+		l.groups = append(l.groups, g)
 	}
 	for _, jp := range doc.Pending {
 		pc := &pendingCommit{key: txnKey{jp.ProducerID, jp.Epoch}, transactionalID: jp.TransactionalID,
@@ -226,27 +255,59 @@ func (j *journal) load(tables func(db, name string) (*openmldb.Table, error)) (g
 				// Undecided rows that could not be written either way: kept whole, with the
 				// transaction, for an operator.
 				rejected.Pending = append(rejected.Pending, jp)
-				unusable = append(unusable, setAside{file: aside, what: fmt.Sprintf("%s.%s (%d rows of transaction %q, commit outcome unknown): %s",
-					jg.DB, jg.Table, len(jg.Rows), jp.TransactionalID, why)})
+				rejected.Why = append(rejected.Why, fmt.Sprintf("%s.%s (%d rows of transaction %q, commit outcome unknown): %s",
+					jg.DB, jg.Table, len(jg.Rows), jp.TransactionalID, why))
 				pc = nil
 				break
 			}
 			pc.groups = append(pc.groups, g)
 		}
 		if pc != nil {
-			pending = append(pending, pc)
+			l.pending = append(l.pending, pc)
 		}
 	}
-	if len(rejected.Groups) > 0 || len(rejected.Pending) > 0 {
-		out, err := json.Marshal(rejected)
-		if err == nil {
-			err = writeFileSynced(j.dir, filepath.Base(aside), out)
+	if len(rejected.Why) > 0 {
+		l.asides = append(l.asides, rejected)
+		l.unusable = rejected.Why
+	}
+	return l, nil
+}
+
+// importLegacyAsides adds to asides the set-aside files of an earlier release found in dir (each
+// under its file name, unless an earlier import already has it) and returns their paths, to be
+// removed once the journal holding them is written.
+func importLegacyAsides(dir string, asides []journalSetAside) ([]journalSetAside, []string, error) {
+	files, err := filepath.Glob(filepath.Join(dir, legacyAsidePrefix+"*"))
+	if err != nil {
+		return nil, nil, fmt.Errorf("journal directory: %w", err)
+	}
+	slices.Sort(files) // the names carry the time they were written
+	out := slices.Clone(asides)
+	for _, f := range files {
+		id := filepath.Base(f)
+		if !slices.ContainsFunc(out, func(a journalSetAside) bool { return a.ID == id }) {
+			doc, err := readJournalDoc(f)
+			if err != nil {
+				return nil, nil, fmt.Errorf("set-aside file of an earlier release: %w", err)
+			}
+			out = append(out, journalSetAside{ID: id, Why: []string{"set aside by an earlier release"}, Groups: doc.Groups, Pending: doc.Pending})
 		}
-		if err != nil {
-			return nil, nil, nil, err
+		// Already imported: a crash came before the file's removal.
+	}
+	return out, files, nil
+}
+
+// removeFiles removes files the journal has taken in, and makes that durable.
+func removeFiles(dir string, files []string) error {
+	for _, f := range files {
+		if err := os.Remove(f); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("journal: %w", err)
 		}
 	}
-	return groups, pending, unusable, nil
+	if len(files) == 0 {
+		return nil
+	}
+	return syncDir(dir)
 }
 
 func decodeJournalGroup(jg journalGroup, tables func(db, name string) (*openmldb.Table, error)) (heldGroup, string) {

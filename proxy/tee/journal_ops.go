@@ -52,61 +52,59 @@ func JournalRows(groups []JournalGroup) int {
 	return n
 }
 
-// JournalFile is the content of one journal file: the journal itself, or a file of rows the
-// proxy set aside because their table was gone or had other columns at a start.
-type JournalFile struct {
-	Path    string
-	Version int
-	Owed    []JournalGroup // rows of committed transactions not yet stored
+// JournalSetAside is rows a start could not write (their table gone, or its columns changed),
+// kept in the journal under ID for an operator (journal restore).
+type JournalSetAside struct {
+	ID      string
+	Why     []string
+	Owed    []JournalGroup
 	Pending []JournalTransaction
 }
 
-// JournalContents is what a journal directory holds.
-type JournalContents struct {
-	Journal  *JournalFile  // nil: no rows are owed or pending
-	SetAside []JournalFile // oldest first
+// JournalFile is what a journal directory holds (all of it is in one file). Version is 0 when
+// there is no file: nothing is owed, pending or set aside.
+type JournalFile struct {
+	Path     string
+	Version  int
+	Owed     []JournalGroup // rows of committed transactions not yet stored
+	Pending  []JournalTransaction
+	SetAside []JournalSetAside // set-aside files of an earlier release included, by file name
 }
 
-// ReadJournal reads the journal and the set-aside files in dir, without taking the directory: a
-// proxy using it may rewrite the journal right after.
-func ReadJournal(dir string) (JournalContents, error) {
-	var out JournalContents
+// ReadJournal reads the journal in dir, without taking the directory: a proxy using it may
+// rewrite it right after.
+func ReadJournal(dir string) (JournalFile, error) {
 	if _, err := os.Stat(dir); err != nil {
-		return out, fmt.Errorf("journal directory: %w", err)
+		return JournalFile{}, fmt.Errorf("journal directory: %w", err)
 	}
-	main, err := readJournalFile(filepath.Join(dir, journalFile))
+	path := filepath.Join(dir, journalFile)
+	doc, err := readJournalDoc(path)
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
-		return out, err
+		return JournalFile{}, err
 	}
-	if err == nil {
-		out.Journal = &main
+	if doc.SetAside, _, err = importLegacyAsides(dir, doc.SetAside); err != nil {
+		return JournalFile{}, err
 	}
-	asides, err := filepath.Glob(filepath.Join(dir, journalFile+".unwritable-*"))
-	if err != nil {
-		return out, fmt.Errorf("journal directory: %w", err)
-	}
-	slices.Sort(asides) // the names carry the UTC time of the start that wrote them
-	for _, p := range asides {
-		f, err := readJournalFile(p)
-		if err != nil {
-			return out, err
-		}
-		out.SetAside = append(out.SetAside, f)
-	}
-	return out, nil
+	return doc.export(path), nil
 }
 
 // PendingSelector picks pending transactions by transactional id, and where that is not enough,
-// by producer id and epoch (negative: any).
+// by producer id, epoch and the offset their outcome is read after (negative: any).
 type PendingSelector struct {
 	TransactionalID string
 	ProducerID      int64
 	Epoch           int
+	Offset          int64
+}
+
+// SelectPending picks by transactional id alone; set the other fields to narrow it.
+func SelectPending(transactionalID string) PendingSelector {
+	return PendingSelector{TransactionalID: transactionalID, ProducerID: -1, Epoch: -1, Offset: -1}
 }
 
 func (s PendingSelector) matches(p journalPending) bool {
 	return p.TransactionalID == s.TransactionalID && (s.ProducerID < 0 || p.ProducerID == s.ProducerID) &&
-		(s.Epoch < 0 || int(p.Epoch) == s.Epoch)
+		(s.Epoch < 0 || int(p.Epoch) == s.Epoch) && (s.Offset < 0 || p.Offset == s.Offset)
 }
 
 // DecidePending settles, in the journal of dir, the one pending transaction sel picks: committed
@@ -135,7 +133,7 @@ func DecidePending(dir string, sel PendingSelector, committed bool) (tx JournalT
 			for _, i := range picked {
 				which = append(which, doc.Pending[i])
 			}
-			return fmt.Errorf("%d pending transactions match %s (%s); name one with its producer id and epoch", len(picked), sel.describe(), describePending(which))
+			return fmt.Errorf("%d pending transactions match %s (%s); name one with its producer id, epoch and offset", len(picked), sel.describe(), describePending(which))
 		}
 		p := doc.Pending[picked[0]]
 		doc.Pending = slices.Delete(doc.Pending, picked[0], picked[0]+1)
@@ -150,7 +148,7 @@ func DecidePending(dir string, sel PendingSelector, committed bool) (tx JournalT
 		if committed {
 			action = "commit"
 		}
-		ans, err := askRunning(dir, journalRequest{Action: action, TransactionalID: sel.TransactionalID, ProducerID: sel.ProducerID, Epoch: sel.Epoch})
+		ans, err := askRunning(dir, journalRequest{Action: action, TransactionalID: sel.TransactionalID, ProducerID: sel.ProducerID, Epoch: sel.Epoch, Offset: sel.Offset})
 		if err != nil {
 			return decided, true, err
 		}
@@ -159,56 +157,54 @@ func DecidePending(dir string, sel PendingSelector, committed bool) (tx JournalT
 	return decided, false, err
 }
 
-// RestoreSetAside moves the rows of a set-aside file (one of ReadJournal's SetAside, named by
-// its path or base name) back into the journal of dir and removes the file, for when their
-// table has been recreated with the columns the rows were encoded for: the next start writes
-// them (or sets them aside again, in a new file, if the table still does not fit). A transaction
-// the journal already lists as pending is not brought in twice. While a proxy uses dir, that
-// proxy takes the rows (all of them, or none if one group still does not fit its table) and
-// writes them at once.
-func RestoreSetAside(dir, file string) (restored JournalFile, byRunningProxy bool, err error) {
-	path := filepath.Join(dir, filepath.Base(file))
-	if !strings.HasPrefix(filepath.Base(file), journalFile+".unwritable-") {
-		return JournalFile{}, false, fmt.Errorf("%s is not a set-aside file of the journal (%s.unwritable-*)", file, journalFile)
-	}
+// RestoreSetAside moves the rows set aside under id (one of ReadJournal's SetAside) back among
+// the rows owed and pending, in one write, for when their table has been recreated with the
+// columns the rows were encoded for: the next start writes them (or sets them aside again, under
+// a new id, if the table still does not fit). While a proxy uses dir, that proxy takes the rows
+// (all of them, or none if one group still does not fit its table) and writes them at once.
+func RestoreSetAside(dir, id string) (restored JournalSetAside, byRunningProxy bool, err error) {
 	err = changeJournal(dir, func(doc *journalDoc) error {
-		aside, err := readJournalDoc(path)
-		if err != nil {
+		i := slices.IndexFunc(doc.SetAside, func(a journalSetAside) bool { return a.ID == id })
+		if i < 0 {
+			return fmt.Errorf("nothing is set aside under %q in journal %s%s", id, filepath.Join(dir, journalFile), describeAsides(doc.SetAside))
+		}
+		a := doc.SetAside[i]
+		if err := checkNotPending(a.Pending, doc.Pending); err != nil {
 			return err
 		}
-		for _, ap := range aside.Pending {
-			for _, p := range doc.Pending {
-				if p.ProducerID == ap.ProducerID && p.Epoch == ap.Epoch {
-					return fmt.Errorf("%s has transaction %q (producer id %d, epoch %d), which the journal already lists as pending; settle that one first (journal commit or abort)",
-						path, ap.TransactionalID, ap.ProducerID, ap.Epoch)
-				}
-			}
-		}
-		doc.Groups = append(doc.Groups, aside.Groups...)
-		doc.Pending = append(doc.Pending, aside.Pending...)
-		restored = aside.export(path)
+		doc.SetAside = slices.Delete(doc.SetAside, i, i+1)
+		doc.Groups = append(doc.Groups, a.Groups...)
+		doc.Pending = append(doc.Pending, a.Pending...)
+		restored = a.export()
 		return nil
 	})
 	if errors.Is(err, ErrJournalInUse) {
-		ans, err := askRunning(dir, journalRequest{Action: "restore", File: filepath.Base(file)})
+		ans, err := askRunning(dir, journalRequest{Action: "restore", ID: id})
 		if ans.Restored != nil {
-			restored = ans.Restored.export(path)
+			restored = ans.Restored.export()
 		}
 		return restored, true, err
 	}
-	if err != nil {
-		return JournalFile{}, false, err
+	return restored, false, err
+}
+
+// checkNotPending refuses to bring back a transaction already pending (the same producer id,
+// epoch and offset): it would be decided, and its rows written, twice.
+func checkNotPending(restoring, pending []journalPending) error {
+	for _, r := range restoring {
+		for _, p := range pending {
+			if p.ProducerID == r.ProducerID && p.Epoch == r.Epoch && p.Offset == r.Offset {
+				return fmt.Errorf("transaction %q (producer id %d, epoch %d, offset %d) is already pending; settle it first (journal commit or abort)",
+					r.TransactionalID, r.ProducerID, r.Epoch, r.Offset)
+			}
+		}
 	}
-	// The rows are in the journal now (synced): the file goes, or a later restore would bring
-	// them in twice.
-	if err := os.Remove(path); err != nil {
-		return restored, false, fmt.Errorf("rows restored, but %s could not be removed (remove it before restoring again): %w", path, err)
-	}
-	return restored, false, syncDir(dir)
+	return nil
 }
 
 // changeJournal applies change to the journal of dir under the directory's lock and writes the
-// result (removing the file when nothing is left).
+// result (removing the file when nothing is left). An earlier release's set-aside files are
+// taken into the journal on the way.
 func changeJournal(dir string, change func(*journalDoc) error) error {
 	if _, err := os.Stat(dir); err != nil {
 		return fmt.Errorf("journal directory: %w", err)
@@ -219,27 +215,36 @@ func changeJournal(dir string, change func(*journalDoc) error) error {
 	}
 	defer j.unlock()
 	doc, err := readJournalDoc(j.path())
-	if errors.Is(err, os.ErrNotExist) {
-		doc = journalDoc{Version: 1}
-	} else if err != nil {
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	var legacy []string
+	if doc.SetAside, legacy, err = importLegacyAsides(dir, doc.SetAside); err != nil {
 		return err
 	}
 	if err := change(&doc); err != nil {
 		return err
 	}
-	return writeJournalDoc(dir, doc)
+	if err := writeJournalDoc(dir, doc); err != nil {
+		return err
+	}
+	return removeFiles(dir, legacy)
 }
 
-// writeJournalDoc replaces the journal of dir with doc, or removes it when doc holds no rows. The
-// version is 1 while nothing is pending, so a proxy of the previous release can still read it.
+// writeJournalDoc replaces the journal of dir with doc, or removes it when doc holds no rows, at
+// the lowest version that holds its content (journalVersion).
 func writeJournalDoc(dir string, doc journalDoc) error {
 	n := 0
 	for _, g := range doc.Groups {
 		n += len(g.Rows)
 	}
 	for _, p := range doc.Pending {
-		for _, g := range p.Groups {
-			n += len(g.Rows)
+		n += countJournalRows(p.Groups)
+	}
+	for _, a := range doc.SetAside {
+		n += countJournalRows(a.Groups)
+		for _, p := range a.Pending {
+			n += countJournalRows(p.Groups)
 		}
 	}
 	if n == 0 {
@@ -248,15 +253,27 @@ func writeJournalDoc(dir string, doc journalDoc) error {
 		}
 		return syncDir(dir) // or a crash could bring the old file, and its rows, back
 	}
-	doc.Version = 1
-	if len(doc.Pending) > 0 {
-		doc.Version = journalVersion
+	switch {
+	case len(doc.SetAside) > 0:
+		doc.Version = 3
+	case len(doc.Pending) > 0:
+		doc.Version = 2
+	default:
+		doc.Version = 1
 	}
 	b, err := json.Marshal(doc)
 	if err != nil {
 		return fmt.Errorf("journal: %w", err)
 	}
 	return writeFileSynced(dir, journalFile, b)
+}
+
+func countJournalRows(groups []journalGroup) int {
+	n := 0
+	for _, g := range groups {
+		n += len(g.Rows)
+	}
+	return n
 }
 
 // readJournalDoc reads and checks one journal file.
@@ -269,26 +286,30 @@ func readJournalDoc(path string) (journalDoc, error) {
 	if err := json.Unmarshal(b, &doc); err != nil {
 		return doc, fmt.Errorf("journal %s is not readable (%w); move it away to start without it", path, err)
 	}
-	if doc.Version != 1 && doc.Version != journalVersion {
-		return doc, fmt.Errorf("journal %s has version %d; this proxy reads versions 1 and %d", path, doc.Version, journalVersion)
+	if doc.Version < 1 || doc.Version > journalVersion {
+		return doc, fmt.Errorf("journal %s has version %d; this proxy reads versions 1 to %d", path, doc.Version, journalVersion)
 	}
 	return doc, nil
 }
 
-func readJournalFile(path string) (JournalFile, error) {
-	doc, err := readJournalDoc(path)
-	if err != nil {
-		return JournalFile{}, err
-	}
-	return doc.export(path), nil
-}
-
 func (d journalDoc) export(path string) JournalFile {
-	f := JournalFile{Path: path, Version: d.Version, Owed: exportGroups(d.Groups)}
-	for _, p := range d.Pending {
-		f.Pending = append(f.Pending, p.export())
+	f := JournalFile{Path: path, Version: d.Version, Owed: exportGroups(d.Groups), Pending: exportPending(d.Pending)}
+	for _, a := range d.SetAside {
+		f.SetAside = append(f.SetAside, a.export())
 	}
 	return f
+}
+
+func (a journalSetAside) export() JournalSetAside {
+	return JournalSetAside{ID: a.ID, Why: a.Why, Owed: exportGroups(a.Groups), Pending: exportPending(a.Pending)}
+}
+
+func exportPending(ps []journalPending) []JournalTransaction {
+	var out []JournalTransaction
+	for _, p := range ps {
+		out = append(out, p.export())
+	}
+	return out
 }
 
 func (p journalPending) export() JournalTransaction {
@@ -316,13 +337,28 @@ func (s PendingSelector) describe() string {
 	if s.Epoch >= 0 {
 		d += fmt.Sprintf(" epoch %d", s.Epoch)
 	}
+	if s.Offset >= 0 {
+		d += fmt.Sprintf(" offset %d", s.Offset)
+	}
 	return d
 }
 
 func describePending(ps []journalPending) string {
 	var parts []string
 	for _, p := range ps {
-		parts = append(parts, fmt.Sprintf("%q (producer id %d, epoch %d)", p.TransactionalID, p.ProducerID, p.Epoch))
+		parts = append(parts, fmt.Sprintf("%q (producer id %d, epoch %d, offset %d)", p.TransactionalID, p.ProducerID, p.Epoch, p.Offset))
 	}
 	return strings.Join(parts, ", ")
+}
+
+// describeAsides lists the ids rows are set aside under, for an error.
+func describeAsides(as []journalSetAside) string {
+	if len(as) == 0 {
+		return " (nothing is set aside)"
+	}
+	ids := make([]string, len(as))
+	for i, a := range as {
+		ids[i] = a.ID
+	}
+	return "; set aside: " + strings.Join(ids, ", ")
 }

@@ -50,6 +50,25 @@ func waitTableIDs(t *testing.T, e *env, what string, want ...int64) {
 	checkTableIDsOnce(t, e, what, want...)
 }
 
+// waitJournalSettled waits until the journal has no rows owed or pending (rows set aside stay).
+func waitJournalSettled(t *testing.T, dir string) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		f, err := tee.ReadJournal(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(f.Owed) == 0 && len(f.Pending) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the journal's rows were not decided and written: %+v", f)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
 // Retention took the batches of two transactions whose commit answer the proxy never saw, so the
 // log cannot tell how they ended and the proxy keeps them undecided; a third one, in the same
 // partition after them, still has its batch there and waits for its marker. The operator, who
@@ -105,11 +124,11 @@ func TestOperatorSettlesTransactionsTheLogCannotDecide(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.Journal == nil || len(c.Journal.Pending) != 3 || c.Journal.Version != 2 || len(c.Journal.Owed) != 0 || len(c.SetAside) != 0 {
+	if len(c.Pending) != 3 || c.Version != 2 || len(c.Owed) != 0 || len(c.SetAside) != 0 {
 		t.Fatalf("journal read back: %+v; want version 2 with the three pending transactions", c)
 	}
 	pending := map[string]tee.JournalTransaction{} // the file lists them in no particular order
-	for _, p := range c.Journal.Pending {
+	for _, p := range c.Pending {
 		pending[p.TransactionalID] = p
 	}
 	for id, rows := range map[string]int{"op-commit": 3, "op-abort": 2, "op-waiting": 1} {
@@ -133,9 +152,7 @@ func TestOperatorSettlesTransactionsTheLogCannotDecide(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	byID := func(id string) tee.PendingSelector {
-		return tee.PendingSelector{TransactionalID: id, ProducerID: -1, Epoch: -1}
-	}
+	byID := tee.SelectPending
 	if _, _, err := tee.DecidePending(dir, byID("op-waiting"), false); err == nil || !strings.Contains(err.Error(), "still being read from topic1 partition 0") {
 		t.Fatalf("settling a transaction whose marker is still awaited: %v; want a refusal", err)
 	}
@@ -144,15 +161,15 @@ func TestOperatorSettlesTransactionsTheLogCannotDecide(t *testing.T) {
 		t.Fatalf("settling a transaction the proxy does not have: %v; want an error listing the pending ones", err)
 	}
 	pid := pending["op-commit"].ProducerID
-	if _, _, err := tee.DecidePending(dir, tee.PendingSelector{TransactionalID: "op-commit", ProducerID: pid + 1000, Epoch: -1}, true); err == nil {
+	if _, _, err := tee.DecidePending(dir, tee.PendingSelector{TransactionalID: "op-commit", ProducerID: pid + 1000, Epoch: -1, Offset: -1}, true); err == nil {
 		t.Fatal("settling with another producer id succeeded")
 	}
-	tx, live, err := tee.DecidePending(dir, tee.PendingSelector{TransactionalID: "op-commit", ProducerID: pid, Epoch: -1}, true)
+	tx, live, err := tee.DecidePending(dir, tee.PendingSelector{TransactionalID: "op-commit", ProducerID: pid, Epoch: 0, Offset: pending["op-commit"].Offset}, true)
 	if err != nil || !live || tx.TransactionalID != "op-commit" || tee.JournalRows(tx.Groups) != 3 {
 		t.Fatalf("commit op-commit through the running proxy: %+v live=%v %v", tx, live, err)
 	}
 	waitTableIDs(t, e, "want 0 and the committed 10..12, written by the running proxy", 0, 10, 11, 12)
-	if c, err := tee.ReadJournal(dir); err != nil || c.Journal == nil || len(c.Journal.Pending) != 2 {
+	if c, err := tee.ReadJournal(dir); err != nil || len(c.Pending) != 2 {
 		t.Fatalf("journal after settling one: %+v %v; want two still pending", c, err)
 	}
 	running.Close()
@@ -161,14 +178,14 @@ func TestOperatorSettlesTransactionsTheLogCannotDecide(t *testing.T) {
 	if _, live, err := tee.DecidePending(dir, byID("op-abort"), false); err != nil || live {
 		t.Fatalf("abort op-abort on the file: live=%v %v", live, err)
 	}
-	if c, err := tee.ReadJournal(dir); err != nil || c.Journal == nil || len(c.Journal.Pending) != 1 || c.Journal.Version != 2 {
+	if c, err := tee.ReadJournal(dir); err != nil || len(c.Pending) != 1 || c.Version != 2 {
 		t.Fatalf("journal after settling two: %+v %v; want op-waiting still pending", c, err)
 	}
 	if _, _, err := tee.DecidePending(dir, byID("op-waiting"), false); err != nil {
 		t.Fatal(err)
 	}
-	if c, err := tee.ReadJournal(dir); err != nil || c.Journal != nil {
-		t.Fatalf("journal after settling all: %+v %v; want no file (nothing owed or pending)", c, err)
+	if c, err := tee.ReadJournal(dir); err != nil || c.Version != 0 {
+		t.Fatalf("journal after settling all: %+v %v; want no file (nothing owed, pending or set aside)", c, err)
 	}
 	if _, _, err := tee.DecidePending(dir, byID("op-abort"), false); err == nil || !strings.Contains(err.Error(), "no transaction is pending") {
 		t.Fatalf("settling again: %v", err)
@@ -183,10 +200,10 @@ func TestOperatorSettlesTransactionsTheLogCannotDecide(t *testing.T) {
 	checkTableIDsOnce(t, e, "want 0 and the committed 10..12; never the aborted 20, 21 or 30", 0, 10, 11, 12)
 }
 
-// Rows owed to a table that was dropped are set aside at the next start. Restoring them while
-// the table is still missing is refused and keeps the file; once the table is recreated with the
-// same columns, the running proxy takes them (the file goes) and writes them, once: a later
-// start writes nothing again.
+// Rows owed to a table that was dropped are set aside in the journal at the next start.
+// Restoring them while the table is still missing is refused and changes nothing; once the table
+// is recreated with the same columns, the running proxy takes them and writes them, once: a
+// second restore finds nothing, and a later start writes nothing again.
 func TestOperatorRestoresSetAsideRows(t *testing.T) {
 	dir := t.TempDir()
 	sinks := []config.Sink{{Topics: []string{"topic1"}, AutoCreate: true}}
@@ -224,35 +241,36 @@ func TestOperatorRestoresSetAsideRows(t *testing.T) {
 		return tt
 	}
 	aside := start()
-	c, err := tee.ReadJournal(dir)
-	if err != nil || c.Journal != nil || len(c.SetAside) != 1 || tee.JournalRows(c.SetAside[0].Owed) != 3 || c.SetAside[0].Owed[0].Table != "topic1" {
-		t.Fatalf("after a start without the table: %+v %v; want the 3 rows in one set-aside file", c, err)
-	}
-	file := c.SetAside[0].Path
 	defer aside.Close()
-	if _, _, err := tee.RestoreSetAside(dir, filepath.Join(dir, "committed-rows.json")); err == nil {
-		t.Fatal("restoring the journal itself succeeded")
+	c, err := tee.ReadJournal(dir)
+	if err != nil || len(c.Owed) != 0 || len(c.SetAside) != 1 || tee.JournalRows(c.SetAside[0].Owed) != 3 || c.SetAside[0].Owed[0].Table != "topic1" ||
+		len(c.SetAside[0].Why) != 1 || !strings.Contains(c.SetAside[0].Why[0], "kafka_test.topic1 (3 rows)") {
+		t.Fatalf("after a start without the table: %+v %v; want the 3 rows set aside, saying why", c, err)
 	}
-	if _, _, err := tee.RestoreSetAside(dir, file); err == nil || !strings.Contains(err.Error(), "kafka_test.topic1 (3 rows) still cannot be written") {
+	id := c.SetAside[0].ID
+	if _, _, err := tee.RestoreSetAside(dir, "2020-01-01T00:00:00Z"); err == nil || !strings.Contains(err.Error(), "set aside: "+id) {
+		t.Fatalf("restoring an id nothing is set aside under: %v; want an error listing %s", err, id)
+	}
+	if _, _, err := tee.RestoreSetAside(dir, id); err == nil || !strings.Contains(err.Error(), "kafka_test.topic1 (3 rows) still cannot be written") {
 		t.Fatalf("restore before the table is back: %v; want a refusal naming the table", err)
 	}
-	if _, err := os.Stat(file); err != nil {
-		t.Fatalf("a refused restore removed the set-aside file: %v", err)
+	if c, err := tee.ReadJournal(dir); err != nil || len(c.SetAside) != 1 {
+		t.Fatalf("a refused restore changed the journal: %+v %v", c, err)
 	}
 
 	// Recreated with the same columns: the running proxy takes the rows and writes them.
 	if _, err := e.store.CreateTable(ctx, openmldb.TableSpec{DB: "kafka_test", Name: "topic1", Columns: tb.Columns}); err != nil {
 		t.Fatal(err)
 	}
-	f, live, err := tee.RestoreSetAside(dir, filepath.Base(file))
-	if err != nil || !live || tee.JournalRows(f.Owed) != 3 {
-		t.Fatalf("restore: %+v live=%v %v", f, live, err)
+	a, live, err := tee.RestoreSetAside(dir, id)
+	if err != nil || !live || tee.JournalRows(a.Owed) != 3 {
+		t.Fatalf("restore: %+v live=%v %v", a, live, err)
 	}
-	if _, err := os.Stat(file); !errors.Is(err, os.ErrNotExist) {
-		t.Fatalf("the set-aside file is still there after the restore: %v", err)
+	if _, _, err := tee.RestoreSetAside(dir, id); err == nil {
+		t.Fatal("restoring the same rows twice succeeded")
 	}
 	waitTableIDs(t, e, "want 10..12 (row 0 went with the dropped table)", 10, 11, 12)
-	waitJournalGone(t, dir)
+	waitJournalGone(t, dir) // nothing owed, nothing set aside: no file
 	aside.Close()
 	next := start()
 	defer next.Close()

@@ -9,7 +9,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"strings"
+	"slices"
 	"time"
 )
 
@@ -31,14 +31,15 @@ type journalRequest struct {
 	TransactionalID string `json:"transactional_id,omitempty"`
 	ProducerID      int64  `json:"producer_id"`
 	Epoch           int    `json:"epoch"`
-	File            string `json:"file,omitempty"` // restore: the set-aside file's base name
+	Offset          int64  `json:"offset"`
+	ID              string `json:"id,omitempty"` // restore: what the rows are set aside under
 }
 
 // journalAnswer is the running proxy's answer.
 type journalAnswer struct {
-	Error       string          `json:"error,omitempty"`
-	Transaction *journalPending `json:"transaction,omitempty"` // commit, abort (rows included)
-	Restored    *journalDoc     `json:"restored,omitempty"`
+	Error       string           `json:"error,omitempty"`
+	Transaction *journalPending  `json:"transaction,omitempty"` // commit, abort (rows included)
+	Restored    *journalSetAside `json:"restored,omitempty"`
 }
 
 // listenJournal starts taking changes on the socket; a proxy that cannot listen (a directory path
@@ -85,18 +86,19 @@ func (t *Tee) serveJournalConn(c net.Conn) {
 	case err != nil:
 		ans.Error = fmt.Sprintf("unreadable request: %v", err)
 	case req.Action == "commit" || req.Action == "abort":
-		jp, err := t.settle(PendingSelector{TransactionalID: req.TransactionalID, ProducerID: req.ProducerID, Epoch: req.Epoch}, req.Action == "commit")
+		jp, err := t.settle(PendingSelector{TransactionalID: req.TransactionalID, ProducerID: req.ProducerID, Epoch: req.Epoch, Offset: req.Offset}, req.Action == "commit")
 		if err != nil {
 			ans.Error = err.Error()
 		} else {
 			ans.Transaction = &jp
 		}
 	case req.Action == "restore":
-		doc, err := t.restore(req.File)
+		a, err := t.restore(req.ID)
+		if a != nil {
+			ans.Restored = a
+		}
 		if err != nil {
 			ans.Error = err.Error()
-		} else {
-			ans.Restored = &doc
 		}
 	default:
 		ans.Error = fmt.Sprintf("unknown action %q", req.Action)
@@ -156,7 +158,7 @@ func (t *Tee) settle(sel PendingSelector, committed bool) (journalPending, error
 		for _, v := range picked {
 			which = append(which, v.desc)
 		}
-		return journalPending{}, fmt.Errorf("%d pending transactions match %s (%s); name one with its producer id and epoch", len(picked), sel.describe(), describePending(which))
+		return journalPending{}, fmt.Errorf("%d pending transactions match %s (%s); name one with its producer id, epoch and offset", len(picked), sel.describe(), describePending(which))
 	}
 	v := picked[0]
 	if v.undecidable == "" {
@@ -185,72 +187,78 @@ func (t *Tee) settle(sel PendingSelector, committed bool) (journalPending, error
 	return jp, nil
 }
 
-// restore takes the rows of a set-aside file into this running proxy: owed rows are written,
+// restore takes the rows set aside under id into this running proxy: owed rows are written,
 // pending transactions have their marker read. Every group must fit its table now, or nothing
-// is taken. The file is removed once the journal has them.
-func (t *Tee) restore(file string) (journalDoc, error) {
-	if !strings.HasPrefix(file, journalFile+".unwritable-") || file != filepath.Base(file) {
-		return journalDoc{}, fmt.Errorf("%s is not a set-aside file of the journal (%s.unwritable-*)", file, journalFile)
+// is taken. The returned set-aside is non-nil once the rows are taken, also when the journal
+// could not be rewritten (the error says so).
+func (t *Tee) restore(id string) (*journalSetAside, error) {
+	j := t.journal
+	j.mu.Lock()
+	i := slices.IndexFunc(j.asides, func(a journalSetAside) bool { return a.ID == id })
+	if i < 0 {
+		defer j.mu.Unlock()
+		return nil, fmt.Errorf("nothing is set aside under %q%s", id, describeAsides(j.asides))
 	}
-	path := filepath.Join(t.journal.dir, file)
-	doc, err := readJournalDoc(path)
-	if err != nil {
-		return journalDoc{}, err
-	}
+	a := j.asides[i]
+	j.mu.Unlock()
+
 	// The tables were recreated after this process read the catalog.
 	ctx, cancel := context.WithTimeout(t.bgCtx, 10*time.Second)
 	defer cancel()
 	if err := t.store.Refresh(ctx); err != nil {
-		return journalDoc{}, fmt.Errorf("read OpenMLDB's tables: %w; nothing was restored", err)
+		return nil, fmt.Errorf("read OpenMLDB's tables: %w; nothing was restored", err)
 	}
 	var groups []heldGroup
-	for _, jg := range doc.Groups {
+	for _, jg := range a.Groups {
 		g, why := decodeJournalGroup(jg, t.store.Table)
 		if why != "" {
-			return journalDoc{}, fmt.Errorf("%s.%s (%d rows) still cannot be written: %s; nothing was restored", jg.DB, jg.Table, len(jg.Rows), why)
+			return nil, fmt.Errorf("%s.%s (%d rows) still cannot be written: %s; nothing was restored", jg.DB, jg.Table, len(jg.Rows), why)
 		}
 		groups = append(groups, g)
 	}
 	var pending []*pendingCommit
-	known := map[txnKey]bool{}
+	var loaded []journalPending
 	for _, v := range t.txns.loadedViews() {
-		known[v.pc.key] = true
+		loaded = append(loaded, v.desc)
 	}
-	for _, jp := range doc.Pending {
+	if err := checkNotPending(a.Pending, loaded); err != nil {
+		return nil, err
+	}
+	for _, jp := range a.Pending {
 		pc := &pendingCommit{key: txnKey{jp.ProducerID, jp.Epoch}, transactionalID: jp.TransactionalID,
 			probe: markerProbe{topic: jp.Topic, partition: jp.Partition, offset: jp.Offset}}
-		if known[pc.key] {
-			return journalDoc{}, fmt.Errorf("%s has transaction %q (producer id %d, epoch %d), which this proxy already lists as pending; settle that one first (journal commit or abort)",
-				path, jp.TransactionalID, jp.ProducerID, jp.Epoch)
-		}
 		for _, jg := range jp.Groups {
 			g, why := decodeJournalGroup(jg, t.store.Table)
 			if why != "" {
-				return journalDoc{}, fmt.Errorf("%s.%s (%d rows of transaction %q) still cannot be written: %s; nothing was restored", jg.DB, jg.Table, len(jg.Rows), jp.TransactionalID, why)
+				return nil, fmt.Errorf("%s.%s (%d rows of transaction %q) still cannot be written: %s; nothing was restored", jg.DB, jg.Table, len(jg.Rows), jp.TransactionalID, why)
 			}
 			pc.groups = append(pc.groups, g)
 		}
 		pending = append(pending, pc)
 	}
+
+	// Out of the set-aside rows and into those owed or pending in one step under the journal's
+	// lock, so no save can write the rows in both places, or in neither.
+	j.mu.Lock()
+	i = slices.IndexFunc(j.asides, func(a journalSetAside) bool { return a.ID == id })
+	if i < 0 {
+		j.mu.Unlock()
+		return nil, fmt.Errorf("the rows set aside under %q were restored meanwhile", id)
+	}
+	j.asides = slices.Delete(slices.Clone(j.asides), i, i+1)
 	keys := t.txns.adopt(groups)
 	t.txns.load(pending)
+	j.mu.Unlock()
 	saveErr := t.saveJournal()
-	if saveErr == nil {
-		// The journal has the rows now: the file goes, or a later restore would bring them in twice.
-		if err := os.Remove(path); err != nil {
-			saveErr = fmt.Errorf("the rows are restored, but %s could not be removed (remove it; never restore it again): %w", path, err)
-		} else {
-			saveErr = syncDir(t.journal.dir)
-		}
-	} else {
-		saveErr = fmt.Errorf("the rows are restored and being written, but the journal could not be rewritten, so %s is kept (never restore it again; remove it once journal show lists no rows of it): %w", path, saveErr)
-	}
-	t.log.Warn("an operator restored rows set aside at an earlier start", "file", path, "owed_rows", countRows(groups), "pending_transactions", len(pending))
+	t.log.Warn("an operator restored rows set aside at an earlier start", "set_aside_id", id, "owed_rows", countRows(groups), "pending_transactions", len(pending))
 	for _, k := range keys {
 		t.retryCommitted(k, "(restored)")
 	}
 	if len(pending) > 0 {
 		t.startResolving(pending)
 	}
-	return doc, saveErr
+	if saveErr != nil {
+		return &a, fmt.Errorf("the rows are restored and being written, but the journal could not be rewritten (the proxy retries; until then a crash would set them aside again under %q, and they must not be restored twice): %w", id, saveErr)
+	}
+	return &a, nil
 }

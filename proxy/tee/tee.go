@@ -200,18 +200,26 @@ func (t *Tee) openJournal(dir string) error {
 	}
 	t.journal = j
 	j.removeTemps() // of a write a crash interrupted: the journal itself is whole
-	groups, pending, unusable, err := j.load(t.store.Table)
+	l, err := j.load(t.store.Table)
 	if err != nil {
 		return fmt.Errorf("openmldb.journal_dir: %w", err)
 	}
-	for _, u := range unusable {
-		t.log.Error("journaled rows of committed transactions cannot be written (table missing or its columns changed); kept aside for an operator",
-			"file", u.file, "rows", u.what)
+	groups, pending := l.groups, l.pending
+	j.asides = l.asides
+	for _, u := range l.unusable {
+		t.log.Error("journaled rows cannot be written (table missing or its columns changed); set aside in the journal for an operator (journal show, journal restore)",
+			"file", j.path(), "set_aside_id", l.asideID, "rows", u)
 	}
-	keys := t.txns.adopt(groups) // one group per table already: saved from owed()
+	keys := t.txns.adopt(groups) // each group its own key
 	t.txns.load(pending)         // before any save, which writes what heldRows has
-	if len(unusable) > 0 {
-		t.saveJournal() // the journal keeps only what is written from it now
+	if l.changed() {
+		// The journal keeps only what is written from it now, and the set-aside rows, in one
+		// write; until it succeeds, the file on disk still has them where they were.
+		if err := t.saveJournal(); err == nil {
+			if err := removeFiles(dir, l.legacy); err != nil {
+				t.log.Error("set-aside files of an earlier release are in the journal now, but could not be removed (remove them)", "files", l.legacy, "err", err)
+			}
+		}
 	}
 	if len(keys) > 0 {
 		t.log.Info("writing rows of committed transactions kept in the journal by an earlier run", "rows", countRows(groups), "file", t.journal.path())

@@ -45,9 +45,11 @@ func TestHoldAfterFence(t *testing.T) {
 	}
 }
 
-// The journal gives back exactly the rows it kept (every column type, NULLs), and sets aside, in
-// a file of its own per start, rows of a table whose columns changed or that is gone, instead of
-// decoding them against the wrong schema; files set aside earlier are kept.
+// The journal gives back exactly the rows it kept (every column type, NULLs), and sets aside,
+// in the journal itself, under an id per start, rows of a table whose columns changed or that is
+// gone, instead of decoding them against the wrong schema; rows set aside earlier are kept, and
+// an earlier release's set-aside file is taken in once, also when a crash left it behind after
+// the journal took it.
 func TestJournalRoundTripAndSetAside(t *testing.T) {
 	dir := t.TempDir()
 	j := &journal{dir: dir}
@@ -68,42 +70,86 @@ func TestJournalRoundTripAndSetAside(t *testing.T) {
 	if _, err := j.save([]heldGroup{{state: &tableState{table: tb}, putIfAbsent: true, rows: rows}}, []*pendingCommit{wantPending}); err != nil {
 		t.Fatal(err)
 	}
-	groups, pending, unusable, err := j.load(func(string, string) (*openmldb.Table, error) { return tb, nil })
-	if err != nil || len(unusable) != 0 || len(groups) != 1 || !groups[0].putIfAbsent || len(groups[0].rows) != 2 {
-		t.Fatalf("load: %v %v %+v", err, unusable, groups)
+	if v := diskVersion(t, dir); v != 2 {
+		t.Fatalf("journal with pending rows written at version %d, want 2", v)
 	}
+	l, err := j.load(func(string, string) (*openmldb.Table, error) { return tb, nil })
+	if err != nil || l.changed() || len(l.asides) != 0 || len(l.groups) != 1 || !l.groups[0].putIfAbsent || len(l.groups[0].rows) != 2 {
+		t.Fatalf("load: %v %+v", err, l)
+	}
+	pending := l.pending
 	if len(pending) != 1 || pending[0].key != wantPending.key || pending[0].transactionalID != "app" || pending[0].probe != wantPending.probe ||
 		len(pending[0].groups) != 1 || len(pending[0].groups[0].rows) != 1 || pending[0].groups[0].rows[0][0] != rows[0][0] {
 		t.Fatalf("pending commits read back: %+v", pending)
 	}
-	for i, r := range groups[0].rows {
+	for i, r := range l.groups[0].rows {
 		for c := range r {
 			if r[c] != rows[i][c] {
 				t.Fatalf("row %d column %s: %+v, want %+v", i, cols[c].Name, r[c], rows[i][c])
 			}
 		}
 	}
+
 	changedCols := append([]openmldb.Column(nil), cols...)
 	changedCols[1].Type = openmldb.TypeInt
 	changed := &openmldb.Table{DB: "d", Name: "t", Columns: changedCols}
-	_, _, unusable, err = j.load(func(string, string) (*openmldb.Table, error) { return changed, nil })
-	if err != nil || len(unusable) != 2 || !strings.Contains(unusable[0].what, "columns changed") || !strings.Contains(unusable[1].what, "commit outcome unknown") {
-		t.Fatalf("load against changed columns: %v %+v", err, unusable)
+	l, err = j.load(func(string, string) (*openmldb.Table, error) { return changed, nil })
+	if err != nil || len(l.unusable) != 2 || !strings.Contains(l.unusable[0], "columns changed") || !strings.Contains(l.unusable[1], "commit outcome unknown") ||
+		len(l.groups) != 0 || len(l.pending) != 0 || len(l.asides) != 1 || len(l.asides[0].Groups) != 1 || len(l.asides[0].Pending) != 1 || l.asides[0].ID != l.asideID {
+		t.Fatalf("load against changed columns: %v %+v", err, l)
 	}
-	_, _, unusable, err = j.load(func(db, name string) (*openmldb.Table, error) { return nil, openmldb.ErrTableNotFound })
-	if err != nil || len(unusable) != 2 || unusable[0].file == "" {
-		t.Fatalf("load with the table gone: %v %+v", err, unusable)
+	j.asides = l.asides // as the start does, then saves
+	if _, err := j.save(nil, nil); err != nil {
+		t.Fatal(err)
 	}
-	aside, _ := filepath.Glob(filepath.Join(dir, journalFile+".unwritable-*"))
-	if len(aside) != 2 {
-		t.Fatalf("files set aside %v, want one per load that set rows aside", aside)
+	if v := diskVersion(t, dir); v != 3 {
+		t.Fatalf("journal with rows set aside written at version %d, want 3", v)
 	}
+	// The next start, the table gone: nothing new to set aside, the earlier rows kept.
+	l, err = j.load(func(db, name string) (*openmldb.Table, error) { return nil, openmldb.ErrTableNotFound })
+	if err != nil || l.changed() || len(l.asides) != 1 {
+		t.Fatalf("load with only set-aside rows: %v %+v", err, l)
+	}
+
+	// An earlier release's file: taken in under its name, once, also if still there after a save.
+	legacy := filepath.Join(dir, journalFile+".unwritable-20261124T101010.000000000Z")
+	if err := os.WriteFile(legacy, []byte(`{"version":1,"groups":[{"db":"d","table":"gone","columns":[{"name":"id","type":4}],"rows":["AQ=="]}]}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 { // the second time as after a crash between the save and the file's removal
+		l, err = j.load(func(string, string) (*openmldb.Table, error) { return tb, nil })
+		if err != nil || len(l.asides) != 2 || l.asides[1].ID != filepath.Base(legacy) || len(l.legacy) != 1 || !l.changed() {
+			t.Fatalf("load with an earlier release's set-aside file: %v %+v", err, l)
+		}
+		j.asides = l.asides
+		if _, err := j.save(nil, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := removeFiles(dir, l.legacy); err != nil {
+		t.Fatal(err)
+	}
+	if l, err = j.load(func(string, string) (*openmldb.Table, error) { return tb, nil }); err != nil || len(l.asides) != 2 || l.changed() {
+		t.Fatalf("load after the file was taken in: %v %+v", err, l)
+	}
+
+	j.asides = nil
 	if _, err := j.save(nil, nil); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := os.Stat(filepath.Join(dir, journalFile)); !os.IsNotExist(err) {
 		t.Fatalf("empty journal still on disk: %v", err)
 	}
+}
+
+// diskVersion is the version of the journal file in dir.
+func diskVersion(t *testing.T, dir string) int {
+	t.Helper()
+	doc, err := readJournalDoc(filepath.Join(dir, journalFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return doc.Version
 }
 
 // The rows owed to OpenMLDB include those an attempt is writing right now, merged by table.
