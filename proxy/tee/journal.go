@@ -30,9 +30,10 @@ type journal struct {
 	dir      string
 	mu       sync.Mutex // held by Tee.saveJournal from snapshot to write, so the newest lands last
 	lockFile *os.File   // holds the directory's lock (lock, unlock)
-	// asides are rows kept for an operator (journalSetAside), written with every save; guarded
-	// by mu.
-	asides []journalSetAside
+	// asides are rows kept for an operator (journalSetAside), and imported the earlier
+	// release's set-aside files taken into them, written with every save; guarded by mu.
+	asides   []journalSetAside
+	imported []string
 }
 
 // lockName is the file whose lock says a proxy uses the directory: two proxies sharing a journal
@@ -84,6 +85,10 @@ type journalDoc struct {
 	Groups   []journalGroup    `json:"groups"`
 	Pending  []journalPending  `json:"pending,omitempty"`
 	SetAside []journalSetAside `json:"set_aside,omitempty"`
+	// Imported names an earlier release's set-aside files already taken into SetAside (restored
+	// since, perhaps) and still to be removed: a name stays until its file is gone, so no crash
+	// or failed removal gets the file taken in twice.
+	Imported []string `json:"imported,omitempty"`
 }
 
 // journalSetAside is rows a start could not write (their table gone, or its columns changed),
@@ -141,7 +146,7 @@ func (j *journal) path() string { return filepath.Join(j.dir, journalFile) }
 // removed); j.mu is held. A row that cannot be encoded for its table is left out and counted in
 // skipped: no write could store it either.
 func (j *journal) save(groups []heldGroup, pending []*pendingCommit) (skipped int, err error) {
-	doc := journalDoc{SetAside: j.asides}
+	doc := journalDoc{SetAside: j.asides, Imported: j.imported}
 	doc.Groups, skipped = encodeJournalGroups(groups)
 	for _, pc := range pending {
 		jp := journalPending{TransactionalID: pc.transactionalID, ProducerID: pc.key.producerID, Epoch: pc.key.epoch,
@@ -151,7 +156,8 @@ func (j *journal) save(groups []heldGroup, pending []*pendingCommit) (skipped in
 		skipped += n
 		doc.Pending = append(doc.Pending, jp)
 	}
-	return skipped, writeJournalDoc(j.dir, doc)
+	j.imported, err = writeJournalDoc(j.dir, doc)
+	return skipped, err
 }
 
 // encodeJournalGroups encodes groups in OpenMLDB's row encoding; rows that do not encode for
@@ -217,11 +223,13 @@ type journalLoad struct {
 	// unusable says what this start set aside, and why (for the log), under asideID.
 	unusable []string
 	asideID  string
-	legacy   []string // an earlier release's set-aside files, now in asides: removed once saved
+	// imported names an earlier release's set-aside files taken into asides (Imported), and
+	// legacy those of them taken in by this load.
+	imported, legacy []string
 }
 
 // changed reports whether the journal must be saved for what the load did.
-func (l journalLoad) changed() bool { return len(l.unusable) > 0 || len(l.legacy) > 0 }
+func (l journalLoad) changed() bool { return len(l.unusable) > 0 || len(l.imported) > 0 }
 
 // load reads the journal's rows back, decoded for tables that exist with the columns the rows
 // were encoded for. Groups that cannot be decoded are set aside, in the journal, under an id
@@ -232,7 +240,7 @@ func (j *journal) load(tables func(db, name string) (*openmldb.Table, error)) (j
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		return l, err
 	}
-	if l.asides, l.legacy, err = importLegacyAsides(j.dir, doc.SetAside); err != nil {
+	if l.asides, l.imported, l.legacy, err = importLegacyAsides(j.dir, doc); err != nil {
 		return l, err
 	}
 	l.asideID = time.Now().UTC().Format("2006-01-02T15:04:05.000000000Z")
@@ -273,41 +281,31 @@ func (j *journal) load(tables func(db, name string) (*openmldb.Table, error)) (j
 	return l, nil
 }
 
-// importLegacyAsides adds to asides the set-aside files of an earlier release found in dir (each
-// under its file name, unless an earlier import already has it) and returns their paths, to be
-// removed once the journal holding them is written.
-func importLegacyAsides(dir string, asides []journalSetAside) ([]journalSetAside, []string, error) {
+// importLegacyAsides adds to doc's set-aside rows the set-aside files of an earlier release found
+// in dir (each under its file name), except those doc names as imported already, and returns the
+// names of all imported files (to be removed once a journal naming them is written) and of
+// those this call took in.
+func importLegacyAsides(dir string, doc journalDoc) (asides []journalSetAside, imported, taken []string, err error) {
 	files, err := filepath.Glob(filepath.Join(dir, legacyAsidePrefix+"*"))
 	if err != nil {
-		return nil, nil, fmt.Errorf("journal directory: %w", err)
+		return nil, nil, nil, fmt.Errorf("journal directory: %w", err)
 	}
 	slices.Sort(files) // the names carry the time they were written
-	out := slices.Clone(asides)
+	asides, imported = slices.Clone(doc.SetAside), slices.Clone(doc.Imported)
 	for _, f := range files {
-		id := filepath.Base(f)
-		if !slices.ContainsFunc(out, func(a journalSetAside) bool { return a.ID == id }) {
-			doc, err := readJournalDoc(f)
-			if err != nil {
-				return nil, nil, fmt.Errorf("set-aside file of an earlier release: %w", err)
-			}
-			out = append(out, journalSetAside{ID: id, Why: []string{"set aside by an earlier release"}, Groups: doc.Groups, Pending: doc.Pending})
+		name := filepath.Base(f)
+		if slices.Contains(imported, name) {
+			continue // taken in before; its removal failed or a crash came first
 		}
-		// Already imported: a crash came before the file's removal.
-	}
-	return out, files, nil
-}
-
-// removeFiles removes files the journal has taken in, and makes that durable.
-func removeFiles(dir string, files []string) error {
-	for _, f := range files {
-		if err := os.Remove(f); err != nil && !errors.Is(err, os.ErrNotExist) {
-			return fmt.Errorf("journal: %w", err)
+		old, err := readJournalDoc(f)
+		if err != nil {
+			return nil, nil, nil, fmt.Errorf("set-aside file of an earlier release: %w", err)
 		}
+		asides = append(asides, journalSetAside{ID: name, Why: []string{"set aside by an earlier release"}, Groups: old.Groups, Pending: old.Pending})
+		imported = append(imported, name)
+		taken = append(taken, name)
 	}
-	if len(files) == 0 {
-		return nil
-	}
-	return syncDir(dir)
+	return asides, imported, taken, nil
 }
 
 func decodeJournalGroup(jg journalGroup, tables func(db, name string) (*openmldb.Table, error)) (heldGroup, string) {

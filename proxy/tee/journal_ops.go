@@ -82,7 +82,7 @@ func ReadJournal(dir string) (JournalFile, error) {
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		return JournalFile{}, err
 	}
-	if doc.SetAside, _, err = importLegacyAsides(dir, doc.SetAside); err != nil {
+	if doc.SetAside, _, _, err = importLegacyAsides(dir, doc); err != nil {
 		return JournalFile{}, err
 	}
 	return doc.export(path), nil
@@ -218,22 +218,27 @@ func changeJournal(dir string, change func(*journalDoc) error) error {
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		return err
 	}
-	var legacy []string
-	if doc.SetAside, legacy, err = importLegacyAsides(dir, doc.SetAside); err != nil {
+	if doc.SetAside, doc.Imported, _, err = importLegacyAsides(dir, doc); err != nil {
 		return err
 	}
 	if err := change(&doc); err != nil {
 		return err
 	}
-	if err := writeJournalDoc(dir, doc); err != nil {
-		return err
-	}
-	return removeFiles(dir, legacy)
+	_, err = writeJournalDoc(dir, doc)
+	return err
 }
 
 // writeJournalDoc replaces the journal of dir with doc, or removes it when doc holds no rows, at
-// the lowest version that holds its content (journalVersion).
-func writeJournalDoc(dir string, doc journalDoc) error {
+// the lowest version that holds its content (journalVersion). The earlier release's files doc
+// names as imported are removed once it is written; it returns the names still to keep (those
+// whose file was still there: the next write drops them once they are gone).
+func writeJournalDoc(dir string, doc journalDoc) (imported []string, err error) {
+	for _, name := range doc.Imported {
+		if _, err := os.Stat(filepath.Join(dir, name)); err == nil {
+			imported = append(imported, name)
+		}
+	}
+	doc.Imported = imported
 	n := 0
 	for _, g := range doc.Groups {
 		n += len(g.Rows)
@@ -247,14 +252,14 @@ func writeJournalDoc(dir string, doc journalDoc) error {
 			n += countJournalRows(p.Groups)
 		}
 	}
-	if n == 0 {
+	if n == 0 && len(imported) == 0 {
 		if err := os.Remove(filepath.Join(dir, journalFile)); err != nil && !errors.Is(err, os.ErrNotExist) {
-			return fmt.Errorf("remove journal: %w", err)
+			return imported, fmt.Errorf("remove journal: %w", err)
 		}
-		return syncDir(dir) // or a crash could bring the old file, and its rows, back
+		return imported, syncDir(dir) // or a crash could bring the old file, and its rows, back
 	}
 	switch {
-	case len(doc.SetAside) > 0:
+	case len(doc.SetAside) > 0 || len(imported) > 0:
 		doc.Version = 3
 	case len(doc.Pending) > 0:
 		doc.Version = 2
@@ -263,9 +268,21 @@ func writeJournalDoc(dir string, doc journalDoc) error {
 	}
 	b, err := json.Marshal(doc)
 	if err != nil {
-		return fmt.Errorf("journal: %w", err)
+		return imported, fmt.Errorf("journal: %w", err)
 	}
-	return writeFileSynced(dir, journalFile, b)
+	if err := writeFileSynced(dir, journalFile, b); err != nil {
+		return imported, err
+	}
+	// The journal names them now: removing them can no longer lose or double their rows.
+	for _, name := range imported {
+		if err := os.Remove(filepath.Join(dir, name)); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return imported, fmt.Errorf("journal: remove %s, whose rows the journal has taken in: %w", name, err)
+		}
+	}
+	if len(imported) > 0 {
+		return imported, syncDir(dir)
+	}
+	return imported, nil
 }
 
 func countJournalRows(groups []journalGroup) int {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -224,9 +225,11 @@ func TestOperatorSettlesTransactionsTheLogCannotDecide(t *testing.T) {
 }
 
 // Rows owed to a table that was dropped are set aside in the journal at the next start.
-// Restoring them while the table is still missing is refused and changes nothing; once the table
-// is recreated with the same columns, the running proxy takes them and writes them, once: a
-// second restore finds nothing, and a later start writes nothing again.
+// Restoring them while the table is still missing is refused and changes nothing, and so is a
+// restore whose journal write fails; once the table is recreated with the same columns, the
+// running proxy takes them (the journal on disk has them owed as soon as the restore is
+// answered) and writes them, once: a second restore finds nothing, and a later start writes
+// nothing again.
 func TestOperatorRestoresSetAsideRows(t *testing.T) {
 	dir := t.TempDir()
 	sinks := []config.Sink{{Topics: []string{"topic1"}, AutoCreate: true}}
@@ -285,10 +288,39 @@ func TestOperatorRestoresSetAsideRows(t *testing.T) {
 	if _, err := e.store.CreateTable(ctx, openmldb.TableSpec{DB: "kafka_test", Name: "topic1", Columns: tb.Columns}); err != nil {
 		t.Fatal(err)
 	}
+	// A journal that cannot be rewritten (a directory in the file's way): nothing is taken.
+	journalPath := filepath.Join(dir, "committed-rows.json")
+	if err := os.Rename(journalPath, journalPath+".kept"); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(journalPath, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := tee.RestoreSetAside(dir, id); err == nil || !strings.Contains(err.Error(), "nothing was restored") {
+		t.Fatalf("restore with the journal unwritable: %v", err)
+	}
+	if err := os.Remove(journalPath); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(journalPath+".kept", journalPath); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(300 * time.Millisecond)
+	if n, err := e.cluster.Count("kafka_test", "topic1"); err != nil || n != 0 {
+		t.Fatalf("a restore the journal did not take wrote %d rows (%v)", n, err)
+	}
+
+	// Restored with OpenMLDB refusing writes: the journal on disk has the rows owed, and no
+	// longer set aside, as soon as the restore is answered.
+	e.cluster.FailPuts(1<<30, 999)
 	a, live, err := tee.RestoreSetAside(dir, id)
 	if err != nil || !live || tee.JournalRows(a.Owed) != 3 {
 		t.Fatalf("restore: %+v live=%v %v", a, live, err)
 	}
+	if c, err := tee.ReadJournal(dir); err != nil || tee.JournalRows(c.Owed) != 3 || len(c.SetAside) != 0 {
+		t.Fatalf("journal right after the restore: %+v %v; want the 3 rows owed and nothing set aside", c, err)
+	}
+	e.cluster.FailPuts(0, 0)
 	if _, _, err := tee.RestoreSetAside(dir, id); err == nil {
 		t.Fatal("restoring the same rows twice succeeded")
 	}
@@ -299,4 +331,30 @@ func TestOperatorRestoresSetAsideRows(t *testing.T) {
 	defer next.Close()
 	time.Sleep(300 * time.Millisecond)
 	checkTableIDsOnce(t, e, "after another start: still 10..12 once each", 10, 11, 12)
+}
+
+// The journal socket is the proxy's user's only, and a client that connects and sends nothing
+// neither holds up Close (which a shutdown's grace period bounds) nor leaves the socket behind.
+func TestJournalSocketSilentClientDoesNotHoldClose(t *testing.T) {
+	dir := t.TempDir()
+	e := startEnvWith(t, func(o *tee.Options) { o.JournalDir = dir }, []config.Sink{{Topics: []string{"topic1"}, AutoCreate: true}}, "topic1")
+	sock := filepath.Join(dir, "journal.sock")
+	fi, err := os.Stat(sock)
+	if err != nil || fi.Mode()&os.ModeSocket == 0 || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("journal socket: %v %v; want a socket with mode 0600", fi, err)
+	}
+	c, err := net.Dial("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	time.Sleep(100 * time.Millisecond) // accepted, and being read
+	start := time.Now()
+	e.tee.Close()
+	if d := time.Since(start); d > 3*time.Second {
+		t.Fatalf("Close took %v with a silent client on the journal socket", d)
+	}
+	if _, err := os.Stat(sock); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("the socket is still there after Close: %v", err)
+	}
 }

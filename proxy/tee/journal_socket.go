@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"path/filepath"
@@ -22,8 +23,12 @@ import (
 // socketName is the Unix socket in the journal directory.
 const socketName = "journal.sock"
 
-// socketTimeout bounds one request on the socket, both ways.
-const socketTimeout = 30 * time.Second
+// requestTimeout bounds reading a request and writing its answer; a client that sends nothing
+// holds the socket no longer than that (requests are served one at a time), and Close cuts it off.
+const requestTimeout = 5 * time.Second
+
+// maxRequestBytes bounds a request line.
+const maxRequestBytes = 64 << 10
 
 // journalRequest is a change asked of the running proxy.
 type journalRequest struct {
@@ -46,15 +51,30 @@ type journalAnswer struct {
 // too long for a socket address) still runs, and says so.
 func (t *Tee) listenJournal() {
 	path := filepath.Join(t.journal.dir, socketName)
-	os.Remove(path) // a crashed run's: the directory's lock is this process's now
-	ln, err := net.Listen("unix", path)
-	if err != nil {
+	fail := func(err error) {
 		t.log.Warn("the journal command cannot reach this proxy; stop it to settle transactions or restore rows", "socket", path, "err", err)
+	}
+	// Bound under a temporary name and made private before it takes the socket's name, so no
+	// other user can connect in between, whatever the umask and the directory's mode.
+	tmp := fmt.Sprintf("%s.tmp-%d", path, os.Getpid())
+	os.Remove(tmp)
+	ln, err := net.Listen("unix", tmp)
+	if err != nil {
+		fail(err)
 		return
 	}
-	if err := os.Chmod(path, 0o600); err != nil {
+	ln.(*net.UnixListener).SetUnlinkOnClose(false) // its name changes; Close removes the socket
+	if err := os.Chmod(tmp, 0o600); err != nil {
 		ln.Close()
-		t.log.Warn("the journal command cannot reach this proxy; stop it to settle transactions or restore rows", "socket", path, "err", err)
+		os.Remove(tmp)
+		fail(err)
+		return
+	}
+	// Over a crashed run's socket, if any: the directory's lock is this process's now.
+	if err := os.Rename(tmp, path); err != nil {
+		ln.Close()
+		os.Remove(tmp)
+		fail(err)
 		return
 	}
 	t.journalLn = ln
@@ -63,21 +83,61 @@ func (t *Tee) listenJournal() {
 		defer t.bg.Done()
 		for {
 			c, err := ln.Accept()
+			if errors.Is(err, net.ErrClosed) {
+				return // by Close
+			}
 			if err != nil {
-				return // closed by Close
+				if ok, _ := t.logLimit.Allow("journal socket"); ok {
+					t.log.Error("journal socket: accept failed; trying again", "socket", path, "err", err)
+				}
+				select {
+				case <-t.closed:
+					return
+				case <-time.After(100 * time.Millisecond):
+				}
+				continue
 			}
 			t.serveJournalConn(c)
 		}
 	}()
 }
 
+// closeJournalSocket stops taking changes: the listener, a request being read (Close must not
+// wait for a client that sends nothing), and the socket's name.
+func (t *Tee) closeJournalSocket() {
+	if t.journalLn == nil {
+		return
+	}
+	t.journalLn.Close()
+	t.journalConnMu.Lock()
+	t.journalClosing = true // a connection accepted just before is not served
+	if t.journalConn != nil {
+		t.journalConn.Close()
+	}
+	t.journalConnMu.Unlock()
+	os.Remove(filepath.Join(t.journal.dir, socketName))
+}
+
 // serveJournalConn answers one request. Requests are served one at a time: they are rare, and
 // each is short.
 func (t *Tee) serveJournalConn(c net.Conn) {
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(socketTimeout))
+	t.journalConnMu.Lock()
+	if t.journalClosing {
+		t.journalConnMu.Unlock()
+		c.Close()
+		return
+	}
+	t.journalConn = c
+	t.journalConnMu.Unlock()
+	defer func() {
+		t.journalConnMu.Lock()
+		t.journalConn = nil
+		t.journalConnMu.Unlock()
+		c.Close()
+	}()
+	c.SetDeadline(time.Now().Add(requestTimeout))
 	var req journalRequest
-	line, err := bufio.NewReader(c).ReadBytes('\n')
+	line, err := bufio.NewReader(io.LimitReader(c, maxRequestBytes)).ReadBytes('\n')
 	if err == nil {
 		err = json.Unmarshal(line, &req)
 	}
@@ -94,17 +154,20 @@ func (t *Tee) serveJournalConn(c net.Conn) {
 		}
 	case req.Action == "restore":
 		a, err := t.restore(req.ID)
-		if a != nil {
-			ans.Restored = a
-		}
 		if err != nil {
 			ans.Error = err.Error()
+		} else {
+			ans.Restored = a
 		}
 	default:
 		ans.Error = fmt.Sprintf("unknown action %q", req.Action)
 	}
 	b, _ := json.Marshal(ans) // plain structs: cannot fail
-	c.Write(append(b, '\n'))
+	c.SetDeadline(time.Now().Add(requestTimeout))
+	if _, err := c.Write(append(b, '\n')); err != nil {
+		// The change, if any, is made; the client is told to look.
+		t.log.Warn("journal socket: the answer could not be sent", "err", err)
+	}
 }
 
 // askRunning sends req to the proxy that holds dir, for when the directory is in use.
@@ -117,7 +180,7 @@ func askRunning(dir string, req journalRequest) (journalAnswer, error) {
 			dir, ErrJournalInUse, path, err)
 	}
 	defer c.Close()
-	c.SetDeadline(time.Now().Add(socketTimeout))
+	c.SetDeadline(time.Now().Add(requestTimeout + 30*time.Second)) // the change itself may take a while (restore reads OpenMLDB's tables)
 	b, _ := json.Marshal(req)
 	if _, err := c.Write(append(b, '\n')); err != nil {
 		return ans, fmt.Errorf("journal socket %s: %w", path, err)
@@ -188,9 +251,8 @@ func (t *Tee) settle(sel PendingSelector, committed bool) (journalPending, error
 }
 
 // restore takes the rows set aside under id into this running proxy: owed rows are written,
-// pending transactions have their marker read. Every group must fit its table now, or nothing
-// is taken. The returned set-aside is non-nil once the rows are taken, also when the journal
-// could not be rewritten (the error says so).
+// pending transactions have their marker read. Every group must fit its table now, and the
+// journal must take the change, or nothing is taken.
 func (t *Tee) restore(id string) (*journalSetAside, error) {
 	j := t.journal
 	j.mu.Lock()
@@ -237,28 +299,32 @@ func (t *Tee) restore(id string) (*journalSetAside, error) {
 		pending = append(pending, pc)
 	}
 
-	// Out of the set-aside rows and into those owed or pending in one step under the journal's
-	// lock, so no save can write the rows in both places, or in neither.
+	// Out of the set-aside rows and into those owed or pending, and written so, in one step under
+	// the journal's lock: no save can write the rows in both places, or in neither, and a failed
+	// write takes the step back (nothing is written to OpenMLDB before it succeeds).
 	j.mu.Lock()
 	i = slices.IndexFunc(j.asides, func(a journalSetAside) bool { return a.ID == id })
 	if i < 0 {
 		j.mu.Unlock()
 		return nil, fmt.Errorf("the rows set aside under %q were restored meanwhile", id)
 	}
+	before := j.asides
 	j.asides = slices.Delete(slices.Clone(j.asides), i, i+1)
 	keys := t.txns.adopt(groups)
 	t.txns.load(pending)
+	if err := t.saveJournalLocked(); err != nil {
+		t.txns.forget(keys, pending)
+		j.asides = before
+		j.mu.Unlock()
+		return nil, fmt.Errorf("the journal could not be rewritten, so nothing was restored: %w", err)
+	}
 	j.mu.Unlock()
-	saveErr := t.saveJournal()
 	t.log.Warn("an operator restored rows set aside at an earlier start", "set_aside_id", id, "owed_rows", countRows(groups), "pending_transactions", len(pending))
 	for _, k := range keys {
 		t.retryCommitted(k, "(restored)")
 	}
 	if len(pending) > 0 {
 		t.startResolving(pending)
-	}
-	if saveErr != nil {
-		return &a, fmt.Errorf("the rows are restored and being written, but the journal could not be rewritten (the proxy retries; until then a crash would set them aside again under %q, and they must not be restored twice): %w", id, saveErr)
 	}
 	return &a, nil
 }

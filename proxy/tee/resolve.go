@@ -73,9 +73,10 @@ func (t *Tee) resolvePending(pcs []*pendingCommit) {
 		}
 		fetches.EachError(func(topic string, partition int32, err error) {
 			if errors.Is(err, kerr.OffsetOutOfRange) {
-				// Retention took the batch read from: the log can no longer tell, and kgo will not
-				// go on. Only the transactions at that offset are given up; the partition is read
-				// again from the next one waiting there (whose batch may well still be there).
+				// Retention took the log from under the reader: kgo will not go on. The
+				// transactions at the offset this read began at (all the error proves gone) are
+				// given up; the partition is read again from the next one waiting there, whose
+				// batch may well still be there (if not, the next error gives it up in turn).
 				at := starts[topic][partition]
 				next := int64(-1)
 				for i := 0; i < len(left); i++ {

@@ -113,8 +113,12 @@ type Tee struct {
 	// second per table and reason; the metrics count every one.
 	logLimit *lograte.Limiter
 	journal  *journal // nil without Options.JournalDir
-	// journalLn takes the journal command's changes while this proxy runs (journal_socket.go).
-	journalLn net.Listener
+	// journalLn takes the journal command's changes while this proxy runs (journal_socket.go);
+	// journalConn is the connection being served, for Close to cut off.
+	journalLn      net.Listener
+	journalConnMu  sync.Mutex
+	journalConn    net.Conn
+	journalClosing bool
 	// journalDirty: the last journal save failed, so the file may lack rows still owed.
 	journalDirty atomic.Bool
 
@@ -205,7 +209,7 @@ func (t *Tee) openJournal(dir string) error {
 		return fmt.Errorf("openmldb.journal_dir: %w", err)
 	}
 	groups, pending := l.groups, l.pending
-	j.asides = l.asides
+	j.asides, j.imported = l.asides, l.imported
 	for _, u := range l.unusable {
 		t.log.Error("journaled rows cannot be written (table missing or its columns changed); set aside in the journal for an operator (journal show, journal restore)",
 			"file", j.path(), "set_aside_id", l.asideID, "rows", u)
@@ -214,12 +218,12 @@ func (t *Tee) openJournal(dir string) error {
 	t.txns.load(pending)         // before any save, which writes what heldRows has
 	if l.changed() {
 		// The journal keeps only what is written from it now, and the set-aside rows, in one
-		// write; until it succeeds, the file on disk still has them where they were.
-		if err := t.saveJournal(); err == nil {
-			if err := removeFiles(dir, l.legacy); err != nil {
-				t.log.Error("set-aside files of an earlier release are in the journal now, but could not be removed (remove them)", "files", l.legacy, "err", err)
-			}
-		}
+		// write; until it succeeds, the file on disk still has them where they were. The
+		// earlier release's files go once a journal naming them is written.
+		t.saveJournal() // retried at every retry round when it fails (logged)
+	}
+	if len(l.legacy) > 0 {
+		t.log.Warn("rows an earlier release set aside in files of their own are in the journal now, under the files' names (journal show)", "files", l.legacy)
 	}
 	if len(keys) > 0 {
 		t.log.Info("writing rows of committed transactions kept in the journal by an earlier run", "rows", countRows(groups), "file", t.journal.path())
@@ -308,9 +312,7 @@ func (t *Tee) Close() {
 		t.retryMu.Lock()
 		t.retryClosed = true
 		t.retryMu.Unlock()
-		if t.journalLn != nil {
-			t.journalLn.Close() // its goroutine is one of t.bg
-		}
+		t.closeJournalSocket() // its goroutine is one of t.bg
 		t.bgCancel()
 		close(t.closed)
 	})

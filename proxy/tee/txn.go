@@ -308,6 +308,23 @@ func (h *heldRows) resolve(pc *pendingCommit, committed bool) (keys []txnKey, ok
 	return nil, true
 }
 
+// forget takes back rows adopted or loaded for a restore whose journal write failed, before any
+// attempt at writing them has begun.
+func (h *heldRows) forget(keys []txnKey, pcs []*pendingCommit) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, k := range keys {
+		h.count(true, -countRows(h.committed[k]))
+		delete(h.committed, k)
+	}
+	for _, pc := range pcs {
+		if i := slices.Index(h.loaded, pc); i >= 0 {
+			h.loaded = slices.Delete(h.loaded, i, i+1)
+			h.count(false, -countRows(pc.groups))
+		}
+	}
+}
+
 // giveUp records that the marker of a pending commit cannot be read, and why.
 func (h *heldRows) giveUp(pc *pendingCommit, why string) {
 	h.mu.Lock()
@@ -673,6 +690,11 @@ func (t *Tee) saveJournal() error {
 	// Under the journal's lock, so the snapshot written last is the newest.
 	t.journal.mu.Lock()
 	defer t.journal.mu.Unlock()
+	return t.saveJournalLocked()
+}
+
+// saveJournalLocked is saveJournal with t.journal.mu held.
+func (t *Tee) saveJournalLocked() error {
 	if t.journal.lockFile == nil {
 		return errJournalClosed // the directory may belong to another proxy now
 	}

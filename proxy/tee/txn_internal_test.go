@@ -111,26 +111,55 @@ func TestJournalRoundTripAndSetAside(t *testing.T) {
 		t.Fatalf("load with only set-aside rows: %v %+v", err, l)
 	}
 
-	// An earlier release's file: taken in under its name, once, also if still there after a save.
+	// An earlier release's file: taken in under its name, once, also when it is still there after
+	// the save that took it in (its removal failed, or a crash came first); the journal names it
+	// until it is gone.
 	legacy := filepath.Join(dir, journalFile+".unwritable-20261124T101010.000000000Z")
-	if err := os.WriteFile(legacy, []byte(`{"version":1,"groups":[{"db":"d","table":"gone","columns":[{"name":"id","type":4}],"rows":["AQ=="]}]}`), 0o600); err != nil {
+	legacyDoc := []byte(`{"version":1,"groups":[{"db":"d","table":"gone","columns":[{"name":"id","type":4}],"rows":["AQ=="]}]}`)
+	if err := os.WriteFile(legacy, legacyDoc, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	for range 2 { // the second time as after a crash between the save and the file's removal
-		l, err = j.load(func(string, string) (*openmldb.Table, error) { return tb, nil })
-		if err != nil || len(l.asides) != 2 || l.asides[1].ID != filepath.Base(legacy) || len(l.legacy) != 1 || !l.changed() {
-			t.Fatalf("load with an earlier release's set-aside file: %v %+v", err, l)
-		}
-		j.asides = l.asides
+	l, err = j.load(func(string, string) (*openmldb.Table, error) { return tb, nil })
+	if err != nil || len(l.asides) != 2 || l.asides[1].ID != filepath.Base(legacy) || len(l.legacy) != 1 || !l.changed() {
+		t.Fatalf("load with an earlier release's set-aside file: %v %+v", err, l)
+	}
+	j.asides, j.imported = l.asides, l.imported
+	if _, err := j.save(nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(legacy); !os.IsNotExist(err) {
+		t.Fatalf("the earlier release's file is still there after the save that took it in: %v", err)
+	}
+	j.asides = j.asides[:1]                                        // its rows restored meanwhile
+	if err := os.WriteFile(legacy, legacyDoc, 0o600); err != nil { // as if its removal had failed
+		t.Fatal(err)
+	}
+	if _, err := j.save(nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(legacy, legacyDoc, 0o600); err != nil { // and once more
+		t.Fatal(err)
+	}
+	l, err = j.load(func(string, string) (*openmldb.Table, error) { return tb, nil })
+	if err != nil || len(l.asides) != 1 || len(l.legacy) != 0 {
+		t.Fatalf("load with an earlier release's file already taken in: %v %+v; want it not taken in again", err, l)
+	}
+	j.asides, j.imported = l.asides, l.imported
+	for range 2 { // the first save removes the file, the second forgets its name
 		if _, err := j.save(nil, nil); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if err := removeFiles(dir, l.legacy); err != nil {
+	if _, err := os.Stat(legacy); !os.IsNotExist(err) || len(j.imported) != 0 {
+		t.Fatalf("after two saves: file %v, names kept %v; want both gone", err, j.imported)
+	}
+
+	// A version this release does not know is refused, naming it.
+	if err := os.WriteFile(filepath.Join(dir, journalFile), []byte(`{"version":4,"groups":[]}`), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if l, err = j.load(func(string, string) (*openmldb.Table, error) { return tb, nil }); err != nil || len(l.asides) != 2 || l.changed() {
-		t.Fatalf("load after the file was taken in: %v %+v", err, l)
+	if _, err := j.load(func(string, string) (*openmldb.Table, error) { return tb, nil }); err == nil || !strings.Contains(err.Error(), "has version 4; this proxy reads versions 1 to 3") {
+		t.Fatalf("load of a version 4 journal: %v", err)
 	}
 
 	j.asides = nil
