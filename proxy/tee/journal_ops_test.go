@@ -1,7 +1,9 @@
 package tee_test
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"log/slog"
 	"net"
@@ -357,4 +359,123 @@ func TestJournalSocketSilentClientDoesNotHoldClose(t *testing.T) {
 	if _, err := os.Stat(sock); !errors.Is(err, os.ErrNotExist) {
 		t.Fatalf("the socket is still there after Close: %v", err)
 	}
+}
+
+// The marker reader gives up, and lets an operator settle, where what the log shows cannot be
+// trusted to be the transaction's outcome: the producer's first batch from the journaled offset
+// on is at another offset (its batch compacted away and a later one of the producer's found),
+// and the producer's first marker after its batch has an epoch the transaction cannot have.
+// Both are settled through the running proxy; only the committed one's rows are stored.
+func TestOperatorSettlesWhenTheLogCannotBeTrusted(t *testing.T) {
+	dir := t.TempDir()
+	logs := &lockedBuffer{}
+	logger := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	sinks := []config.Sink{{Topics: []string{"topic1"}, AutoCreate: true}}
+	e := startEnvWith(t, func(o *tee.Options) { o.JournalDir = dir }, sinks, "topic1")
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	if err := e.client(t).ProduceSync(ctx, &kgo.Record{Topic: "topic1", Value: []byte(seedRow(0))}).FirstErr(); err != nil {
+		t.Fatal(err) // creates the table
+	}
+	direct := func(opts ...kgo.Opt) *kgo.Client {
+		cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(e.kafka.ListenAddrs()...), kgo.RecordPartitioner(kgo.ManualPartitioner())}, opts...)...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(cl.Close)
+		return cl
+	}
+	// A record of another producer first, before the transactions' batches.
+	filler, err := direct().ProduceSync(ctx, &kgo.Record{Topic: "topic1", Value: []byte("straight to the broker")}).First()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tx := range []struct {
+		id       string
+		first, n int
+	}{{"op-moved", 10, 2}, {"op-epoch", 20, 1}} {
+		cl := e.client(t, kgo.TransactionalID(tx.id), kgo.RecordPartitioner(kgo.ManualPartitioner()), kgo.TransactionTimeout(10*time.Minute))
+		_, ended, release := commitInFlight(t, ctx, e, cl, dir, tx.first, tx.n, kerr.NotCoordinator.Code)
+		cl.Close()
+		release()
+		<-ended
+	}
+	short, cancelShort := context.WithTimeout(ctx, time.Second)
+	defer cancelShort()
+	_ = e.tee.Drain(short)
+	e.tee.Close()
+	// op-epoch is fenced: the coordinator aborts it, with a marker of the next epoch.
+	fencer := direct(kgo.TransactionalID("op-epoch"))
+	if err := fencer.BeginTransaction(); err != nil {
+		t.Fatal(err)
+	}
+	if err := fencer.ProduceSync(ctx, &kgo.Record{Topic: "topic1", Value: []byte("straight to the broker")}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	if err := fencer.EndTransaction(ctx, kgo.TryAbort); err != nil {
+		t.Fatal(err)
+	}
+
+	// The journal as a proxy would have it had op-moved's batch been compacted away (the offset
+	// it names holds another producer's record, and the producer's first one after it is at
+	// another offset) and op-epoch journaled with a later epoch than its marker's.
+	path := filepath.Join(dir, "committed-rows.json")
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc map[string]any
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.UseNumber() // producer ids do not fit a float64
+	if err := dec.Decode(&doc); err != nil {
+		t.Fatal(err)
+	}
+	num := func(v any) int64 {
+		n, err := v.(json.Number).Int64()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	for _, p := range doc["pending"].([]any) {
+		p := p.(map[string]any)
+		switch p["transactional_id"] {
+		case "op-moved":
+			if num(p["offset"]) <= filler.Offset {
+				t.Fatalf("op-moved's batch at offset %v, want after the other producer's record at %d", p["offset"], filler.Offset)
+			}
+			p["offset"] = filler.Offset
+		case "op-epoch":
+			p["epoch"] = num(p["epoch"]) + 5
+		}
+	}
+	if b, err = json.Marshal(doc); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	running, err := tee.New(tee.Options{Sinks: sinks, Database: "kafka_test", Store: e.store, JournalDir: dir,
+		KafkaBootstrap: e.kafka.ListenAddrs(), Logger: logger})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer running.Close()
+	deadline := time.Now().Add(30 * time.Second)
+	for !strings.Contains(logs.String(), "its batch is no longer in the log (compacted or deleted)") ||
+		!strings.Contains(logs.String(), "has another epoch; its rows stay undecided") {
+		if time.Now().After(deadline) {
+			t.Fatalf("the proxy did not report both transactions undecided; log:\n%s", logs.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if _, live, err := tee.DecidePending(dir, tee.SelectPending("op-moved"), true); err != nil || !live {
+		t.Fatalf("commit op-moved through the running proxy: live=%v %v", live, err)
+	}
+	if _, live, err := tee.DecidePending(dir, tee.SelectPending("op-epoch"), false); err != nil || !live {
+		t.Fatalf("abort op-epoch through the running proxy: live=%v %v", live, err)
+	}
+	waitTableIDs(t, e, "want 0 and the committed 10, 11; never the aborted 20", 0, 10, 11)
+	waitJournalGone(t, dir)
 }
