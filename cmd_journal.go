@@ -75,7 +75,12 @@ func runJournal(args []string, out io.Writer) error {
 		if err != nil {
 			return fmt.Errorf("journal show: %w", err)
 		}
-		return printJournal(out, dir, f, *rows)
+		// A running proxy knows which pending transactions it has given up on, and why.
+		status, running, err := tee.AskRunningStatus(dir)
+		if err != nil {
+			fmt.Fprintf(out, "(the running proxy's view is not shown: %v)\n", err)
+		}
+		return printJournal(out, dir, f, journalView{rows: *rows, running: running, status: status})
 	case "commit", "abort":
 		if sel.TransactionalID == "" {
 			return fmt.Errorf("journal %s: --transactional-id is required (journal show %s lists the pending transactions)", action, dir)
@@ -109,19 +114,29 @@ func runJournal(args []string, out io.Writer) error {
 	}
 }
 
+// journalView is how show prints: with rows, and with what the running proxy (if any) says.
+type journalView struct {
+	rows    bool
+	running bool
+	status  []tee.PendingStatus
+}
+
 // printJournal writes what a journal directory holds, for a person.
-func printJournal(w io.Writer, dir string, f tee.JournalFile, rows bool) error {
+func printJournal(w io.Writer, dir string, f tee.JournalFile, v journalView) error {
 	var b strings.Builder
 	if f.Version == 0 && len(f.SetAside) == 0 {
 		fmt.Fprintf(&b, "journal %s: no rows owed, pending or set aside\n", dir)
 	} else {
 		fmt.Fprintf(&b, "journal %s (version %d)\n", f.Path, f.Version)
 	}
+	if v.running {
+		fmt.Fprintf(&b, "  a proxy is running on it: commit, abort and restore go to it\n")
+	}
 	if n := tee.JournalRows(f.Owed); n > 0 {
 		fmt.Fprintf(&b, "  owed to OpenMLDB (committed in Kafka, not stored yet): %s\n", plural(n, "row"))
-		printGroups(&b, "    ", f.Owed, rows)
+		printGroups(&b, "    ", f.Owed, v.rows)
 	}
-	printPending(&b, "  ", f.Pending, rows)
+	printPending(&b, "  ", f.Pending, v)
 	for _, a := range f.SetAside {
 		fmt.Fprintf(&b, "  set aside under %q (journal restore DIR %s, once the tables fit):\n", a.ID, a.ID)
 		for _, why := range a.Why {
@@ -129,15 +144,15 @@ func printJournal(w io.Writer, dir string, f tee.JournalFile, rows bool) error {
 		}
 		if n := tee.JournalRows(a.Owed); n > 0 {
 			fmt.Fprintf(&b, "    owed: %s\n", plural(n, "row"))
-			printGroups(&b, "      ", a.Owed, rows)
+			printGroups(&b, "      ", a.Owed, v.rows)
 		}
-		printPending(&b, "    ", a.Pending, rows)
+		printPending(&b, "    ", a.Pending, journalView{rows: v.rows}) // not the running proxy's
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
 }
 
-func printPending(b *strings.Builder, indent string, pending []tee.JournalTransaction, rows bool) {
+func printPending(b *strings.Builder, indent string, pending []tee.JournalTransaction, v journalView) {
 	if len(pending) == 0 {
 		return
 	}
@@ -145,7 +160,20 @@ func printPending(b *strings.Builder, indent string, pending []tee.JournalTransa
 	for _, p := range pending {
 		fmt.Fprintf(b, "%s  transactional id %q producer id %d epoch %d offset %d: %s; decided by the first COMMIT or ABORT marker of producer id %d after offset %d of %s partition %d\n",
 			indent, p.TransactionalID, p.ProducerID, p.Epoch, p.Offset, plural(tee.JournalRows(p.Groups), "row"), p.ProducerID, p.Offset, p.Topic, p.Partition)
-		printGroups(b, indent+"    ", p.Groups, rows)
+		if v.running {
+			i := slices.IndexFunc(v.status, func(s tee.PendingStatus) bool {
+				return s.ProducerID == p.ProducerID && s.Epoch == p.Epoch && s.Offset == p.Offset
+			})
+			switch {
+			case i < 0:
+				fmt.Fprintf(b, "%s    the running proxy has its commit at the broker: the answer decides it\n", indent)
+			case v.status[i].Undecidable != "":
+				fmt.Fprintf(b, "%s    the running proxy cannot tell how it ended (%s): settle it with journal commit or abort\n", indent, v.status[i].Undecidable)
+			default:
+				fmt.Fprintf(b, "%s    the running proxy is reading its outcome (waiting for the marker)\n", indent)
+			}
+		}
+		printGroups(b, indent+"    ", p.Groups, v.rows)
 	}
 }
 

@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/openmldb-kafka-proxy/openmldb-kafka-proxy/openmldb"
+	"github.com/openmldb-kafka-proxy/openmldb-kafka-proxy/proxy/tee"
 )
 
 // writeTestJournal writes, by hand (not through the tee's code, so the command is checked
@@ -145,5 +146,40 @@ func TestJournalCommand(t *testing.T) {
 	out, err = journalOut(t, "restore", dir, legacy)
 	if err != nil || !strings.Contains(out, "restored 0 rows owed and 1 pending transaction") {
 		t.Fatalf("restore of the earlier release's rows: %q %v", out, err)
+	}
+}
+
+// show tells, for each pending transaction, what the running proxy says of it: given up on (and
+// why: settle it), still read, or not among those whose answer it will never see (its commit is
+// at the broker). Set-aside transactions are not the running proxy's.
+func TestJournalShowsTheRunningProxysView(t *testing.T) {
+	pending := func(id string, pid int64) tee.JournalTransaction {
+		return tee.JournalTransaction{TransactionalID: id, ProducerID: pid, Epoch: 1, Topic: "orders", Offset: 9}
+	}
+	f := tee.JournalFile{Path: "/j/committed-rows.json", Version: 3,
+		Pending:  []tee.JournalTransaction{pending("gone", 1), pending("reading", 2), pending("at-broker", 3)},
+		SetAside: []tee.JournalSetAside{{ID: "x", Pending: []tee.JournalTransaction{pending("aside", 4)}}}}
+	status := []tee.PendingStatus{
+		{TransactionalID: "gone", ProducerID: 1, Epoch: 1, Offset: 9, Undecidable: "offset 9 of orders partition 0 is out of range"},
+		{TransactionalID: "reading", ProducerID: 2, Epoch: 1, Offset: 9},
+	}
+	var out bytes.Buffer
+	if err := printJournal(&out, "/j", f, journalView{running: true, status: status}); err != nil {
+		t.Fatal(err)
+	}
+	got := out.String()
+	for _, want := range []string{
+		"a proxy is running on it: commit, abort and restore go to it",
+		`"gone" producer id 1 epoch 1 offset 9: 0 rows; decided by`,
+		"the running proxy cannot tell how it ended (offset 9 of orders partition 0 is out of range): settle it with journal commit or abort",
+		"the running proxy is reading its outcome (waiting for the marker)",
+		"the running proxy has its commit at the broker: the answer decides it",
+	} {
+		if !strings.Contains(got, want) {
+			t.Fatalf("show lacks %q:\n%s", want, got)
+		}
+	}
+	if strings.Count(got, "the running proxy") != 3 { // the three transactions, not the set-aside one
+		t.Fatalf("the running proxy's view printed for a set-aside transaction too:\n%s", got)
 	}
 }

@@ -281,6 +281,18 @@ func (j *journal) load(tables func(db, name string) (*openmldb.Table, error)) (j
 	return l, nil
 }
 
+// countAsideRows counts the rows set aside, pending transactions' included.
+func countAsideRows(asides []journalSetAside) int {
+	n := 0
+	for _, a := range asides {
+		n += countJournalRows(a.Groups)
+		for _, p := range a.Pending {
+			n += countJournalRows(p.Groups)
+		}
+	}
+	return n
+}
+
 // importLegacyAsides adds to doc's set-aside rows the set-aside files of an earlier release found
 // in dir (each under its file name), except those doc names as imported already, and returns the
 // names of all imported files (to be removed once a journal naming them is written) and of

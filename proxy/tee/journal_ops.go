@@ -246,12 +246,7 @@ func writeJournalDoc(dir string, doc journalDoc) (imported []string, err error) 
 	for _, p := range doc.Pending {
 		n += countJournalRows(p.Groups)
 	}
-	for _, a := range doc.SetAside {
-		n += countJournalRows(a.Groups)
-		for _, p := range a.Pending {
-			n += countJournalRows(p.Groups)
-		}
-	}
+	n += countAsideRows(doc.SetAside)
 	if n == 0 && len(imported) == 0 {
 		if err := os.Remove(filepath.Join(dir, journalFile)); err != nil && !errors.Is(err, os.ErrNotExist) {
 			return imported, fmt.Errorf("remove journal: %w", err)

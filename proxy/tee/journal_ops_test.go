@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -142,8 +143,9 @@ func TestOperatorSettlesTransactionsTheLogCannotDecide(t *testing.T) {
 	}
 
 	// A start reads the log: it cannot tell for the first two, and waits for the third's marker.
+	e.reg = prometheus.NewRegistry()
 	running, err := tee.New(tee.Options{Sinks: sinks, Database: "kafka_test", Store: e.store, JournalDir: dir,
-		KafkaBootstrap: e.kafka.ListenAddrs(), Logger: logger})
+		KafkaBootstrap: e.kafka.ListenAddrs(), Logger: logger, Metrics: tee.NewMetrics(e.reg)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -154,6 +156,18 @@ func TestOperatorSettlesTransactionsTheLogCannotDecide(t *testing.T) {
 			t.Fatalf("the proxy did not report the two transactions undecided; log:\n%s", logs.String())
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+	if n := e.metric(t, "okp_tee_txn_undecidable"); n != 2 {
+		t.Fatalf("okp_tee_txn_undecidable = %v, want 2", n)
+	}
+	status, live, err := tee.AskRunningStatus(dir)
+	if err != nil || !live || len(status) != 3 {
+		t.Fatalf("the running proxy's status: %+v live=%v %v; want the three transactions", status, live, err)
+	}
+	for _, st := range status {
+		if gaveUp := strings.Contains(st.Undecidable, "out of range (retention took its batch)"); gaveUp != (st.TransactionalID != "op-waiting") {
+			t.Fatalf("status of %s: %q; want the first two given up on, op-waiting still read", st.TransactionalID, st.Undecidable)
+		}
 	}
 	byID := tee.SelectPending
 	if _, _, err := tee.DecidePending(dir, byID("op-waiting"), false); err == nil || !strings.Contains(err.Error(), "still being read from topic1 partition 0") {
@@ -172,6 +186,9 @@ func TestOperatorSettlesTransactionsTheLogCannotDecide(t *testing.T) {
 		t.Fatalf("commit op-commit through the running proxy: %+v live=%v %v", tx, live, err)
 	}
 	waitTableIDs(t, e, "want 0 and the committed 10..12, written by the running proxy", 0, 10, 11, 12)
+	if n := e.metric(t, "okp_tee_txn_undecidable"); n != 1 {
+		t.Fatalf("okp_tee_txn_undecidable = %v after settling one, want 1", n)
+	}
 
 	// A new producer with op-waiting's transactional id, straight to the broker, fences it: the
 	// coordinator aborts it, and the marker reader, which read on past the offsets retention
@@ -262,7 +279,9 @@ func TestOperatorRestoresSetAsideRows(t *testing.T) {
 		t.Fatal(err)
 	}
 	start := func() *tee.Tee {
-		tt, err := tee.New(tee.Options{Sinks: sinks, Database: "kafka_test", Store: e.store, JournalDir: dir, KafkaBootstrap: e.kafka.ListenAddrs()})
+		e.reg = prometheus.NewRegistry()
+		tt, err := tee.New(tee.Options{Sinks: sinks, Database: "kafka_test", Store: e.store, JournalDir: dir, KafkaBootstrap: e.kafka.ListenAddrs(),
+			Metrics: tee.NewMetrics(e.reg)})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -276,6 +295,9 @@ func TestOperatorRestoresSetAsideRows(t *testing.T) {
 		t.Fatalf("after a start without the table: %+v %v; want the 3 rows set aside, saying why", c, err)
 	}
 	id := c.SetAside[0].ID
+	if n := e.metric(t, "okp_tee_journal_rows_set_aside"); n != 3 {
+		t.Fatalf("okp_tee_journal_rows_set_aside = %v, want 3", n)
+	}
 	if _, _, err := tee.RestoreSetAside(dir, "2020-01-01T00:00:00Z"); err == nil || !strings.Contains(err.Error(), "set aside: "+id) {
 		t.Fatalf("restoring an id nothing is set aside under: %v; want an error listing %s", err, id)
 	}
@@ -321,6 +343,9 @@ func TestOperatorRestoresSetAsideRows(t *testing.T) {
 	}
 	if c, err := tee.ReadJournal(dir); err != nil || tee.JournalRows(c.Owed) != 3 || len(c.SetAside) != 0 {
 		t.Fatalf("journal right after the restore: %+v %v; want the 3 rows owed and nothing set aside", c, err)
+	}
+	if n := e.metric(t, "okp_tee_journal_rows_set_aside"); n != 0 {
+		t.Fatalf("okp_tee_journal_rows_set_aside = %v after the restore, want 0", n)
 	}
 	e.cluster.FailPuts(0, 0)
 	if _, _, err := tee.RestoreSetAside(dir, id); err == nil {

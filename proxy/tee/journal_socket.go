@@ -32,7 +32,7 @@ const maxRequestBytes = 64 << 10
 
 // journalRequest is a change asked of the running proxy.
 type journalRequest struct {
-	Action          string `json:"action"` // "commit", "abort" or "restore"
+	Action          string `json:"action"` // "commit", "abort", "restore" or "status"
 	TransactionalID string `json:"transactional_id,omitempty"`
 	ProducerID      int64  `json:"producer_id"`
 	Epoch           int    `json:"epoch"`
@@ -45,6 +45,32 @@ type journalAnswer struct {
 	Error       string           `json:"error,omitempty"`
 	Transaction *journalPending  `json:"transaction,omitempty"` // commit, abort (rows included)
 	Restored    *journalSetAside `json:"restored,omitempty"`
+	Status      []PendingStatus  `json:"status,omitempty"` // status: the commits whose answer will never come here
+}
+
+// PendingStatus is what a running proxy says of a pending transaction whose commit answer it
+// will never see: Undecidable says why its marker cannot be read once the marker reader has
+// given up on it ("" while it reads).
+type PendingStatus struct {
+	TransactionalID string `json:"transactional_id"`
+	ProducerID      int64  `json:"producer_id"`
+	Epoch           int16  `json:"epoch"`
+	Offset          int64  `json:"offset"`
+	Undecidable     string `json:"undecidable,omitempty"`
+}
+
+// AskRunningStatus asks the proxy running on dir, if any, about its pending transactions whose
+// commit answer it will never see. running is false when no proxy answers on the socket.
+func AskRunningStatus(dir string) (status []PendingStatus, running bool, err error) {
+	path := filepath.Join(dir, socketName)
+	if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
+		return nil, false, nil
+	}
+	ans, err := askRunning(dir, journalRequest{Action: "status"})
+	if err != nil {
+		return nil, false, err
+	}
+	return ans.Status, true, nil
 }
 
 // listenJournal starts taking changes on the socket; a proxy that cannot listen (a directory path
@@ -151,6 +177,12 @@ func (t *Tee) serveJournalConn(c net.Conn) {
 			ans.Error = err.Error()
 		} else {
 			ans.Transaction = &jp
+		}
+	case req.Action == "status":
+		ans.Status = []PendingStatus{} // present even when empty: the proxy answered
+		for _, v := range t.txns.loadedViews() {
+			ans.Status = append(ans.Status, PendingStatus{TransactionalID: v.desc.TransactionalID, ProducerID: v.desc.ProducerID,
+				Epoch: v.desc.Epoch, Offset: v.desc.Offset, Undecidable: v.undecidable})
 		}
 	case req.Action == "restore":
 		a, err := t.restore(req.ID)
@@ -318,6 +350,7 @@ func (t *Tee) restore(id string) (*journalSetAside, error) {
 		j.mu.Unlock()
 		return nil, fmt.Errorf("the journal could not be rewritten, so nothing was restored: %w", err)
 	}
+	t.metrics.rowsSetAside.Set(float64(countAsideRows(j.asides)))
 	j.mu.Unlock()
 	t.log.Warn("an operator restored rows set aside at an earlier start", "set_aside_id", id, "owed_rows", countRows(groups), "pending_transactions", len(pending))
 	for _, k := range keys {

@@ -15,6 +15,8 @@ type Metrics struct {
 	txnRowsHeld       *prometheus.GaugeVec
 	acks0Failures     prometheus.Counter
 	txnCommitsRefused prometheus.Counter
+	txnUndecidable    prometheus.Gauge
+	rowsSetAside      prometheus.Gauge
 	writeLatency      *prometheus.HistogramVec
 	produceLatency    *prometheus.HistogramVec
 }
@@ -47,6 +49,10 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "acks=0 partitions whose rows were not all stored (the producer cannot be told)."}),
 		txnCommitsRefused: prometheus.NewCounter(prometheus.CounterOpts{Name: "okp_tee_txn_commits_refused_total",
 			Help: "EndTxn commits answered UNKNOWN_PRODUCER_ID (abort and retry): the transaction began before this proxy process and writes to a teed topic, so rows of it were never held here."}),
+		txnUndecidable: prometheus.NewGauge(prometheus.GaugeOpts{Name: "okp_tee_txn_undecidable",
+			Help: "Transactions whose commit answer was not seen and whose outcome the log cannot tell (batch compacted or deleted, offset gone to retention, marker of an unexpected epoch): an operator settles them (journal commit or abort)."}),
+		rowsSetAside: prometheus.NewGauge(prometheus.GaugeOpts{Name: "okp_tee_journal_rows_set_aside",
+			Help: "Journaled rows set aside because their table was gone or had other columns at a start, waiting for journal restore."}),
 		writeLatency: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "okp_tee_openmldb_write_seconds",
 			Help: "Time to store one partition's rows in OpenMLDB.", Buckets: prometheus.ExponentialBuckets(0.0001, 2, 16)}, table),
 		produceLatency: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "okp_tee_produce_seconds",
@@ -54,7 +60,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	}
 	if reg != nil {
 		reg.MustRegister(m.rowsWritten, m.rowsRejected, m.rowsFailed, m.rowsDeduplicated, m.rowsDeadLettered,
-			m.tombstones, m.batchesRejected, m.txnRowsDropped, m.txnRowsHeld, m.acks0Failures, m.txnCommitsRefused, m.writeLatency, m.produceLatency)
+			m.tombstones, m.batchesRejected, m.txnRowsDropped, m.txnRowsHeld, m.acks0Failures, m.txnCommitsRefused, m.txnUndecidable, m.rowsSetAside, m.writeLatency, m.produceLatency)
 	}
 	return m
 }

@@ -171,6 +171,7 @@ func New(opts Options) (*Tee, error) {
 		t.metrics.txnRowsHeld.WithLabelValues("committed").Set(float64(committed))
 	})
 	t.txns.undecided = t.startResolving
+	t.txns.undecidableGauge = func(n int) { t.metrics.txnUndecidable.Set(float64(n)) }
 	t.records.New = func() any { return new(connect.Record) }
 	t.sinks.Store(&opts.Sinks)
 	t.payloads.Store(opts.LogPayloads)
@@ -210,6 +211,7 @@ func (t *Tee) openJournal(dir string) error {
 	}
 	groups, pending := l.groups, l.pending
 	j.asides, j.imported = l.asides, l.imported
+	t.metrics.rowsSetAside.Set(float64(countAsideRows(j.asides)))
 	for _, u := range l.unusable {
 		t.log.Error("journaled rows cannot be written (table missing or its columns changed); set aside in the journal for an operator (journal show, journal restore)",
 			"file", j.path(), "set_aside_id", l.asideID, "rows", u)

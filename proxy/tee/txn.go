@@ -89,6 +89,9 @@ type heldRows struct {
 
 	// gauge is told the rows held now, open and committed-but-unwritten (both under mu).
 	gauge func(open, committed int)
+	// undecidableGauge, if set, is told how many loaded commits the marker reader gave up on
+	// (under mu).
+	undecidableGauge func(n int)
 
 	mu   sync.Mutex
 	txns map[txnKey]*heldTxn
@@ -296,6 +299,7 @@ func (h *heldRows) resolve(pc *pendingCommit, committed bool) (keys []txnKey, ok
 		return nil, false
 	}
 	h.loaded = slices.Delete(h.loaded, i, i+1)
+	h.countUndecidableLocked()
 	n := countRows(pc.groups)
 	h.count(false, -n)
 	if committed {
@@ -323,6 +327,7 @@ func (h *heldRows) forget(keys []txnKey, pcs []*pendingCommit) {
 			h.count(false, -countRows(pc.groups))
 		}
 	}
+	h.countUndecidableLocked()
 }
 
 // giveUp records that the marker of a pending commit cannot be read, and why.
@@ -330,6 +335,21 @@ func (h *heldRows) giveUp(pc *pendingCommit, why string) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	pc.undecidable = why
+	h.countUndecidableLocked()
+}
+
+// countUndecidableLocked tells undecidableGauge how many loaded commits are given up on.
+func (h *heldRows) countUndecidableLocked() {
+	if h.undecidableGauge == nil {
+		return
+	}
+	n := 0
+	for _, pc := range h.loaded {
+		if pc.undecidable != "" {
+			n++
+		}
+	}
+	h.undecidableGauge(n)
 }
 
 // loadedView is a pending commit whose answer will never come here, as an operator sees it.
