@@ -177,19 +177,35 @@ func printPending(b *strings.Builder, indent string, pending []tee.JournalTransa
 	}
 }
 
+// printGroups prints the rows per table (a table's groups counted together), and with rows
+// each row.
 func printGroups(b *strings.Builder, indent string, groups []tee.JournalGroup, rows bool) {
+	var order []string
+	count := map[string]int{}
 	for _, g := range groups {
-		fmt.Fprintf(b, "%s%s.%s: %s\n", indent, g.DB, g.Table, plural(len(g.Rows), "row"))
+		name := g.DB + "." + g.Table
+		if _, ok := count[name]; !ok {
+			order = append(order, name)
+		}
+		count[name] += len(g.Rows)
+	}
+	for _, name := range order {
+		fmt.Fprintf(b, "%s%s: %s\n", indent, name, plural(count[name], "row"))
 		if !rows {
 			continue
 		}
-		for i, raw := range g.Rows {
-			r, err := openmldb.DecodeRow(g.Columns, raw)
-			if err != nil {
-				fmt.Fprintf(b, "%s  row %d: cannot decode for the columns kept with it: %v\n", indent, i, err)
+		for _, g := range groups {
+			if g.DB+"."+g.Table != name {
 				continue
 			}
-			fmt.Fprintf(b, "%s  %s\n", indent, openmldb.AppendRowJSON(nil, g.Columns, r))
+			for i, raw := range g.Rows {
+				r, err := openmldb.DecodeRow(g.Columns, raw)
+				if err != nil {
+					fmt.Fprintf(b, "%s  row %d: cannot decode for the columns kept with it: %v\n", indent, i, err)
+					continue
+				}
+				fmt.Fprintf(b, "%s  %s\n", indent, openmldb.AppendRowJSON(nil, g.Columns, r))
+			}
 		}
 	}
 }

@@ -5,11 +5,13 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/openmldb-kafka-proxy/openmldb-kafka-proxy/e2e/internal/harness"
 	"github.com/openmldb-kafka-proxy/openmldb-kafka-proxy/openmldb"
 )
 
@@ -64,6 +66,20 @@ func TestJournalSurvivesProxyKill(t *testing.T) {
 	if ids := scannedIDs(t, e.scan(t, "jtxn")); len(ids) != 0 {
 		t.Fatalf("rows stored while OpenMLDB refused: %v", ids)
 	}
+	// The journal command, run as an operator would, sees the 4 rows (owed, or pending if the
+	// kill came before the commit's answer), and no proxy running (the killed one's socket is
+	// left behind, with nobody listening).
+	show := func() string {
+		res, err := harness.Run(ctx, 30*time.Second, nil, nil, suite.bin, "journal", "show", journal)
+		if err != nil {
+			t.Fatalf("journal show: %v\n%s", err, res.Stderr)
+		}
+		return res.Stdout
+	}
+	if out := show(); !(strings.Contains(out, "owed to OpenMLDB (committed in Kafka, not stored yet): 4 rows") ||
+		strings.Contains(out, `transactional id "journal-e2e"`) && strings.Contains(out, "kafka_test.jtxn: 4 rows")) || strings.Contains(out, "proxy is running") {
+		t.Fatalf("journal show after the kill:\n%s", out)
+	}
 
 	e.om.FailPuts(0, 0)
 	sctx, scancel := context.WithTimeout(ctx, 20*time.Second)
@@ -80,4 +96,7 @@ func TestJournalSurvivesProxyKill(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 	}
 	checkIDs(t, "table after the restart", scannedIDs(t, e.scan(t, "jtxn")), 4)
+	if out := show(); !strings.Contains(out, "no rows owed, pending or set aside") || !strings.Contains(out, "a proxy is running on it") {
+		t.Fatalf("journal show with the new proxy running:\n%s", out)
+	}
 }

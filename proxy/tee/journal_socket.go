@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"syscall"
 	"time"
 )
 
@@ -62,11 +63,10 @@ type PendingStatus struct {
 // AskRunningStatus asks the proxy running on dir, if any, about its pending transactions whose
 // commit answer it will never see. running is false when no proxy answers on the socket.
 func AskRunningStatus(dir string) (status []PendingStatus, running bool, err error) {
-	path := filepath.Join(dir, socketName)
-	if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
-		return nil, false, nil
-	}
 	ans, err := askRunning(dir, journalRequest{Action: "status"})
+	if errors.Is(err, os.ErrNotExist) || errors.Is(err, syscall.ECONNREFUSED) {
+		return nil, false, nil // no socket, or one nobody listens on (a killed proxy's)
+	}
 	if err != nil {
 		return nil, false, err
 	}
@@ -208,7 +208,7 @@ func askRunning(dir string, req journalRequest) (journalAnswer, error) {
 	path := filepath.Join(dir, socketName)
 	c, err := net.DialTimeout("unix", path, 5*time.Second)
 	if err != nil {
-		return ans, fmt.Errorf("a proxy holds journal %s (%w), and it does not take changes on %s (%v): it may be starting or stopping (retry), run as another user, or be of a release without the socket (stop it first)",
+		return ans, fmt.Errorf("a proxy holds journal %s (%w), and it does not take changes on %s (%w): it may be starting or stopping (retry), run as another user, or be of a release without the socket (stop it first)",
 			dir, ErrJournalInUse, path, err)
 	}
 	defer c.Close()
