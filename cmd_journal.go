@@ -78,7 +78,8 @@ func runJournal(args []string, out io.Writer) error {
 		// A running proxy knows which pending transactions it has given up on, and why.
 		status, running, err := tee.AskRunningStatus(dir)
 		if err != nil {
-			fmt.Fprintf(out, "(the running proxy's view is not shown: %v)\n", err)
+			fmt.Fprintf(out, "(a proxy holds the journal, but its view is not shown: %v)\n", err)
+			running = false // its file is shown as it is
 		}
 		return printJournal(out, dir, f, journalView{rows: *rows, running: running, status: status})
 	case "commit", "abort":
@@ -166,7 +167,7 @@ func printPending(b *strings.Builder, indent string, pending []tee.JournalTransa
 			})
 			switch {
 			case i < 0:
-				fmt.Fprintf(b, "%s    the running proxy has its commit at the broker: the answer decides it\n", indent)
+				fmt.Fprintf(b, "%s    the running proxy does not list it as undecided: its commit is at the broker (the answer decides it), or it was decided since (run show again)\n", indent)
 			case v.status[i].Undecidable != "":
 				fmt.Fprintf(b, "%s    the running proxy cannot tell how it ended (%s): settle it with journal commit or abort\n", indent, v.status[i].Undecidable)
 			default:

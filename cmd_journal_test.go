@@ -121,6 +121,10 @@ func TestJournalCommand(t *testing.T) {
 	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
 		t.Fatal(err)
 	}
+	if out, err := journalOut(t, "show", dir); err != nil || !strings.Contains(out, "(a proxy holds the journal, but its view is not shown:") ||
+		strings.Contains(out, "the running proxy") {
+		t.Fatalf("show while locked by a process without the socket: %q %v", out, err)
+	}
 	if _, err := journalOut(t, "abort", "--transactional-id", "app-1", dir); err == nil ||
 		!strings.Contains(err.Error(), "a proxy holds journal "+dir) || !strings.Contains(err.Error(), "does not take changes on "+filepath.Join(dir, "journal.sock")) {
 		t.Fatalf("abort while locked by a process without the socket: %v", err)
@@ -173,7 +177,7 @@ func TestJournalShowsTheRunningProxysView(t *testing.T) {
 		`"gone" producer id 1 epoch 1 offset 9: 0 rows; decided by`,
 		"the running proxy cannot tell how it ended (offset 9 of orders partition 0 is out of range): settle it with journal commit or abort",
 		"the running proxy is reading its outcome (waiting for the marker)",
-		"the running proxy has its commit at the broker: the answer decides it",
+		"the running proxy does not list it as undecided: its commit is at the broker",
 	} {
 		if !strings.Contains(got, want) {
 			t.Fatalf("show lacks %q:\n%s", want, got)

@@ -55,6 +55,25 @@ func (j *journal) lock() error {
 	return nil
 }
 
+// lockShared takes the directory's lock shared and at once, only to learn whether a proxy or a
+// journal command holds it (ErrJournalInUse); the caller unlocks right away. A directory or lock
+// file that does not exist is free.
+func (j *journal) lockShared() error {
+	f, err := os.Open(filepath.Join(j.dir, lockName))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("journal lock: %w", err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_SH|syscall.LOCK_NB); err != nil {
+		f.Close()
+		return fmt.Errorf("journal %s is %w (%w)", j.dir, ErrJournalInUse, err)
+	}
+	j.lockFile = f
+	return nil
+}
+
 // unlock releases the directory (closing the file drops the lock); later saves do nothing.
 func (j *journal) unlock() {
 	j.mu.Lock()

@@ -11,7 +11,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"syscall"
 	"time"
 )
 
@@ -61,14 +60,20 @@ type PendingStatus struct {
 }
 
 // AskRunningStatus asks the proxy running on dir, if any, about its pending transactions whose
-// commit answer it will never see. running is false when no proxy answers on the socket.
+// commit answer it will never see. The directory's lock says whether a proxy runs (a killed
+// one's socket is left behind); running is true with an error when one holds the lock but does
+// not answer on the socket (starting, stopping, or unable to listen).
 func AskRunningStatus(dir string) (status []PendingStatus, running bool, err error) {
-	ans, err := askRunning(dir, journalRequest{Action: "status"})
-	if errors.Is(err, os.ErrNotExist) || errors.Is(err, syscall.ECONNREFUSED) {
-		return nil, false, nil // no socket, or one nobody listens on (a killed proxy's)
-	}
-	if err != nil {
+	j := &journal{dir: dir}
+	if err := j.lockShared(); err == nil {
+		j.unlock()
+		return nil, false, nil
+	} else if !errors.Is(err, ErrJournalInUse) {
 		return nil, false, err
+	}
+	ans, err := askRunning(dir, journalRequest{Action: "status"})
+	if err != nil {
+		return nil, true, err
 	}
 	return ans.Status, true, nil
 }
@@ -179,7 +184,6 @@ func (t *Tee) serveJournalConn(c net.Conn) {
 			ans.Transaction = &jp
 		}
 	case req.Action == "status":
-		ans.Status = []PendingStatus{} // present even when empty: the proxy answered
 		for _, v := range t.txns.loadedViews() {
 			ans.Status = append(ans.Status, PendingStatus{TransactionalID: v.desc.TransactionalID, ProducerID: v.desc.ProducerID,
 				Epoch: v.desc.Epoch, Offset: v.desc.Offset, Undecidable: v.undecidable})
