@@ -168,8 +168,7 @@ func (j *journal) save(groups []heldGroup, pending []*pendingCommit) (skipped in
 	doc := journalDoc{SetAside: j.asides, Imported: j.imported}
 	doc.Groups, skipped = encodeJournalGroups(groups)
 	for _, pc := range pending {
-		jp := journalPending{TransactionalID: pc.transactionalID, ProducerID: pc.key.producerID, Epoch: pc.key.epoch,
-			Topic: pc.probe.topic, Partition: pc.probe.partition, Offset: pc.probe.offset}
+		jp := pc.describe()
 		var n int
 		jp.Groups, n = encodeJournalGroups(pc.groups)
 		skipped += n
@@ -274,24 +273,15 @@ func (j *journal) load(tables func(db, name string) (*openmldb.Table, error)) (j
 		l.groups = append(l.groups, g)
 	}
 	for _, jp := range doc.Pending {
-		pc := &pendingCommit{key: txnKey{jp.ProducerID, jp.Epoch}, transactionalID: jp.TransactionalID,
-			probe: markerProbe{topic: jp.Topic, partition: jp.Partition, offset: jp.Offset}}
-		for _, jg := range jp.Groups {
-			g, why := decodeJournalGroup(jg, tables)
-			if why != "" {
-				// Undecided rows that could not be written either way: kept whole, with the
-				// transaction, for an operator.
-				rejected.Pending = append(rejected.Pending, jp)
-				rejected.Why = append(rejected.Why, fmt.Sprintf("%s.%s (%d rows of transaction %q, commit outcome unknown): %s",
-					jg.DB, jg.Table, len(jg.Rows), jp.TransactionalID, why))
-				pc = nil
-				break
-			}
-			pc.groups = append(pc.groups, g)
+		pc, why := decodeJournalPending(jp, tables)
+		if why != "" {
+			// Undecided rows that could not be written either way: kept whole, with the
+			// transaction, for an operator.
+			rejected.Pending = append(rejected.Pending, jp)
+			rejected.Why = append(rejected.Why, why+" (commit outcome unknown)")
+			continue
 		}
-		if pc != nil {
-			l.pending = append(l.pending, pc)
-		}
+		l.pending = append(l.pending, pc)
 	}
 	if len(rejected.Why) > 0 {
 		l.asides = append(l.asides, rejected)
@@ -337,6 +327,27 @@ func importLegacyAsides(dir string, doc journalDoc) (asides []journalSetAside, i
 		taken = append(taken, name)
 	}
 	return asides, imported, taken, nil
+}
+
+// describe is pc in the journal's terms, without its rows.
+func (pc *pendingCommit) describe() journalPending {
+	return journalPending{TransactionalID: pc.transactionalID, ProducerID: pc.key.producerID, Epoch: pc.key.epoch,
+		Topic: pc.probe.topic, Partition: pc.probe.partition, Offset: pc.probe.offset}
+}
+
+// decodeJournalPending turns a journaled pending transaction back into a pending commit, its
+// rows decoded for tables; why, if not empty, names the group that does not fit and the reason.
+func decodeJournalPending(jp journalPending, tables func(db, name string) (*openmldb.Table, error)) (*pendingCommit, string) {
+	pc := &pendingCommit{key: txnKey{jp.ProducerID, jp.Epoch}, transactionalID: jp.TransactionalID,
+		probe: markerProbe{topic: jp.Topic, partition: jp.Partition, offset: jp.Offset}}
+	for _, jg := range jp.Groups {
+		g, why := decodeJournalGroup(jg, tables)
+		if why != "" {
+			return nil, fmt.Sprintf("%s.%s (%d rows of transaction %q): %s", jg.DB, jg.Table, len(jg.Rows), jp.TransactionalID, why)
+		}
+		pc.groups = append(pc.groups, g)
+	}
+	return pc, ""
 }
 
 func decodeJournalGroup(jg journalGroup, tables func(db, name string) (*openmldb.Table, error)) (heldGroup, string) {

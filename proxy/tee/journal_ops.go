@@ -102,6 +102,28 @@ func SelectPending(transactionalID string) PendingSelector {
 	return PendingSelector{TransactionalID: transactionalID, ProducerID: -1, Epoch: -1, Offset: -1}
 }
 
+// pick returns the index of the one transaction of pending that s picks, or an error naming
+// what there is to pick from (where says where they were looked for).
+func (s PendingSelector) pick(pending []journalPending, where string) (int, error) {
+	var picked []journalPending
+	at := -1
+	for i, p := range pending {
+		if s.matches(p) {
+			picked = append(picked, p)
+			at = i
+		}
+	}
+	switch {
+	case len(pending) == 0:
+		return -1, fmt.Errorf("no transaction is pending %s", where)
+	case len(picked) == 0:
+		return -1, fmt.Errorf("no pending transaction matches %s %s; pending: %s", s.describe(), where, describePending(pending))
+	case len(picked) > 1:
+		return -1, fmt.Errorf("%d pending transactions match %s (%s); name one with its producer id, epoch and offset", len(picked), s.describe(), describePending(picked))
+	}
+	return at, nil
+}
+
 func (s PendingSelector) matches(p journalPending) bool {
 	return p.TransactionalID == s.TransactionalID && (s.ProducerID < 0 || p.ProducerID == s.ProducerID) &&
 		(s.Epoch < 0 || int(p.Epoch) == s.Epoch) && (s.Offset < 0 || p.Offset == s.Offset)
@@ -117,26 +139,12 @@ func (s PendingSelector) matches(p journalPending) bool {
 func DecidePending(dir string, sel PendingSelector, committed bool) (tx JournalTransaction, byRunningProxy bool, err error) {
 	var decided JournalTransaction
 	err = changeJournal(dir, func(doc *journalDoc) error {
-		var picked []int
-		for i, p := range doc.Pending {
-			if sel.matches(p) {
-				picked = append(picked, i)
-			}
+		i, err := sel.pick(doc.Pending, "in journal "+filepath.Join(dir, journalFile))
+		if err != nil {
+			return err
 		}
-		switch {
-		case len(picked) == 0 && len(doc.Pending) == 0:
-			return fmt.Errorf("no transaction is pending in journal %s", filepath.Join(dir, journalFile))
-		case len(picked) == 0:
-			return fmt.Errorf("no pending transaction matches %s in journal %s; pending: %s", sel.describe(), filepath.Join(dir, journalFile), describePending(doc.Pending))
-		case len(picked) > 1:
-			var which []journalPending
-			for _, i := range picked {
-				which = append(which, doc.Pending[i])
-			}
-			return fmt.Errorf("%d pending transactions match %s (%s); name one with its producer id, epoch and offset", len(picked), sel.describe(), describePending(which))
-		}
-		p := doc.Pending[picked[0]]
-		doc.Pending = slices.Delete(doc.Pending, picked[0], picked[0]+1)
+		p := doc.Pending[i]
+		doc.Pending = slices.Delete(doc.Pending, i, i+1)
 		if committed {
 			doc.Groups = append(doc.Groups, p.Groups...)
 		}
@@ -239,10 +247,7 @@ func writeJournalDoc(dir string, doc journalDoc) (imported []string, err error) 
 		}
 	}
 	doc.Imported = imported
-	n := 0
-	for _, g := range doc.Groups {
-		n += len(g.Rows)
-	}
+	n := countJournalRows(doc.Groups)
 	for _, p := range doc.Pending {
 		n += countJournalRows(p.Groups)
 	}

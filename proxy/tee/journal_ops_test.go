@@ -40,6 +40,60 @@ func waitJournalGone(t *testing.T, dir string) {
 	}
 }
 
+// startJournalEnv starts the env with a journal directory and a sink for topic1, and creates
+// topic1's table by producing seed row 0 through the proxy.
+func startJournalEnv(t *testing.T, ctx context.Context) (e *env, dir string, sinks []config.Sink) {
+	t.Helper()
+	dir = t.TempDir()
+	sinks = []config.Sink{{Topics: []string{"topic1"}, AutoCreate: true}}
+	e = startEnvWith(t, func(o *tee.Options) { o.JournalDir = dir }, sinks, "topic1")
+	if err := e.client(t).ProduceSync(ctx, &kgo.Record{Topic: "topic1", Value: []byte(seedRow(0))}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	return e, dir, sinks
+}
+
+// loseCommitAnswer produces rows first..first+n-1 to topic1 partition 0 in a transaction with id
+// and commits; the EndTxn is answered with an error and never processed, and the client goes
+// away, so the proxy never learns the outcome: the commit stays pending, and the journal keeps
+// it at close.
+func loseCommitAnswer(t *testing.T, ctx context.Context, e *env, dir, id string, first, n int) {
+	t.Helper()
+	cl := e.client(t, kgo.TransactionalID(id), kgo.RecordPartitioner(kgo.ManualPartitioner()), kgo.TransactionTimeout(10*time.Minute))
+	_, ended, release := commitInFlight(t, ctx, e, cl, dir, first, n, kerr.NotCoordinator.Code)
+	cl.Close()
+	release()
+	<-ended
+}
+
+// directClient is a client of kfake itself (not through the proxy) writing to partition 0.
+func directClient(t *testing.T, e *env, opts ...kgo.Opt) *kgo.Client {
+	t.Helper()
+	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(e.kafka.ListenAddrs()...), kgo.RecordPartitioner(kgo.ManualPartitioner())}, opts...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cl.Close)
+	return cl
+}
+
+// fenceAtBroker starts a producer with transactional id id straight at the broker, which fences
+// the id's earlier producer (the coordinator aborts its open transaction, writing an ABORT marker
+// of a later epoch), and aborts a transaction of its own that is never teed.
+func fenceAtBroker(t *testing.T, ctx context.Context, e *env, id string) {
+	t.Helper()
+	fencer := directClient(t, e, kgo.TransactionalID(id))
+	if err := fencer.BeginTransaction(); err != nil {
+		t.Fatal(err)
+	}
+	if err := fencer.ProduceSync(ctx, &kgo.Record{Topic: "topic1", Value: []byte("straight to the broker")}).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+	if err := fencer.EndTransaction(ctx, kgo.TryAbort); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // waitTableIDs waits until topic1's table holds exactly the rows with these ids, once each.
 func waitTableIDs(t *testing.T, e *env, what string, want ...int64) {
 	t.Helper()
@@ -81,27 +135,13 @@ func waitJournalSettled(t *testing.T, dir string) {
 // through the running proxy (which writes its rows at once), one with the proxy stopped, on the
 // file. Only the committed transaction's rows are ever stored, once.
 func TestOperatorSettlesTransactionsTheLogCannotDecide(t *testing.T) {
-	dir := t.TempDir()
-	logs := &lockedBuffer{}
-	logger := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	sinks := []config.Sink{{Topics: []string{"topic1"}, AutoCreate: true}}
-	e := startEnvWith(t, func(o *tee.Options) { o.JournalDir = dir }, sinks, "topic1")
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	if err := e.client(t).ProduceSync(ctx, &kgo.Record{Topic: "topic1", Value: []byte(seedRow(0))}).FirstErr(); err != nil {
-		t.Fatal(err) // creates the table
-	}
-	// Each commit is answered with an error and never processed; the client goes away, so it
-	// stays pending, and the journal keeps it at close. All go to partition 0.
-	inFlight := func(id string, first, n int) {
-		cl := e.client(t, kgo.TransactionalID(id), kgo.RecordPartitioner(kgo.ManualPartitioner()), kgo.TransactionTimeout(10*time.Minute))
-		_, ended, release := commitInFlight(t, ctx, e, cl, dir, first, n, kerr.NotCoordinator.Code)
-		cl.Close()
-		release()
-		<-ended
-	}
-	inFlight("op-commit", 10, 3)
-	inFlight("op-abort", 20, 2)
+	e, dir, sinks := startJournalEnv(t, ctx)
+	logs := &lockedBuffer{}
+	logger := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	loseCommitAnswer(t, ctx, e, dir, "op-commit", 10, 3)
+	loseCommitAnswer(t, ctx, e, dir, "op-abort", 20, 2)
 
 	// Retention: every record of topic1 so far is deleted.
 	adm := kadm.NewClient(e.client(t))
@@ -118,7 +158,7 @@ func TestOperatorSettlesTransactionsTheLogCannotDecide(t *testing.T) {
 	if err := deleted.Error(); err != nil {
 		t.Fatal(err)
 	}
-	inFlight("op-waiting", 30, 1)
+	loseCommitAnswer(t, ctx, e, dir, "op-waiting", 30, 1)
 
 	short, cancelShort := context.WithTimeout(ctx, time.Second)
 	defer cancelShort()
@@ -193,20 +233,7 @@ func TestOperatorSettlesTransactionsTheLogCannotDecide(t *testing.T) {
 	// A new producer with op-waiting's transactional id, straight to the broker, fences it: the
 	// coordinator aborts it, and the marker reader, which read on past the offsets retention
 	// took, finds the marker and drops its rows.
-	fencer, err := kgo.NewClient(kgo.SeedBrokers(e.kafka.ListenAddrs()...), kgo.TransactionalID("op-waiting"), kgo.RecordPartitioner(kgo.ManualPartitioner()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer fencer.Close()
-	if err := fencer.BeginTransaction(); err != nil {
-		t.Fatal(err)
-	}
-	if err := fencer.ProduceSync(ctx, &kgo.Record{Topic: "topic1", Value: []byte("straight to the broker")}).FirstErr(); err != nil {
-		t.Fatal(err)
-	}
-	if err := fencer.EndTransaction(ctx, kgo.TryAbort); err != nil {
-		t.Fatal(err)
-	}
+	fenceAtBroker(t, ctx, e, "op-waiting")
 	deadline = time.Now().Add(30 * time.Second)
 	for {
 		c, err := tee.ReadJournal(dir)
@@ -250,14 +277,9 @@ func TestOperatorSettlesTransactionsTheLogCannotDecide(t *testing.T) {
 // answered) and writes them, once: a second restore finds nothing, and a later start writes
 // nothing again.
 func TestOperatorRestoresSetAsideRows(t *testing.T) {
-	dir := t.TempDir()
-	sinks := []config.Sink{{Topics: []string{"topic1"}, AutoCreate: true}}
-	e := startEnvWith(t, func(o *tee.Options) { o.JournalDir = dir }, sinks, "topic1")
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	if err := e.client(t).ProduceSync(ctx, &kgo.Record{Topic: "topic1", Value: []byte(seedRow(0))}).FirstErr(); err != nil {
-		t.Fatal(err)
-	}
+	e, dir, sinks := startJournalEnv(t, ctx)
 	cl := e.client(t, kgo.TransactionalID("restore-app"))
 	produceInTxn(t, ctx, cl, 10, 3)
 	e.cluster.FailPuts(1<<30, 999)
@@ -392,54 +414,24 @@ func TestJournalSocketSilentClientDoesNotHoldClose(t *testing.T) {
 // and the producer's first marker after its batch has an epoch the transaction cannot have.
 // Both are settled through the running proxy; only the committed one's rows are stored.
 func TestOperatorSettlesWhenTheLogCannotBeTrusted(t *testing.T) {
-	dir := t.TempDir()
-	logs := &lockedBuffer{}
-	logger := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	sinks := []config.Sink{{Topics: []string{"topic1"}, AutoCreate: true}}
-	e := startEnvWith(t, func(o *tee.Options) { o.JournalDir = dir }, sinks, "topic1")
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	if err := e.client(t).ProduceSync(ctx, &kgo.Record{Topic: "topic1", Value: []byte(seedRow(0))}).FirstErr(); err != nil {
-		t.Fatal(err) // creates the table
-	}
-	direct := func(opts ...kgo.Opt) *kgo.Client {
-		cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(e.kafka.ListenAddrs()...), kgo.RecordPartitioner(kgo.ManualPartitioner())}, opts...)...)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(cl.Close)
-		return cl
-	}
+	e, dir, sinks := startJournalEnv(t, ctx)
+	logs := &lockedBuffer{}
+	logger := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	// A record of another producer first, before the transactions' batches.
-	filler, err := direct().ProduceSync(ctx, &kgo.Record{Topic: "topic1", Value: []byte("straight to the broker")}).First()
+	filler, err := directClient(t, e).ProduceSync(ctx, &kgo.Record{Topic: "topic1", Value: []byte("straight to the broker")}).First()
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, tx := range []struct {
-		id       string
-		first, n int
-	}{{"op-moved", 10, 2}, {"op-epoch", 20, 1}} {
-		cl := e.client(t, kgo.TransactionalID(tx.id), kgo.RecordPartitioner(kgo.ManualPartitioner()), kgo.TransactionTimeout(10*time.Minute))
-		_, ended, release := commitInFlight(t, ctx, e, cl, dir, tx.first, tx.n, kerr.NotCoordinator.Code)
-		cl.Close()
-		release()
-		<-ended
-	}
+	loseCommitAnswer(t, ctx, e, dir, "op-moved", 10, 2)
+	loseCommitAnswer(t, ctx, e, dir, "op-epoch", 20, 1)
 	short, cancelShort := context.WithTimeout(ctx, time.Second)
 	defer cancelShort()
 	_ = e.tee.Drain(short)
 	e.tee.Close()
 	// op-epoch is fenced: the coordinator aborts it, with a marker of the next epoch.
-	fencer := direct(kgo.TransactionalID("op-epoch"))
-	if err := fencer.BeginTransaction(); err != nil {
-		t.Fatal(err)
-	}
-	if err := fencer.ProduceSync(ctx, &kgo.Record{Topic: "topic1", Value: []byte("straight to the broker")}).FirstErr(); err != nil {
-		t.Fatal(err)
-	}
-	if err := fencer.EndTransaction(ctx, kgo.TryAbort); err != nil {
-		t.Fatal(err)
-	}
+	fenceAtBroker(t, ctx, e, "op-epoch")
 
 	// The journal as a proxy would have it had op-moved's batch been compacted away (the offset
 	// it names holds another producer's record, and the producer's first one after it is at

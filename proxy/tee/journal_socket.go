@@ -239,27 +239,15 @@ func askRunning(dir string, req journalRequest) (journalAnswer, error) {
 // now, aborted ones dropped, and the journal rewritten.
 func (t *Tee) settle(sel PendingSelector, committed bool) (journalPending, error) {
 	views := t.txns.loadedViews()
-	var picked []loadedView
-	var all []journalPending
-	for _, v := range views {
-		all = append(all, v.desc)
-		if sel.matches(v.desc) {
-			picked = append(picked, v)
-		}
+	all := make([]journalPending, len(views))
+	for i, v := range views {
+		all[i] = v.desc
 	}
-	switch {
-	case len(picked) == 0 && len(all) == 0:
-		return journalPending{}, errors.New("no transaction is pending whose commit answer this proxy cannot see (a commit still at the broker is decided by its answer)")
-	case len(picked) == 0:
-		return journalPending{}, fmt.Errorf("no pending transaction matches %s; pending: %s", sel.describe(), describePending(all))
-	case len(picked) > 1:
-		var which []journalPending
-		for _, v := range picked {
-			which = append(which, v.desc)
-		}
-		return journalPending{}, fmt.Errorf("%d pending transactions match %s (%s); name one with its producer id, epoch and offset", len(picked), sel.describe(), describePending(which))
+	i, err := sel.pick(all, "whose commit answer this proxy cannot see (a commit still at the broker is decided by its answer)")
+	if err != nil {
+		return journalPending{}, err
 	}
-	v := picked[0]
+	v := views[i]
 	if v.undecidable == "" {
 		return journalPending{}, fmt.Errorf("the outcome of transaction %q is still being read from %s partition %d after offset %d (its marker decides it; the proxy's log says what it waits for); settle it only once the proxy reports that it cannot tell",
 			v.desc.TransactionalID, v.desc.Topic, v.desc.Partition, v.desc.Offset)
@@ -276,7 +264,7 @@ func (t *Tee) settle(sel PendingSelector, committed bool) (journalPending, error
 		"producer_id", v.desc.ProducerID, "epoch", v.desc.Epoch, "rows", countRows(v.pc.groups), "why_undecided", v.undecidable)
 	jp := v.desc
 	jp.Groups, _ = encodeJournalGroups(v.pc.groups)
-	err := t.saveJournal()
+	err = t.saveJournal()
 	for _, k := range keys {
 		t.retryCommitted(k, v.desc.TransactionalID)
 	}
@@ -323,14 +311,9 @@ func (t *Tee) restore(id string) (*journalSetAside, error) {
 		return nil, err
 	}
 	for _, jp := range a.Pending {
-		pc := &pendingCommit{key: txnKey{jp.ProducerID, jp.Epoch}, transactionalID: jp.TransactionalID,
-			probe: markerProbe{topic: jp.Topic, partition: jp.Partition, offset: jp.Offset}}
-		for _, jg := range jp.Groups {
-			g, why := decodeJournalGroup(jg, t.store.Table)
-			if why != "" {
-				return nil, fmt.Errorf("%s.%s (%d rows of transaction %q) still cannot be written: %s; nothing was restored", jg.DB, jg.Table, len(jg.Rows), jp.TransactionalID, why)
-			}
-			pc.groups = append(pc.groups, g)
+		pc, why := decodeJournalPending(jp, t.store.Table)
+		if why != "" {
+			return nil, fmt.Errorf("%s still cannot be written; nothing was restored", why)
 		}
 		pending = append(pending, pc)
 	}

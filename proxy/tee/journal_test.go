@@ -183,14 +183,9 @@ func commitInFlight(t *testing.T, ctx context.Context, e *env, cl *kgo.Client, d
 // written (once), rows of one the coordinator aborted are dropped. The journal as it was on disk
 // while the EndTxn waited at the broker stands for the crash.
 func TestJournalDecidesCommitsInFlightAtACrash(t *testing.T) {
-	dir := t.TempDir()
-	sinks := []config.Sink{{Topics: []string{"topic1"}, AutoCreate: true}}
-	e := startEnvWith(t, func(o *tee.Options) { o.JournalDir = dir }, sinks, "topic1")
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	if err := e.client(t).ProduceSync(ctx, &kgo.Record{Topic: "topic1", Value: []byte(seedRow(0))}).FirstErr(); err != nil {
-		t.Fatal(err) // creates the table
-	}
+	e, dir, sinks := startJournalEnv(t, ctx)
 
 	// Committed: kfake commits once released; the proxy that "crashed" never writes the rows
 	// (OpenMLDB refuses them until it is closed).

@@ -365,8 +365,7 @@ func (h *heldRows) loadedViews() []loadedView {
 	defer h.mu.Unlock()
 	out := make([]loadedView, 0, len(h.loaded))
 	for _, pc := range h.loaded {
-		out = append(out, loadedView{pc: pc, undecidable: pc.undecidable, desc: journalPending{TransactionalID: pc.transactionalID,
-			ProducerID: pc.key.producerID, Epoch: pc.key.epoch, Topic: pc.probe.topic, Partition: pc.probe.partition, Offset: pc.probe.offset}})
+		out = append(out, loadedView{pc: pc, undecidable: pc.undecidable, desc: pc.describe()})
 	}
 	return out
 }
