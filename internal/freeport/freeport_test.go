@@ -19,3 +19,17 @@ func TestBlockIsFree(t *testing.T) {
 		l.Close()
 	}
 }
+
+// Blocks come from below the kernel's ephemeral range, where no outgoing connection's source
+// port can take them between the check and the caller's listen.
+func TestBlockIsBelowTheEphemeralRange(t *testing.T) {
+	for range 20 {
+		base, err := Block(3)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if base < lowest || base+2 >= ephemeralLow() {
+			t.Fatalf("block %d..%d, want within [%d, %d)", base, base+2, lowest, ephemeralLow())
+		}
+	}
+}

@@ -16,6 +16,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/openmldb-kafka-proxy/openmldb-kafka-proxy/internal/freeport"
 )
 
 // Jar is where Debian's zookeeper package puts the server jar; its manifest lists every dependency.
@@ -215,11 +217,5 @@ func ruok(addr string) bool {
 	return string(b) == "imok"
 }
 
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, fmt.Errorf("find free port: %w", err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
-}
+// freePort is a port for ZooKeeper to listen on, outside the ephemeral range (freeport.Block).
+func freePort() (int, error) { return freeport.Block(1) }
