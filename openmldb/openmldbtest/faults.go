@@ -2,6 +2,7 @@ package openmldbtest
 
 import (
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -94,6 +95,8 @@ func (c *Cluster) StopTablet(i int) error {
 		changed := false
 		tb.mu.Lock()
 		for pid, reps := range tb.replicas {
+			// Copy on write: placement hands the slice out to readers outside tb.mu.
+			reps = slices.Clone(reps)
 			has := false
 			for _, r := range reps {
 				has = has || r == i
@@ -169,7 +172,7 @@ func (c *Cluster) MoveLeader(db, tableName string, pid uint32, to int) error {
 		tb.mu.Unlock()
 		return fmt.Errorf("move leader of %s.%s: pid %d of %d", db, tableName, pid, len(tb.replicas))
 	}
-	reps := tb.replicas[pid]
+	reps := slices.Clone(tb.replicas[pid]) // copy on write, as in StopTablet
 	pos := -1
 	for k, r := range reps {
 		if r == to {

@@ -100,8 +100,22 @@ func (t *tablet) put(ctx context.Context, req *apipb.PutRequest) (*apipb.PutResp
 		}
 		dims = append(dims, dw)
 	}
-	if !part.put(dims, row, req.GetPutIfAbsent()) {
-		return putResp(codeOK, "exists but ignore"), nil
+	return t.storeAndReplicate(tb, part, pid, dims, row, req.GetPutIfAbsent()), nil
+}
+
+// storeAndReplicate stores the row here and on every live follower while holding the table's
+// placement, so a leader move or failover waits for it: a Put answered OK is on each replica that
+// was live when it was taken, the next leader included. Leadership is checked again under the
+// lock, because it may have moved while the row was being validated.
+func (t *tablet) storeAndReplicate(tb *table, part *partition, pid uint32, dims []dimWrite, row []byte, ifAbsent bool) *apipb.PutResponse {
+	tb.mu.RLock()
+	defer tb.mu.RUnlock()
+	reps := tb.replicas[pid]
+	if len(reps) == 0 || reps[0] != t.idx {
+		return putResp(codeTableIsFollower, "table is follower")
+	}
+	if !part.put(dims, row, ifAbsent) {
+		return putResp(codeOK, "exists but ignore")
 	}
 	// Replicate synchronously; a stopped follower misses the write, as it would in OpenMLDB.
 	for _, fi := range reps[1:] {
@@ -109,11 +123,11 @@ func (t *tablet) put(ctx context.Context, req *apipb.PutRequest) (*apipb.PutResp
 		if f.stopped.Load() {
 			continue
 		}
-		if fp := f.partition(tid, pid); fp != nil {
+		if fp := f.partition(tb.tid, pid); fp != nil {
 			fp.put(dims, row, false)
 		}
 	}
-	return putOK, nil
+	return putOK
 }
 
 // putOK is the shared success answer; marshalling only reads it.

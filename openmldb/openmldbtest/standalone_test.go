@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"slices"
 	"testing"
+	"time"
 
 	"google.golang.org/protobuf/proto"
 
@@ -103,5 +104,79 @@ func TestAutoFailover(t *testing.T) {
 	}
 	if n, _ := c.Count("d", "t"); n != 51 {
 		t.Fatalf("Count %d", n)
+	}
+}
+
+// TestLeaderMovesKeepAcknowledgedPuts moves a partition's leader round the tablets while Puts
+// stream into whichever tablet leads it: every Put answered OK must be on every replica, the
+// leader of the moment included. A Put whose leadership check and write straddle a move once
+// replicated to the followers of the new placement, skipping the new leader.
+func TestLeaderMovesKeepAcknowledgedPuts(t *testing.T) {
+	ctx := testCtx(t)
+	c, err := Start(ctx, Options{Tablets: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ns := dial(t, c.Nameserver())
+	ns.ns("CreateDatabase", &nspb.CreateDatabaseRequest{Db: proto.String("d")}, &nspb.GeneralResponse{})
+	ns.ns("CreateTable", &nspb.CreateTableRequest{TableInfo: seedTableInfo("d", "t", 1, 3)}, &nspb.GeneralResponse{})
+	l := showTable(t, ns, "d", "t")
+
+	stop := make(chan struct{})
+	acked := make(chan int)
+	go func() {
+		n := 0
+		defer func() { acked <- n }()
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			req := seedPuts(t, l, seedCells(i))[0]
+			leader, err := c.Leader("d", "t", 0)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			resp, rerr := c.tablets[leader].put(ctx, req)
+			if rerr != nil {
+				t.Errorf("put %d: %v", i, rerr)
+				return
+			}
+			switch resp.GetCode() {
+			case codeOK:
+				n++
+			case codeTableIsFollower: // the leader moved since it was looked up
+			default:
+				t.Errorf("put %d: %d %s", i, resp.GetCode(), resp.GetMsg())
+				return
+			}
+		}
+	}()
+	for range 400 {
+		leader, err := c.Leader("d", "t", 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := c.MoveLeader("d", "t", 0, (leader+1)%3); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(50 * time.Microsecond)
+	}
+	close(stop)
+	n := <-acked
+	if n == 0 {
+		t.Fatal("no Put was acknowledged")
+	}
+	for i, tb := range c.tablets {
+		p := tb.partition(l.tid, 0)
+		p.mu.RLock()
+		held := len(p.rows)
+		p.mu.RUnlock()
+		if held != n {
+			t.Errorf("tablet %d holds %d rows, %d Puts were acknowledged", i, held, n)
+		}
 	}
 }
