@@ -473,8 +473,9 @@ func TestOperatorSettlesWhenTheLogCannotBeTrusted(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	e.reg = prometheus.NewRegistry()
 	running, err := tee.New(tee.Options{Sinks: sinks, Database: "kafka_test", Store: e.store, JournalDir: dir,
-		KafkaBootstrap: e.kafka.ListenAddrs(), Logger: logger})
+		KafkaBootstrap: e.kafka.ListenAddrs(), Logger: logger, Metrics: tee.NewMetrics(e.reg)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -487,6 +488,9 @@ func TestOperatorSettlesWhenTheLogCannotBeTrusted(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+	if n := e.metric(t, "okp_tee_txn_undecidable"); n != 2 {
+		t.Fatalf("okp_tee_txn_undecidable = %v, want 2", n)
+	}
 	if _, live, err := tee.DecidePending(dir, tee.SelectPending("op-moved"), true); err != nil || !live {
 		t.Fatalf("commit op-moved through the running proxy: live=%v %v", live, err)
 	}
@@ -495,4 +499,83 @@ func TestOperatorSettlesWhenTheLogCannotBeTrusted(t *testing.T) {
 	}
 	waitTableIDs(t, e, "want 0 and the committed 10, 11; never the aborted 20", 0, 10, 11)
 	waitJournalGone(t, dir)
+	if n := e.metric(t, "okp_tee_txn_undecidable"); n != 0 {
+		t.Fatalf("okp_tee_txn_undecidable = %v once both are settled, want 0", n)
+	}
+}
+
+// A transaction whose commit was at the broker when the proxy went down, and whose table was
+// dropped before the next start, is set aside with its outcome still unknown. Once the table is
+// back and the operator restores it, the running proxy reads its marker like a start does: Kafka
+// committed it, so its rows are written, once, and the journal empties.
+func TestOperatorRestoresAPendingTransactionItsMarkerDecides(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	e, dir, sinks := startJournalEnv(t, ctx)
+
+	// Kafka commits; the proxy "crashes" with the commit at the broker (the journal as it was
+	// then stands for the crash), and OpenMLDB refuses the rows until then.
+	committer := e.client(t, kgo.TransactionalID("restored-commit"))
+	crash, ended, release := commitInFlight(t, ctx, e, committer, dir, 40, 3, 0)
+	e.cluster.FailPuts(1<<30, 999)
+	release()
+	if err := <-ended; !errors.Is(err, kerr.RequestTimedOut) {
+		t.Fatalf("commit with OpenMLDB refusing: %v, want REQUEST_TIMED_OUT", err)
+	}
+	short, cancelShort := context.WithTimeout(ctx, time.Second)
+	defer cancelShort()
+	_ = e.tee.Drain(short)
+	e.tee.Close()
+	e.cluster.FailPuts(0, 0)
+	if err := os.WriteFile(filepath.Join(dir, "committed-rows.json"), crash, 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	tb, err := e.store.Table("kafka_test", "topic1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.store.DropTable(ctx, "kafka_test", "topic1"); err != nil {
+		t.Fatal(err)
+	}
+	e.reg = prometheus.NewRegistry()
+	running, err := tee.New(tee.Options{Sinks: sinks, Database: "kafka_test", Store: e.store, JournalDir: dir,
+		KafkaBootstrap: e.kafka.ListenAddrs(), Metrics: tee.NewMetrics(e.reg)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer running.Close()
+	c, err := tee.ReadJournal(dir)
+	if err != nil || len(c.Pending) != 0 || len(c.SetAside) != 1 || len(c.SetAside[0].Pending) != 1 ||
+		c.SetAside[0].Pending[0].TransactionalID != "restored-commit" || len(c.SetAside[0].Why) != 1 ||
+		!strings.Contains(c.SetAside[0].Why[0], "commit outcome unknown") {
+		t.Fatalf("after a start without the table: %+v %v; want the pending transaction set aside, outcome unknown", c, err)
+	}
+	if n := e.metric(t, "okp_tee_journal_rows_set_aside"); n != 3 {
+		t.Fatalf("okp_tee_journal_rows_set_aside = %v, want 3", n)
+	}
+
+	if _, err := e.store.CreateTable(ctx, openmldb.TableSpec{DB: "kafka_test", Name: "topic1", Columns: tb.Columns}); err != nil {
+		t.Fatal(err)
+	}
+	a, live, err := tee.RestoreSetAside(dir, c.SetAside[0].ID)
+	if err != nil || !live || len(a.Pending) != 1 || tee.JournalRows(a.Pending[0].Groups) != 3 {
+		t.Fatalf("restore through the running proxy: %+v live=%v %v", a, live, err)
+	}
+	waitTableIDs(t, e, "want the committed 40..42 (row 0 went with the dropped table)", 40, 41, 42)
+	waitJournalGone(t, dir)
+	if n := e.metric(t, "okp_tee_journal_rows_set_aside"); n != 0 {
+		t.Fatalf("okp_tee_journal_rows_set_aside = %v after the restore, want 0", n)
+	}
+	if n := e.metric(t, "okp_tee_txn_undecidable"); n != 0 {
+		t.Fatalf("okp_tee_txn_undecidable = %v, want 0 (the marker decided it)", n)
+	}
+	running.Close()
+	next, err := tee.New(tee.Options{Sinks: sinks, Database: "kafka_test", Store: e.store, JournalDir: dir, KafkaBootstrap: e.kafka.ListenAddrs()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer next.Close()
+	time.Sleep(300 * time.Millisecond)
+	checkTableIDsOnce(t, e, "after another start: still 40..42 once each", 40, 41, 42)
 }
