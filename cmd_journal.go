@@ -195,14 +195,16 @@ func printGroups(b *strings.Builder, indent string, groups []tee.JournalGroup, r
 		if !rows {
 			continue
 		}
+		n := 0 // rows are numbered across the table's groups, as they are counted
 		for _, g := range groups {
 			if g.DB+"."+g.Table != name {
 				continue
 			}
-			for i, raw := range g.Rows {
+			for _, raw := range g.Rows {
+				n++
 				r, err := openmldb.DecodeRow(g.Columns, raw)
 				if err != nil {
-					fmt.Fprintf(b, "%s  row %d: cannot decode for the columns kept with it: %v\n", indent, i, err)
+					fmt.Fprintf(b, "%s  row %d of %d: cannot decode for the columns kept with it: %v\n", indent, n, count[name], err)
 					continue
 				}
 				fmt.Fprintf(b, "%s  %s\n", indent, openmldb.AppendRowJSON(nil, g.Columns, r))

@@ -187,3 +187,30 @@ func TestJournalShowsTheRunningProxysView(t *testing.T) {
 		t.Fatalf("the running proxy's view printed for a set-aside transaction too:\n%s", got)
 	}
 }
+
+// show --rows numbers a table's rows across its groups (as it counts them), so a row it cannot
+// decode is named by its place among the table's rows, not within one group.
+func TestJournalShowNumbersRowsAcrossGroups(t *testing.T) {
+	dir := t.TempDir()
+	cols := []openmldb.Column{{Name: "id", Type: openmldb.TypeBigInt, NotNull: true}}
+	good, err := openmldb.AppendRow(nil, cols, openmldb.Row{openmldb.Int(1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	group := func(rows ...[]byte) string {
+		var enc []string
+		for _, r := range rows {
+			enc = append(enc, `"`+base64.StdEncoding.EncodeToString(r)+`"`)
+		}
+		return `{"db":"kafka_test","table":"t1","put_if_absent":false,"columns":[{"name":"id","type":4,"not_null":true}],"rows":[` + strings.Join(enc, ",") + `]}`
+	}
+	doc := `{"version":1,"groups":[` + group(good, good) + `,` + group(good, []byte("not a row")) + `]}`
+	if err := os.WriteFile(filepath.Join(dir, "committed-rows.json"), []byte(doc), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, err := journalOut(t, "show", "--rows", dir)
+	if err != nil || !strings.Contains(out, "kafka_test.t1: 4 rows\n") || strings.Count(out, `{"id":1}`) != 3 ||
+		!strings.Contains(out, "row 4 of 4: cannot decode for the columns kept with it") {
+		t.Fatalf("show --rows: %q %v; want 4 rows, 3 decoded and the 4th named as such", out, err)
+	}
+}
