@@ -515,13 +515,7 @@ func TestOperatorRestoresAPendingTransactionItsMarkerDecides(t *testing.T) {
 
 	// Kafka commits; the proxy "crashes" with the commit at the broker (the journal as it was
 	// then stands for the crash), and OpenMLDB refuses the rows until then.
-	committer := e.client(t, kgo.TransactionalID("restored-commit"))
-	crash, ended, release := commitInFlight(t, ctx, e, committer, dir, 40, 3, 0)
-	e.cluster.FailPuts(1<<30, 999)
-	release()
-	if err := <-ended; !errors.Is(err, kerr.RequestTimedOut) {
-		t.Fatalf("commit with OpenMLDB refusing: %v, want REQUEST_TIMED_OUT", err)
-	}
+	crash := commitWithPutsRefused(t, ctx, e, dir, "restored-commit", 40, 3)
 	short, cancelShort := context.WithTimeout(ctx, time.Second)
 	defer cancelShort()
 	_ = e.tee.Drain(short)

@@ -177,6 +177,23 @@ func commitInFlight(t *testing.T, ctx context.Context, e *env, cl *kgo.Client, d
 	return snapshot, ended, func() { close(released) }
 }
 
+// commitWithPutsRefused commits a transaction (rows first..first+n-1, id) that Kafka commits
+// while OpenMLDB refuses every Put, so the EndTxn is answered REQUEST_TIMED_OUT. It returns the
+// journal as it was while the commit was at the broker (standing for a crash then) and leaves
+// Puts refused.
+func commitWithPutsRefused(t *testing.T, ctx context.Context, e *env, dir, id string, first, n int) []byte {
+	t.Helper()
+	cl := e.client(t, kgo.TransactionalID(id))
+	snapshot, ended, release := commitInFlight(t, ctx, e, cl, dir, first, n, 0)
+	e.cluster.FailPuts(1<<30, 999)
+	release()
+	if err := <-ended; !errors.Is(err, kerr.RequestTimedOut) {
+		t.Fatalf("commit with OpenMLDB refusing: %v, want REQUEST_TIMED_OUT", err)
+	}
+	_ = cl.EndTransaction(ctx, kgo.TryAbort)
+	return snapshot
+}
+
 // A crash while a commit is at the broker leaves Kafka's decision unknown to the proxy; its rows
 // are journaled before the EndTxn is forwarded, with where to read the outcome back. A new
 // process on that journal reads the transaction's marker: rows of a committed transaction are
@@ -189,14 +206,7 @@ func TestJournalDecidesCommitsInFlightAtACrash(t *testing.T) {
 
 	// Committed: kfake commits once released; the proxy that "crashed" never writes the rows
 	// (OpenMLDB refuses them until it is closed).
-	committer := e.client(t, kgo.TransactionalID("in-flight-commit"))
-	committedSnap, ended, release := commitInFlight(t, ctx, e, committer, dir, 10, 3, 0)
-	e.cluster.FailPuts(1<<30, 999)
-	release()
-	if err := <-ended; !errors.Is(err, kerr.RequestTimedOut) {
-		t.Fatalf("commit with OpenMLDB refusing: %v, want REQUEST_TIMED_OUT", err)
-	}
-	_ = committer.EndTransaction(ctx, kgo.TryAbort)
+	committedSnap := commitWithPutsRefused(t, ctx, e, dir, "in-flight-commit", 10, 3)
 
 	// Aborted: the EndTxn is answered with a retriable error and never processed; a new producer
 	// with the same transactional id fences the transaction, and the coordinator aborts it.
