@@ -158,11 +158,12 @@ func (c *Cluster) syncPartitionMeta(tb *table, pid int) {
 // rewritten in ZooKeeper and notify bumped; from the moment MoveLeader returns (in fact slightly
 // before, while ZooKeeper is written) the old leader answers Puts with 103.
 func (c *Cluster) MoveLeader(db, tableName string, pid uint32, to int) error {
+	c.ddlMu.Lock()
+	defer c.ddlMu.Unlock()
+	// Checked under ddlMu, so a StopTablet(to) cannot run between the check and the move.
 	if to < 0 || to >= len(c.tablets) || c.tablets[to].stopped.Load() {
 		return fmt.Errorf("move leader of %s.%s pid %d: tablet %d is not running", db, tableName, pid, to)
 	}
-	c.ddlMu.Lock()
-	defer c.ddlMu.Unlock()
 	tb, err := c.lookup(db, tableName)
 	if err != nil {
 		return fmt.Errorf("move leader: %w", err)

@@ -17,7 +17,12 @@ func putResp(code int32, format string, args ...any) *apipb.PutResponse {
 
 // put implements TabletServer.Put, stricter than OpenMLDB: see the package comment.
 func (t *tablet) put(ctx context.Context, req *apipb.PutRequest) (*apipb.PutResponse, *rpcError) {
-	if rerr := t.c.faults.waitStall(ctx, t.done); rerr != nil {
+	if servedInline(ctx) {
+		// Decide once: a Put served on the reading goroutine must not sleep there.
+		if t.c.faults.stalling() {
+			return nil, errWouldBlock // nothing done yet: served again off the reading goroutine
+		}
+	} else if rerr := t.c.faults.waitStall(ctx, t.done); rerr != nil {
 		return nil, rerr
 	}
 	if code, ok := t.c.faults.takeFailure(); ok {
@@ -114,6 +119,10 @@ func (t *tablet) storeAndReplicate(tb *table, part *partition, pid uint32, dims 
 	if len(reps) == 0 || reps[0] != t.idx {
 		return putResp(codeTableIsFollower, "table is follower")
 	}
+	// One Put of a partition at a time from here on, so every follower stores the partition's
+	// rows in the leader's order, as OpenMLDB's followers replaying the binlog do.
+	part.replMu.Lock()
+	defer part.replMu.Unlock()
 	if !part.put(dims, row, ifAbsent) {
 		return putResp(codeOK, "exists but ignore")
 	}

@@ -37,8 +37,11 @@ type service struct {
 	methods map[string]method
 }
 
-// rpcServer serves baidu_std on one loopback listener. Requests on one connection are handled
-// concurrently and answered as they finish, tagged with their correlation_id, as brpc does.
+// rpcServer serves baidu_std on one loopback listener. Answers are tagged with their
+// correlation_id and may leave out of order, as brpc's do. One deviation, on purpose: requests
+// served inline (see serveConn) run in the order they arrived, where brpc runs all but the last
+// request of one read on bthreads of their own, so a real tablet may apply the pipelined Puts of
+// one connection in another order.
 type rpcServer struct {
 	ln       net.Listener
 	services map[string]*service
@@ -115,11 +118,12 @@ func (s *rpcServer) acceptLoop() {
 // while s.inline allows it (the common case: no goroutine per request), their answers collected
 // in one buffer that is written with a single system call once no further complete frame is
 // buffered, so pipelined requests share reads and writes. Otherwise (a stalled Put, a nameserver
-// call) each request runs on its own goroutine and its answer is written as soon as it is ready,
-// as brpc answers requests of one connection concurrently.
+// call, or a Put that found a stall beginning after it was dispatched inline) each request runs
+// on its own goroutine and its answer is written as soon as it is ready.
 func (s *rpcServer) serveConn(c net.Conn) {
 	defer s.wg.Done()
 	ctx, cancel := context.WithCancel(s.ctx)
+	inlineCtx := context.WithValue(ctx, inlineKey{}, true)
 	w := &respWriter{nc: c}
 	var async sync.WaitGroup
 	br := bufio.NewReaderSize(c, 64<<10)
@@ -156,9 +160,13 @@ func (s *rpcServer) serveConn(c net.Conn) {
 		}
 		first = false
 		if s.inline != nil && s.inline() {
-			resp, rerr := s.dispatch(ctx, f, reqs)
-			w.append(f.meta.GetCorrelationId(), resp, rerr)
-			continue
+			resp, rerr := s.dispatch(inlineCtx, f, reqs)
+			if rerr != errWouldBlock {
+				w.append(f.meta.GetCorrelationId(), resp, rerr)
+				continue
+			}
+			// The handler would block (a stall began after inline was decided): serve the
+			// request on its own goroutine instead, as below.
 		}
 		f = f.clone()
 		async.Add(1)
@@ -184,6 +192,16 @@ func (s *rpcServer) serveConn(c net.Conn) {
 	delete(s.conns, c)
 	s.mu.Unlock()
 }
+
+// inlineKey marks the context of a request served on its connection's reading goroutine.
+type inlineKey struct{}
+
+// errWouldBlock is returned by a handler served inline that would have to wait; the server then
+// serves the request again on a goroutine of its own.
+var errWouldBlock = &rpcError{code: -1, text: "would block"}
+
+// servedInline reports whether ctx is that of a request served on the reading goroutine.
+func servedInline(ctx context.Context) bool { return ctx.Value(inlineKey{}) != nil }
 
 // methodKey names a method for the per-connection cache of reusable request messages.
 type methodKey struct {

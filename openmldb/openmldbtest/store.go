@@ -84,6 +84,7 @@ type dimWrite struct {
 
 // partition is one replica of one table partition on one tablet.
 type partition struct {
+	replMu   sync.Mutex // held by the leader's Put across its write and replication
 	mu       sync.RWMutex
 	indexes  []*indexStore // nil for deleted indexes
 	firstIdx int           // first non-deleted index: its insertion order feeds Rows
