@@ -16,3 +16,7 @@ func LaneUp(c *Client, lane Lane, addr string) bool {
 	st := c.lanes.states[laneKey{lane, addr}]
 	return st != nil && st.conn != nil && !st.conn.isDead()
 }
+
+// SetBeforeDial makes the client run f before each dial of a shared connection or a lane's (a
+// slow dial, for the external tests); call it before the client's first call.
+func SetBeforeDial(c *Client, f func()) { c.pool.beforeDial = f }

@@ -29,7 +29,12 @@ func TestFlushWithoutWaitLeavesFullSocketToGoroutine(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := newRPCConn(nc, ln.Addr().String(), nil, slog.New(slog.DiscardHandler))
+	c := newConnState(ln.Addr().String(), nil, slog.New(slog.DiscardHandler))
+	c.connecting = true
+	go c.sweepLoop()
+	if !c.connected(nc) {
+		t.Fatal("connection failed before it was connected")
+	}
 	defer c.fail(net.ErrClosed)
 	var srv net.Conn
 	select {

@@ -696,3 +696,61 @@ func TestIntegrationTraversePagesThroughEqualTimestamps(t *testing.T) {
 		t.Fatalf("traverse read %d rows, want %d", got, want)
 	}
 }
+
+// Writes issued one after another while the tablet's connection is still being dialed keep
+// their order on the wire: they queue on the connection being dialed instead of each waiting for
+// the dial on a goroutine of its own (which raced, and let later rows be stored first).
+func TestWritesQueuedOnADialKeepTheirOrder(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	e := startEnv(t, ctx, openmldbtest.Options{Tablets: 1}, 0)
+	createTestTable(t, ctx, e.client, "odb", "ordered", 1, 1)
+	for trial := range 5 {
+		c, err := openmldb.Open(ctx, openmldb.Options{Nameserver: e.cluster.Nameserver(), Logger: quiet, RPCTimeout: 5 * time.Second})
+		if err != nil {
+			t.Fatal(err)
+		}
+		openmldb.SetBeforeDial(c, func() { time.Sleep(30 * time.Millisecond) })
+		tb, err := c.Table("odb", "ordered")
+		if err != nil {
+			t.Fatal(err)
+		}
+		const writes, rows = 10, 20
+		results := make(chan []error, writes)
+		for w := range writes {
+			batch := make([]openmldb.Row, rows)
+			for i := range batch {
+				batch[i] = testRow(trial*writes*rows + w*rows + i)
+			}
+			c.WriteAsync(ctx, tb, batch, openmldb.WriteOptions{}, func(errs []error) { results <- errs })
+		}
+		for range writes {
+			for _, err := range <-results {
+				if err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		c.Close()
+	}
+	stored, err := e.cluster.Rows("odb", "ordered")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tb, err := e.client.Table("odb", "ordered")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, b := range stored {
+		r, err := openmldb.DecodeRow(tb.Columns, b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r[0].I != int64(i) {
+			t.Fatalf("row %d stored at position %d: Writes issued while the connection was dialed were reordered", r[0].I, i)
+		}
+	}
+	if len(stored) != 5*10*20 {
+		t.Fatalf("%d rows stored, want %d", len(stored), 5*10*20)
+	}
+}

@@ -178,6 +178,8 @@ type rpcConn struct {
 	authSent bool
 	auth     []byte
 	writing  bool // a caller is writing wbuf's contents
+	// connecting is set while the pool dials the connection (nc nil): calls queue in wbuf.
+	connecting bool
 
 	pmu     sync.Mutex
 	pending map[int64]pending
@@ -191,17 +193,32 @@ type rpcConn struct {
 	observe func(endpoint string, d time.Duration, err error)
 }
 
-func newRPCConn(nc net.Conn, addr string, auth []byte, log *slog.Logger) *rpcConn {
-	c := newConnState(addr, auth, log)
-	c.nc = nc
+// connected gives c, created connecting, its socket: reading starts, and the calls queued
+// meanwhile are written. It reports false, leaving nc to the caller, when c failed first.
+func (c *rpcConn) connected(nc net.Conn) bool {
+	var raw syscall.RawConn
 	if sc, ok := nc.(syscall.Conn); ok {
-		if raw, err := sc.SyscallConn(); err == nil {
-			c.raw = raw
+		if r, err := sc.SyscallConn(); err == nil {
+			raw = r
 		}
 	}
+	c.pmu.Lock() // fail reads nc under pmu
+	if c.dead != nil {
+		c.pmu.Unlock()
+		return false
+	}
+	c.nc, c.raw = nc, raw
+	c.pmu.Unlock()
 	go c.readLoop()
-	go c.sweepLoop()
-	return c
+	c.wmu.Lock() // writers look at connecting under wmu, so they see nc and raw set
+	c.connecting = false
+	if c.writing || len(c.wbuf) == 0 {
+		c.wmu.Unlock()
+		return true
+	}
+	c.writing = true
+	c.writeQueued(true)
+	return true
 }
 
 // newConnState is a connection's call table and write state, without its transport.
@@ -227,12 +244,12 @@ func (c *rpcConn) fail(err error) {
 	c.pending = nil
 	late := c.late
 	c.late = nil
-	lane := c.lane
+	lane, nc := c.lane, c.nc
 	c.pmu.Unlock()
 	c.once.Do(func() { close(c.closed) })
 	switch {
-	case c.nc != nil:
-		c.nc.Close()
+	case nc != nil:
+		nc.Close()
 	case lane != nil:
 		lane.close()
 	}
@@ -313,8 +330,8 @@ func (c *rpcConn) enqueueCall(ctx context.Context, deadline time.Time, id int64,
 // goroutine.
 func (c *rpcConn) flush(wait bool) {
 	c.wmu.Lock()
-	if c.writing || (c.lane != nil && c.lane.held) {
-		c.wmu.Unlock()
+	if c.writing || c.connecting || (c.lane != nil && c.lane.held) {
+		c.wmu.Unlock() // the writer, the dial's end or the lane's release writes it
 		return
 	}
 	c.writing = true
@@ -538,61 +555,51 @@ type rpcPool struct {
 	nextID  atomic.Int64
 
 	mu    sync.RWMutex
-	conns map[string]*rpcConn
-	dials map[string]*dialState
+	conns map[string]*rpcConn // nil once closed
 	// observe is Options.OnRPC, handed to every connection; dial failures are reported too.
 	observe func(endpoint string, d time.Duration, err error)
-}
-
-type dialState struct {
-	done chan struct{}
-	conn *rpcConn
-	err  error
+	// beforeDial, if set (by tests, before the first call), runs before each dial.
+	beforeDial func()
 }
 
 func newRPCPool(auth []byte, timeout time.Duration, log *slog.Logger) *rpcPool {
-	return &rpcPool{auth: auth, timeout: timeout, log: log, conns: map[string]*rpcConn{}, dials: map[string]*dialState{}}
+	return &rpcPool{auth: auth, timeout: timeout, log: log, conns: map[string]*rpcConn{}}
 }
 
-// live returns the live connection to addr, or nil when it would have to be dialed.
-func (p *rpcPool) live(addr string) *rpcConn {
+// conn returns the connection to addr, starting one when there is none (or it died). A
+// connection being dialed takes calls at once and writes them, in the order they came, when the
+// dial completes (or fails them, retriably, when it does not): callers never wait for a dial,
+// so one that came later cannot get its frames out first.
+func (p *rpcPool) conn(addr string) (*rpcConn, error) {
 	p.mu.RLock()
-	defer p.mu.RUnlock()
-	if c := p.conns[addr]; c != nil && !c.isDead() {
-		return c
+	c := p.conns[addr]
+	p.mu.RUnlock()
+	if c != nil && !c.isDead() {
+		return c, nil
 	}
-	return nil
-}
-
-// conn returns a live connection to addr, dialing once for all concurrent callers.
-func (p *rpcPool) conn(ctx context.Context, addr string) (*rpcConn, error) {
 	p.mu.Lock()
+	defer p.mu.Unlock()
 	if p.conns == nil {
-		p.mu.Unlock()
 		return nil, &ConnError{Addr: addr, Err: net.ErrClosed}
 	}
 	if c := p.conns[addr]; c != nil && !c.isDead() {
-		p.mu.Unlock()
 		return c, nil
 	}
-	d := p.dials[addr]
-	if d == nil {
-		d = &dialState{done: make(chan struct{})}
-		p.dials[addr] = d
-		go p.dial(addr, d)
-	}
-	p.mu.Unlock()
-	select {
-	case <-d.done:
-		return d.conn, d.err
-	case <-ctx.Done():
-		return nil, &ConnError{Addr: addr, Err: ctx.Err()}
-	}
+	c = newConnState(addr, p.auth, p.log)
+	c.connecting = true
+	c.observe = p.observe
+	go c.sweepLoop() // calls queued during the dial time out like any other
+	p.conns[addr] = c
+	go p.dial(c)
+	return c, nil
 }
 
 // dialTCP connects to a tablet or nameserver within the pool's timeout, with Nagle off (frames
 // are written whole).
 func (p *rpcPool) dialTCP(addr string) (net.Conn, error) {
+	if p.beforeDial != nil {
+		p.beforeDial()
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), p.timeout)
 	defer cancel()
 	var dialer net.Dialer
@@ -603,26 +610,21 @@ func (p *rpcPool) dialTCP(addr string) (net.Conn, error) {
 	return nc, err
 }
 
-func (p *rpcPool) dial(addr string, d *dialState) {
-	nc, err := p.dialTCP(addr)
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	delete(p.dials, addr)
+// dial connects c, which callers may already have queued calls on.
+func (p *rpcPool) dial(c *rpcConn) {
+	nc, err := p.dialTCP(c.addr)
 	if err != nil {
-		d.err = &ConnError{Addr: addr, Err: err}
 		if p.observe != nil {
-			p.observe(addr, 0, d.err)
+			p.observe(c.addr, 0, &ConnError{Addr: c.addr, Err: err})
 		}
-	} else if p.conns == nil {
-		nc.Close()
-		d.err = &ConnError{Addr: addr, Err: net.ErrClosed}
-	} else {
-		d.conn = newRPCConn(nc, addr, p.auth, p.log)
-		d.conn.observe = p.observe
-		p.conns[addr] = d.conn
-		p.log.Debug("openmldb: connected", "addr", addr)
+		c.fail(err)
+		return
 	}
-	close(d.done)
+	if !c.connected(nc) {
+		nc.Close() // the pool closed meanwhile
+		return
+	}
+	p.log.Debug("openmldb: connected", "addr", c.addr)
 }
 
 // goCall starts an asynchronous call; cb runs exactly once, possibly on the connection's reader
@@ -635,7 +637,7 @@ func (p *rpcPool) goCall(ctx context.Context, addr, service, method string, req 
 
 // goFrame is goCall with the request frame built by build for the call's correlation id.
 func (p *rpcPool) goFrame(ctx context.Context, addr string, cb callback, build func(dst []byte, id int64, auth []byte) ([]byte, error)) {
-	c, err := p.conn(ctx, addr)
+	c, err := p.conn(addr)
 	if err != nil {
 		cb(nil, err)
 		return

@@ -385,9 +385,9 @@ func (c *Client) issuePuts(ctx context.Context, t *Table, ops []putOp, pending [
 	var lastAddr string
 	var lastConn *rpcConn // the shared connection to lastAddr
 	deadline := c.pool.deadline(ctx)
-	// issue sends pending[from:]. When it would have to wait (for an in-flight slot, a dial or
-	// a full socket) it hands the rest to a goroutine, so the caller never blocks past its own
-	// deadline.
+	// issue sends pending[from:]. When it would have to wait for an in-flight slot it hands the
+	// rest to a goroutine, so the caller never blocks past its own deadline (a connection being
+	// dialed, or a full socket, queues the Puts instead).
 	var issue func(from int, mayBlock bool)
 	issue = func(from int, mayBlock bool) {
 		onLoop := opts.OnLane && !mayBlock
@@ -417,12 +417,12 @@ func (c *Client) issuePuts(ctx context.Context, t *Table, ops []putOp, pending [
 			if rc == nil {
 				rc = lastConn
 				if addr != lastAddr || rc == nil || rc.isDead() {
-					rc = c.pool.live(addr)
-					if rc == nil && !mayBlock {
+					// Never waits: a connection still being dialed queues the Put in order.
+					var err error
+					if rc, err = c.pool.conn(addr); err != nil {
 						c.unfallback(fallback)
-						flush(onLoop, false)
-						go issue(i, true)
-						return
+						finish(oi, err, retriableErr(ctx, err))
+						continue
 					}
 				}
 			}
@@ -440,15 +440,6 @@ func (c *Client) issuePuts(ctx context.Context, t *Table, ops []putOp, pending [
 				case <-ctx.Done():
 					c.unfallback(fallback)
 					finish(oi, ctx.Err(), false)
-					continue
-				}
-			}
-			if rc == nil {
-				var err error
-				if rc, err = c.pool.conn(ctx, addr); err != nil {
-					<-c.inflight
-					c.unfallback(fallback)
-					finish(oi, err, retriableErr(ctx, err))
 					continue
 				}
 			}
