@@ -30,7 +30,7 @@ func TestFlushWithoutWaitLeavesFullSocketToGoroutine(t *testing.T) {
 		t.Fatal(err)
 	}
 	c := newConnState(ln.Addr().String(), nil, slog.New(slog.DiscardHandler))
-	c.connecting = true
+	c.connecting.Store(true)
 	go c.sweepLoop()
 	if !c.connected(nc) {
 		t.Fatal("connection failed before it was connected")

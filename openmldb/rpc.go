@@ -178,8 +178,11 @@ type rpcConn struct {
 	authSent bool
 	auth     []byte
 	writing  bool // a caller is writing wbuf's contents
-	// connecting is set while the pool dials the connection (nc nil): calls queue in wbuf.
-	connecting bool
+	// connecting is set while the pool dials the connection (nc nil); it changes under wmu.
+	// Calls made meanwhile wait in deferred, unbuilt, so that one expired or cancelled before
+	// the dial completes is never sent.
+	connecting atomic.Bool
+	deferred   []deferredCall
 
 	pmu     sync.Mutex
 	pending map[int64]pending
@@ -193,8 +196,9 @@ type rpcConn struct {
 	observe func(endpoint string, d time.Duration, err error)
 }
 
-// connected gives c, created connecting, its socket: reading starts, and the calls queued
-// meanwhile are written. It reports false, leaving nc to the caller, when c failed first.
+// connected gives c, created connecting, its socket: reading starts, and the frames of the calls
+// made meanwhile that still wait are built, in the order the calls came, and written. It reports
+// false, leaving nc to the caller, when c failed first.
 func (c *rpcConn) connected(nc net.Conn) bool {
 	var raw syscall.RawConn
 	if sc, ok := nc.(syscall.Conn); ok {
@@ -210,15 +214,66 @@ func (c *rpcConn) connected(nc net.Conn) bool {
 	c.nc, c.raw = nc, raw
 	c.pmu.Unlock()
 	go c.readLoop()
+
+	type broken struct {
+		id  int64
+		err error
+	}
+	var failed []broken
+	var gone []int64
 	c.wmu.Lock() // writers look at connecting under wmu, so they see nc and raw set
-	c.connecting = false
+	for _, d := range c.deferred {
+		if !c.waiting(d.id) {
+			gone = append(gone, d.id) // expired or cancelled meanwhile: never sent
+			continue
+		}
+		var auth []byte
+		if !c.authSent {
+			auth = c.auth // brpc verifies the first message of each connection only
+		}
+		n := len(c.wbuf)
+		var err error
+		if c.wbuf, err = d.build(c.wbuf, auth); err != nil {
+			c.wbuf = c.wbuf[:n]
+			failed = append(failed, broken{d.id, err})
+			continue
+		}
+		c.authSent = true
+	}
+	c.deferred = nil
+	c.connecting.Store(false)
 	if c.writing || len(c.wbuf) == 0 {
 		c.wmu.Unlock()
-		return true
+	} else {
+		c.writing = true
+		c.writeQueued(true)
 	}
-	c.writing = true
-	c.writeQueued(true)
+	for _, b := range failed {
+		if p, ok := c.take(b.id); ok {
+			c.complete(p, nil, b.err)
+		}
+	}
+	for _, id := range gone {
+		if late := c.takeLate(id); late != nil {
+			late() // its call is over: the frame was never sent
+		}
+	}
 	return true
+}
+
+// waiting reports whether call id still waits for its response.
+func (c *rpcConn) waiting(id int64) bool {
+	c.pmu.Lock()
+	defer c.pmu.Unlock()
+	_, ok := c.pending[id]
+	return ok
+}
+
+// deferredCall is a call made while its connection was being dialed: its frame is built when
+// the dial completes, if the call is still waiting then.
+type deferredCall struct {
+	id    int64
+	build func(dst []byte, auth []byte) ([]byte, error)
 }
 
 // newConnState is a connection's call table and write state, without its transport.
@@ -232,7 +287,11 @@ func (c *rpcConn) isDead() bool {
 }
 
 // fail closes the connection and completes every pending call with err.
-func (c *rpcConn) fail(err error) {
+func (c *rpcConn) fail(err error) { c.failCalls(err, true) }
+
+// failCalls is fail; with observed false the calls are not reported to the observer (a failed
+// dial is reported once, as itself).
+func (c *rpcConn) failCalls(err error, observed bool) {
 	c.pmu.Lock()
 	if c.dead != nil {
 		c.pmu.Unlock()
@@ -253,8 +312,16 @@ func (c *rpcConn) fail(err error) {
 	case lane != nil:
 		lane.close()
 	}
+	c.wmu.Lock()
+	c.deferred = nil // their calls end below
+	c.wmu.Unlock()
 	for _, p := range calls {
-		c.complete(p, nil, &ConnError{Addr: c.addr, Err: err})
+		cerr := &ConnError{Addr: c.addr, Err: err}
+		if observed {
+			c.complete(p, nil, cerr)
+		} else {
+			p.cb(nil, cerr)
+		}
 	}
 	for _, f := range late {
 		f()
@@ -298,6 +365,11 @@ func (c *rpcConn) enqueueCall(ctx context.Context, deadline time.Time, id int64,
 	c.pmu.Unlock()
 
 	c.wmu.Lock()
+	if c.connecting.Load() {
+		c.deferred = append(c.deferred, deferredCall{id: id, build: build})
+		c.wmu.Unlock()
+		return true
+	}
 	var auth []byte
 	if !c.authSent {
 		// brpc verifies the credential on the first message of each connection only.
@@ -330,7 +402,7 @@ func (c *rpcConn) enqueueCall(ctx context.Context, deadline time.Time, id int64,
 // goroutine.
 func (c *rpcConn) flush(wait bool) {
 	c.wmu.Lock()
-	if c.writing || c.connecting || (c.lane != nil && c.lane.held) {
+	if c.writing || c.connecting.Load() || (c.lane != nil && c.lane.held) {
 		c.wmu.Unlock() // the writer, the dial's end or the lane's release writes it
 		return
 	}
@@ -541,7 +613,13 @@ func (c *rpcConn) sweepLoop() {
 				if err == nil || errors.Is(err, context.DeadlineExceeded) {
 					err = fmt.Errorf("%s: %w", c.addr, ErrCallTimeout)
 				}
-				c.complete(p, nil, &expiredError{err})
+				var cerr error = &expiredError{err}
+				if c.connecting.Load() {
+					// Not connected within the call's time: a connection failure to its
+					// caller (who may try another endpoint), still an expiry underneath.
+					cerr = &ConnError{Addr: c.addr, Err: cerr}
+				}
+				c.complete(p, nil, cerr)
 			}
 		}
 	}
@@ -586,7 +664,7 @@ func (p *rpcPool) conn(addr string) (*rpcConn, error) {
 		return c, nil
 	}
 	c = newConnState(addr, p.auth, p.log)
-	c.connecting = true
+	c.connecting.Store(true)
 	c.observe = p.observe
 	go c.sweepLoop() // calls queued during the dial time out like any other
 	p.conns[addr] = c
@@ -617,7 +695,7 @@ func (p *rpcPool) dial(c *rpcConn) {
 		if p.observe != nil {
 			p.observe(c.addr, 0, &ConnError{Addr: c.addr, Err: err})
 		}
-		c.fail(err)
+		c.failCalls(err, false) // the dial is the one failure observed
 		return
 	}
 	if !c.connected(nc) {

@@ -40,8 +40,8 @@ type WriteOptions struct {
 	// Batch, for WriteAsync, leaves the first round's Puts queued on their connections for the
 	// caller's Batch.Flush, so several WriteAsync calls made together leave in one socket write
 	// per tablet instead of one each. The caller must flush right after its last call: the
-	// queued Puts hold in-flight slots. Puts that wait (for a dial, an in-flight slot or a full
-	// socket) and retry rounds go out on their own.
+	// queued Puts hold in-flight slots. Puts that wait for an in-flight slot, those queued on a
+	// connection still being dialed (written when it is up) and retry rounds go out on their own.
 	Batch *WriteBatch
 	// Lane, if set, carries the Puts on the lane's own connections (see Lane). Writes of one
 	// client connection that all name the same lane keep their issue order on the wire, also
