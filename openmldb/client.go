@@ -53,6 +53,7 @@ type Client struct {
 	zk                   *zkDiscovery
 	cat                  atomic.Pointer[catalog]
 	inflight             chan struct{}
+	stamps               *putStamps // Put times of rows on indexes without a TS column
 
 	refreshMu   sync.Mutex
 	gen         atomic.Uint64
@@ -87,6 +88,7 @@ func Open(ctx context.Context, opts Options) (*Client, error) {
 		log:      opts.Logger,
 		pool:     newRPCPool(Credential(opts.User, opts.Password), opts.RPCTimeout, opts.Logger),
 		inflight: make(chan struct{}, opts.MaxInFlight),
+		stamps:   newPutStamps(),
 	}
 	c.pool.observe = opts.OnRPC
 	if opts.ZKCluster != "" {

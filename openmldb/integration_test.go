@@ -655,9 +655,10 @@ func TestIntegrationOnRPCObservesEveryCall(t *testing.T) {
 	}
 }
 
-// Paging through a key whose rows share timestamps (an index without a TS column stamps each
-// Write's rows with one Put time) returns every row exactly once: a page boundary inside a run of
-// equal timestamps resumes by position. Concurrent writes also store timestamps out of order.
+// Paging through a key whose rows share timestamps returns every row exactly once: a page
+// boundary inside a run of equal timestamps resumes by position. Here 3,600 rows of one key on an
+// index without a TS column run their Put times into the client's lead bound (maxStampLead), so
+// most of them share one; concurrent writes also store timestamps out of order.
 func TestIntegrationTraversePagesThroughEqualTimestamps(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()

@@ -92,6 +92,7 @@ type putOp struct {
 	pid   uint32
 	value []byte   // the row's encoding, in Write's row arena
 	dims  []putDim // keys in Write's key arena
+	time  int64    // Put time (ms), kept by retries (see putStamps)
 	err   error
 	done  bool
 }
@@ -149,7 +150,7 @@ func (c *Client) WriteAsync(ctx context.Context, t *Table, rows []Row, opts Writ
 	errs := make([]error, len(rows))
 	// Encode every row once into one arena; rows share it through sub-slices.
 	ends := make([]int, len(rows))
-	now := time.Now().UnixMilli() // the rows of one Write are stamped alike
+	now := time.Now().UnixMilli()
 	var arena []byte
 	for i, r := range rows {
 		start := len(arena)
@@ -228,7 +229,8 @@ func (c *Client) WriteAsync(ctx context.Context, t *Table, rows []Row, opts Writ
 			errs[i] = fmt.Errorf("row %d of %s.%s: table has no live index", i, t.DB, t.Name)
 		}
 	}
-	w := &writeJob{c: c, ctx: ctx, t: t, errs: errs, ops: ops, now: now, keys: keys, opts: opts, done: done}
+	c.stamps.stamp(t, ops, keys, now)
+	w := &writeJob{c: c, ctx: ctx, t: t, errs: errs, ops: ops, keys: keys, opts: opts, done: done}
 	if len(ops) == 0 {
 		w.finish()
 		return
@@ -243,7 +245,6 @@ type writeJob struct {
 	t    *Table
 	errs []error // per row: encoding and dimension errors, then the outcome
 	ops  []putOp
-	now  int64 // Put time of every row (ms)
 	keys []byte
 	opts WriteOptions
 	done func([]error)
@@ -253,7 +254,7 @@ type writeJob struct {
 // goroutine of its own, after a catalog refresh.
 func (w *writeJob) round(round int, pending []int, backoff time.Duration) {
 	roundStart := time.Now()
-	w.c.issuePuts(w.ctx, w.t, w.ops, pending, w.now, w.keys, w.opts, func(retry []int) {
+	w.c.issuePuts(w.ctx, w.t, w.ops, pending, w.keys, w.opts, func(retry []int) {
 		if len(retry) == 0 || w.ctx.Err() != nil || round >= maxWriteRounds {
 			w.finish()
 			return
@@ -351,7 +352,7 @@ func sameLayout(a, b *Table) bool {
 // instead of one per Put; the queue is flushed before waiting for an in-flight slot. done runs
 // once, when every Put has completed, with the ops to retry in op order. pending nil means
 // every op.
-func (c *Client) issuePuts(ctx context.Context, t *Table, ops []putOp, pending []int, now int64, keys []byte, opts WriteOptions, done func(retry []int)) {
+func (c *Client) issuePuts(ctx context.Context, t *Table, ops []putOp, pending []int, keys []byte, opts WriteOptions, done func(retry []int)) {
 	var mu sync.Mutex
 	var retry []int
 	var outstanding atomic.Int64
@@ -474,7 +475,7 @@ func (c *Client) issuePuts(ctx context.Context, t *Table, ops []putOp, pending [
 				}
 				finish(oi, nil, false)
 			}
-			pf := putFrame{tid: t.TID, pid: op.pid, time: now, value: op.value,
+			pf := putFrame{tid: t.TID, pid: op.pid, time: op.time, value: op.value,
 				keys: keys, dims: op.dims, ifAbsent: opts.PutIfAbsent}
 			id := c.pool.nextID.Add(1)
 			var late func()

@@ -42,6 +42,11 @@ type Options struct {
 	// tablet led (OpenMLDB's --auto_failover=true). Without it the stopped tablet's replicas are
 	// only marked is_alive=false, as OpenMLDB does by default.
 	AutoFailover bool
+	// ConcurrentReads makes tablets dispatch requests as brpc's InputMessenger::OnNewMessages
+	// does: of the complete frames one read buffered, every one but the last runs on a goroutine
+	// of its own (concurrently, in no particular order), the last inline. Answers leave as they
+	// finish. Pipelined Puts of one connection may then be applied out of order.
+	ConcurrentReads bool
 }
 
 // Cluster is a running in-process OpenMLDB-compatible cluster: one nameserver and N tablets.
@@ -122,7 +127,7 @@ func (c *Cluster) start(ctx context.Context) error {
 		}
 		c.tablets = append(c.tablets, t)
 	}
-	ns, err := newRPCServer(c.opts.NameserverAddr, c.log.With("server", "nameserver"), auth, nil, c.nameServerService())
+	ns, err := newRPCServer(c.opts.NameserverAddr, c.log.With("server", "nameserver"), auth, nil, false, c.nameServerService())
 	if err != nil {
 		return fmt.Errorf("nameserver: %w", err)
 	}

@@ -8,9 +8,10 @@
 // every dimension key must equal the key rebuilt from the decoded row and hash to the partition the
 // request was sent to, followers answer 103, and NULL or negative timestamps are refused.
 //
-// One way it is kinder than OpenMLDB: the pipelined requests of one connection are applied in the
-// order they arrive (outside stalls), where brpc may run those of one socket read concurrently.
-// Tests that read back insertion order therefore check the order a client issues its Puts in.
+// By default it applies the pipelined requests of one connection in the order they arrive
+// (outside stalls), so tests that read back insertion order check the order a client issues its
+// Puts in. brpc runs all but the last request of one socket read concurrently;
+// Options.ConcurrentReads does the same, for tests of what a client must do about that.
 //
 // The row decoder, key builder, hash and framing here are written independently of the client in
 // package openmldb, so a symmetric bug in both cannot hide; both are checked against the golden

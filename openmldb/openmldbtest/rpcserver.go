@@ -38,10 +38,10 @@ type service struct {
 }
 
 // rpcServer serves baidu_std on one loopback listener. Answers are tagged with their
-// correlation_id and may leave out of order, as brpc's do. One deviation, on purpose: requests
-// served inline (see serveConn) run in the order they arrived, where brpc runs all but the last
-// request of one read on bthreads of their own, so a real tablet may apply the pipelined Puts of
-// one connection in another order.
+// correlation_id and may leave out of order, as brpc's do. Requests served inline (see serveConn)
+// run in the order they arrived, unless concurrent is set: brpc runs all but the last request of
+// one read on bthreads of their own, so a real tablet may apply the pipelined Puts of one
+// connection in another order.
 type rpcServer struct {
 	ln       net.Listener
 	services map[string]*service
@@ -49,7 +49,10 @@ type rpcServer struct {
 	// inline reports whether requests may be served on the connection's reading goroutine now;
 	// nil means never (each request gets its own goroutine).
 	inline func() bool
-	log    *slog.Logger
+	// concurrent: a request followed by another complete buffered frame runs on a goroutine of
+	// its own, as brpc runs all but the last message of a read on bthreads (Options.ConcurrentReads).
+	concurrent bool
+	log        *slog.Logger
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -58,7 +61,7 @@ type rpcServer struct {
 	wg     sync.WaitGroup
 }
 
-func newRPCServer(addr string, log *slog.Logger, auth func([]byte) bool, inline func() bool, svcs ...*service) (*rpcServer, error) {
+func newRPCServer(addr string, log *slog.Logger, auth func([]byte) bool, inline func() bool, concurrent bool, svcs ...*service) (*rpcServer, error) {
 	if addr == "" {
 		addr = "127.0.0.1:0"
 	}
@@ -67,7 +70,7 @@ func newRPCServer(addr string, log *slog.Logger, auth func([]byte) bool, inline 
 		return nil, fmt.Errorf("listen: %w", err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	s := &rpcServer{ln: ln, services: map[string]*service{}, auth: auth, inline: inline, log: log,
+	s := &rpcServer{ln: ln, services: map[string]*service{}, auth: auth, inline: inline, concurrent: concurrent, log: log,
 		ctx: ctx, cancel: cancel, conns: map[net.Conn]struct{}{}}
 	for _, svc := range svcs {
 		s.services[svc.name] = svc
@@ -159,7 +162,7 @@ func (s *rpcServer) serveConn(c net.Conn) {
 			break
 		}
 		first = false
-		if s.inline != nil && s.inline() {
+		if s.inline != nil && s.inline() && !(s.concurrent && fr.complete()) {
 			resp, rerr := s.dispatch(inlineCtx, f, reqs)
 			if rerr != errWouldBlock {
 				w.append(f.meta.GetCorrelationId(), resp, rerr)

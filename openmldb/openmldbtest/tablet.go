@@ -42,7 +42,7 @@ func startTablet(ctx context.Context, c *Cluster, idx int, auth func([]byte) boo
 	// Requests are served inline unless a stall is in effect, so a held Put does not hold up
 	// the rest of its connection.
 	srv, err := newRPCServer("", c.log.With("server", "tablet", "tablet", idx), auth,
-		func() bool { return !c.faults.stalling() }, t.service())
+		func() bool { return !c.faults.stalling() }, c.opts.ConcurrentReads, t.service())
 	if err != nil {
 		return nil, err
 	}
