@@ -1,6 +1,7 @@
 package openmldb
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -30,7 +31,8 @@ func refusedAddr(t *testing.T) string {
 func TestFailedDialIsObservedOnce(t *testing.T) {
 	p := newRPCPool(nil, 5*time.Second, slog.New(slog.DiscardHandler))
 	defer p.close()
-	p.beforeDial = func() { time.Sleep(100 * time.Millisecond) } // the calls queue meanwhile
+	queued := make(chan struct{})
+	p.beforeDial = func() { <-queued } // the dial fails once all three calls are queued on it
 	var mu sync.Mutex
 	var seen []error
 	p.observe = func(_ string, _ time.Duration, err error) { mu.Lock(); seen = append(seen, err); mu.Unlock() }
@@ -46,6 +48,7 @@ func TestFailedDialIsObservedOnce(t *testing.T) {
 			}
 		})
 	}
+	close(queued)
 	wg.Wait()
 	mu.Lock()
 	defer mu.Unlock()
@@ -60,7 +63,9 @@ func TestFailedDialIsObservedOnce(t *testing.T) {
 func TestCallOutlivedByItsDialIsAConnError(t *testing.T) {
 	p := newRPCPool(nil, 100*time.Millisecond, slog.New(slog.DiscardHandler))
 	defer p.close()
-	p.beforeDial = func() { time.Sleep(400 * time.Millisecond) }
+	release := make(chan struct{})
+	defer close(release)
+	p.beforeDial = func() { <-release } // the dial completes only after the call has ended
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -101,13 +106,18 @@ func TestCallCancelledWhileDialingIsNotSent(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer srv.Close()
-	_ = srv.SetReadDeadline(time.Now().Add(500 * time.Millisecond))
-	got, _ := io.ReadAll(srv)
-	frame, err := AppendRequestFrame(nil, TabletService, "Put", 2, nil, &nspb.ShowTabletRequest{})
+	// Frames leave in call order: the first one the tablet gets must be the waiting call's
+	// (correlation id 2), not the cancelled one's (1).
+	want, err := AppendRequestFrame(nil, TabletService, "Put", 2, nil, &nspb.ShowTabletRequest{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(got) != len(frame) {
-		t.Fatalf("the tablet got %d bytes, want only the waiting call's frame (%d bytes): the cancelled call's was sent too", len(got), len(frame))
+	_ = srv.SetReadDeadline(time.Now().Add(10 * time.Second))
+	got := make([]byte, len(want))
+	if _, err := io.ReadFull(srv, got); err != nil {
+		t.Fatalf("the waiting call's frame did not arrive: %v", err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Fatal("the first frame the tablet got is not the waiting call's: the cancelled call was sent")
 	}
 }
