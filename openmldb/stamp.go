@@ -45,6 +45,7 @@ func (s *putStamps) stamp(t *Table, ops []putOp, keys []byte, now int64) {
 		}
 		return
 	}
+	var hashBuf [8]uint64
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for i := 0; i < len(ops); {
@@ -53,10 +54,13 @@ func (s *putStamps) stamp(t *Table, ops []putOp, keys []byte, now int64) {
 			end++
 		}
 		st := now
+		hashes := hashBuf[:0]
 		for _, op := range ops[i:end] {
 			for _, d := range op.dims {
 				if t.Indexes[d.idx].TS == "" {
-					if last, ok := s.last[s.keyHash(t.TID, d.pid, d.idx, keys[d.start:d.end])]; ok && last+1 > st {
+					h := s.keyHash(t.TID, d.pid, d.idx, keys[d.start:d.end])
+					hashes = append(hashes, h)
+					if last, ok := s.last[h]; ok && last+1 > st {
 						st = last + 1
 					}
 				}
@@ -65,11 +69,9 @@ func (s *putStamps) stamp(t *Table, ops []putOp, keys []byte, now int64) {
 		st = min(st, now+maxStampLead)
 		for j := i; j < end; j++ {
 			ops[j].time = st
-			for _, d := range ops[j].dims {
-				if t.Indexes[d.idx].TS == "" {
-					s.last[s.keyHash(t.TID, d.pid, d.idx, keys[d.start:d.end])] = st
-				}
-			}
+		}
+		for _, h := range hashes {
+			s.last[h] = st
 		}
 		i = end
 	}
