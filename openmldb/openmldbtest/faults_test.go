@@ -22,14 +22,7 @@ import (
 // looks at the stall; a stall that begins in between once made the Put sleep on that goroutine,
 // holding back the answers of the Puts served before it in the same read for the whole stall.
 func TestStallDoesNotWithholdAnswersOfStoredPuts(t *testing.T) {
-	ctx := testCtx(t)
-	c, err := Start(ctx, Options{Tablets: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	ns := dial(t, c.Nameserver())
-	ns.ns("CreateDatabase", &nspb.CreateDatabaseRequest{Db: proto.String("d")}, &nspb.GeneralResponse{})
+	c, _ := startWithDatabase(t, Options{Tablets: 1})
 	var l tableLayout
 	burstOf := func(trial int) ([]byte, []byte) {
 		req := seedPuts(t, l, seedCells(1000+trial))[0]
@@ -128,13 +121,7 @@ func TestStallDoesNotWithholdAnswersOfStoredPuts(t *testing.T) {
 // the newest of a key's equal-timestamp rows, a Scan's order and Cluster.Rows would change.
 func TestFollowersStoreTheLeadersOrder(t *testing.T) {
 	ctx := testCtx(t)
-	c, err := Start(ctx, Options{Tablets: 2})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	ns := dial(t, c.Nameserver())
-	ns.ns("CreateDatabase", &nspb.CreateDatabaseRequest{Db: proto.String("d")}, &nspb.GeneralResponse{})
+	c, ns := startWithDatabase(t, Options{Tablets: 2})
 	ns.ns("CreateTable", &nspb.CreateTableRequest{TableInfo: seedTableInfo("d", "t", 1, 1)}, &nspb.GeneralResponse{})
 	// Standalone gives one replica on tablet 0: add tablet 1 as a follower.
 	if err := c.MoveLeader("d", "t", 0, 1); err != nil {

@@ -258,3 +258,17 @@ func testCtx(t testing.TB) context.Context {
 	t.Cleanup(cancel)
 	return ctx
 }
+
+// startWithDatabase starts a cluster (closed at the test's end) with database "d" and returns it
+// with a nameserver client.
+func startWithDatabase(t *testing.T, opts Options) (*Cluster, *rawClient) {
+	t.Helper()
+	c, err := Start(testCtx(t), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	ns := dial(t, c.Nameserver())
+	ns.ns("CreateDatabase", &nspb.CreateDatabaseRequest{Db: proto.String("d")}, &nspb.GeneralResponse{})
+	return c, ns
+}

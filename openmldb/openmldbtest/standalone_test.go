@@ -113,13 +113,7 @@ func TestAutoFailover(t *testing.T) {
 // replicated to the followers of the new placement, skipping the new leader.
 func TestLeaderMovesKeepAcknowledgedPuts(t *testing.T) {
 	ctx := testCtx(t)
-	c, err := Start(ctx, Options{Tablets: 3})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	ns := dial(t, c.Nameserver())
-	ns.ns("CreateDatabase", &nspb.CreateDatabaseRequest{Db: proto.String("d")}, &nspb.GeneralResponse{})
+	c, ns := startWithDatabase(t, Options{Tablets: 3})
 	ns.ns("CreateTable", &nspb.CreateTableRequest{TableInfo: seedTableInfo("d", "t", 1, 3)}, &nspb.GeneralResponse{})
 	l := showTable(t, ns, "d", "t")
 
