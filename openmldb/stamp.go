@@ -20,6 +20,10 @@ type putStamps struct {
 	mu    sync.Mutex
 	last  map[uint64]int64 // key hash → the last stamp given to it
 	prune int              // prune entries the clock has passed once last grows beyond this
+	// clock is the latest clock reading any Write stamped with: a Write read the clock before
+	// encoding its rows, so it may stamp after a later reading (or after the clock stepped
+	// back), and its older reading must not undercut what later ones did (prune, cap).
+	clock int64
 }
 
 func newPutStamps() *putStamps {
@@ -48,6 +52,8 @@ func (s *putStamps) stamp(t *Table, ops []putOp, keys []byte, now int64) {
 	var hashBuf [8]uint64
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	now = max(now, s.clock)
+	s.clock = now
 	for i := 0; i < len(ops); {
 		end := i + 1
 		for end < len(ops) && ops[end].row == ops[i].row {

@@ -69,3 +69,34 @@ func BenchmarkPutStamps(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(ops)), "ns/row")
 }
+
+// A Write stamps with the clock it read before encoding its rows, which can be older than one a
+// Write of other keys already stamped with (or the clock stepped back): a key's next row must
+// still come after its previous one, whether a prune ran in between or the key is at the lead
+// bound.
+func TestPutStampsDoNotGoBackWithAnOlderClock(t *testing.T) {
+	tb := stampTable(false)
+	one := func(s *putStamps, key string, now int64) int64 {
+		ops, keys := stampOps(1, func(int) string { return key })
+		s.stamp(tb, ops, keys, now)
+		return ops[0].time
+	}
+	s := newPutStamps()
+	first := one(s, "k", 100)
+	many, keys := stampOps(4097, func(i int) string { return "other-" + strconv.Itoa(i) })
+	s.stamp(tb, many, keys, 101) // prunes entries the clock (101) has passed: k's among them
+	if next := one(s, "k", 100); next <= first {
+		t.Fatalf("after a prune by a later clock, k's next row stamped %d, not after %d", next, first)
+	}
+	s = newPutStamps()
+	first = one(s, "k", 10_000)
+	if next := one(s, "k", 9_500); next <= first {
+		t.Fatalf("after the clock stepped back, k's next row stamped %d, not after %d", next, first)
+	}
+	s = newPutStamps()
+	hot, keys := stampOps(maxStampLead+1, func(int) string { return "k" })
+	s.stamp(tb, hot, keys, 100)
+	if next, prev := one(s, "k", 99), hot[len(hot)-1].time; next < prev {
+		t.Fatalf("at the lead bound, an older clock stamped k's next row %d, below the previous %d", next, prev)
+	}
+}
