@@ -29,9 +29,7 @@ func TestFlushWithoutWaitLeavesFullSocketToGoroutine(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := newConnState(ln.Addr().String(), nil, slog.New(slog.DiscardHandler))
-	c.connecting.Store(true)
-	go c.sweepLoop()
+	c := newDialingConn(ln.Addr().String(), nil, slog.New(slog.DiscardHandler))
 	if !c.connected(nc) {
 		t.Fatal("connection failed before it was connected")
 	}

@@ -227,18 +227,9 @@ func (c *rpcConn) connected(nc net.Conn) bool {
 			gone = append(gone, d.id) // expired or cancelled meanwhile: never sent
 			continue
 		}
-		var auth []byte
-		if !c.authSent {
-			auth = c.auth // brpc verifies the first message of each connection only
-		}
-		n := len(c.wbuf)
-		var err error
-		if c.wbuf, err = d.build(c.wbuf, auth); err != nil {
-			c.wbuf = c.wbuf[:n]
+		if err := c.appendFrameLocked(d.build); err != nil {
 			failed = append(failed, broken{d.id, err})
-			continue
 		}
-		c.authSent = true
 	}
 	c.deferred = nil
 	c.connecting.Store(false)
@@ -261,6 +252,24 @@ func (c *rpcConn) connected(nc net.Conn) bool {
 	return true
 }
 
+// appendFrameLocked builds a call's frame at the end of wbuf (wmu held), with the credential on
+// the connection's first frame: brpc verifies the first message of each connection only. A
+// frame that fails to build leaves nothing behind.
+func (c *rpcConn) appendFrameLocked(build func(dst []byte, auth []byte) ([]byte, error)) error {
+	var auth []byte
+	if !c.authSent {
+		auth = c.auth
+	}
+	n := len(c.wbuf)
+	var err error
+	if c.wbuf, err = build(c.wbuf, auth); err != nil {
+		c.wbuf = c.wbuf[:n]
+		return err
+	}
+	c.authSent = true
+	return nil
+}
+
 // waiting reports whether call id still waits for its response.
 func (c *rpcConn) waiting(id int64) bool {
 	c.pmu.Lock()
@@ -274,6 +283,15 @@ func (c *rpcConn) waiting(id int64) bool {
 type deferredCall struct {
 	id    int64
 	build func(dst []byte, auth []byte) ([]byte, error)
+}
+
+// newDialingConn is a connection whose socket connected will give it; calls made meanwhile wait,
+// and time out like any other.
+func newDialingConn(addr string, auth []byte, log *slog.Logger) *rpcConn {
+	c := newConnState(addr, auth, log)
+	c.connecting.Store(true)
+	go c.sweepLoop()
+	return c
 }
 
 // newConnState is a connection's call table and write state, without its transport.
@@ -370,19 +388,7 @@ func (c *rpcConn) enqueueCall(ctx context.Context, deadline time.Time, id int64,
 		c.wmu.Unlock()
 		return true
 	}
-	var auth []byte
-	if !c.authSent {
-		// brpc verifies the credential on the first message of each connection only.
-		auth = c.auth
-	}
-	n := len(c.wbuf)
-	var err error
-	c.wbuf, err = build(c.wbuf, auth)
-	if err == nil {
-		c.authSent = true
-	} else {
-		c.wbuf = c.wbuf[:n]
-	}
+	err := c.appendFrameLocked(build)
 	c.wmu.Unlock()
 	if err != nil {
 		if p, ok := c.take(id); ok {
@@ -663,10 +669,8 @@ func (p *rpcPool) conn(addr string) (*rpcConn, error) {
 	if c := p.conns[addr]; c != nil && !c.isDead() {
 		return c, nil
 	}
-	c = newConnState(addr, p.auth, p.log)
-	c.connecting.Store(true)
+	c = newDialingConn(addr, p.auth, p.log)
 	c.observe = p.observe
-	go c.sweepLoop() // calls queued during the dial time out like any other
 	p.conns[addr] = c
 	go p.dial(c)
 	return c, nil
