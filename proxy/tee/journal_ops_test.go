@@ -94,6 +94,42 @@ func fenceAtBroker(t *testing.T, ctx context.Context, e *env, id string) {
 	}
 }
 
+// stopEnvTee stops the env's tee as a proxy does with a short grace period: its writes get a
+// second to finish, then it closes (the journal keeps what is left).
+func stopEnvTee(ctx context.Context, e *env) {
+	short, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	_ = e.tee.Drain(short)
+	e.tee.Close()
+}
+
+// dropTopic1 drops topic1's table and returns it as it was, to recreate it with its columns.
+func dropTopic1(t *testing.T, ctx context.Context, e *env) *openmldb.Table {
+	t.Helper()
+	tb, err := e.store.Table("kafka_test", "topic1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.store.DropTable(ctx, "kafka_test", "topic1"); err != nil {
+		t.Fatal(err)
+	}
+	return tb
+}
+
+// startOnJournal starts a tee on dir, as a restarted proxy (logging to logger, if set), with its
+// metrics in a new e.reg; it is closed at the test's end, if not before.
+func startOnJournal(t *testing.T, e *env, dir string, sinks []config.Sink, logger *slog.Logger) *tee.Tee {
+	t.Helper()
+	e.reg = prometheus.NewRegistry()
+	tt, err := tee.New(tee.Options{Sinks: sinks, Database: "kafka_test", Store: e.store, JournalDir: dir,
+		KafkaBootstrap: e.kafka.ListenAddrs(), Logger: logger, Metrics: tee.NewMetrics(e.reg)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(tt.Close)
+	return tt
+}
+
 // waitTableIDs waits until topic1's table holds exactly the rows with these ids, once each.
 func waitTableIDs(t *testing.T, e *env, what string, want ...int64) {
 	t.Helper()
@@ -160,10 +196,7 @@ func TestOperatorSettlesTransactionsTheLogCannotDecide(t *testing.T) {
 	}
 	loseCommitAnswer(t, ctx, e, dir, "op-waiting", 30, 1)
 
-	short, cancelShort := context.WithTimeout(ctx, time.Second)
-	defer cancelShort()
-	_ = e.tee.Drain(short)
-	e.tee.Close()
+	stopEnvTee(ctx, e)
 	c, err := tee.ReadJournal(dir)
 	if err != nil {
 		t.Fatal(err)
@@ -183,13 +216,7 @@ func TestOperatorSettlesTransactionsTheLogCannotDecide(t *testing.T) {
 	}
 
 	// A start reads the log: it cannot tell for the first two, and waits for the third's marker.
-	e.reg = prometheus.NewRegistry()
-	running, err := tee.New(tee.Options{Sinks: sinks, Database: "kafka_test", Store: e.store, JournalDir: dir,
-		KafkaBootstrap: e.kafka.ListenAddrs(), Logger: logger, Metrics: tee.NewMetrics(e.reg)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer running.Close()
+	running := startOnJournal(t, e, dir, sinks, logger)
 	deadline := time.Now().Add(30 * time.Second)
 	for strings.Count(logs.String(), "out of range (retention); its rows stay undecided") < 2 {
 		if time.Now().After(deadline) {
@@ -260,12 +287,7 @@ func TestOperatorSettlesTransactionsTheLogCannotDecide(t *testing.T) {
 	if _, _, err := tee.DecidePending(dir, byID("op-abort"), false); err == nil || !strings.Contains(err.Error(), "no transaction is pending") {
 		t.Fatalf("settling again: %v", err)
 	}
-	next, err := tee.New(tee.Options{Sinks: sinks, Database: "kafka_test", Store: e.store, JournalDir: dir,
-		KafkaBootstrap: e.kafka.ListenAddrs(), Logger: logger})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer next.Close()
+	startOnJournal(t, e, dir, sinks, logger)
 	time.Sleep(300 * time.Millisecond)
 	checkTableIDsOnce(t, e, "want 0 and the committed 10..12; never the aborted 20, 21 or 30", 0, 10, 11, 12)
 }
@@ -287,30 +309,11 @@ func TestOperatorRestoresSetAsideRows(t *testing.T) {
 		t.Fatalf("EndTxn with OpenMLDB refusing: %v, want REQUEST_TIMED_OUT", err)
 	}
 	_ = cl.EndTransaction(ctx, kgo.TryAbort)
-	short, cancelShort := context.WithTimeout(ctx, time.Second)
-	defer cancelShort()
-	_ = e.tee.Drain(short)
-	e.tee.Close()
+	stopEnvTee(ctx, e)
 	e.cluster.FailPuts(0, 0)
 
-	tb, err := e.store.Table("kafka_test", "topic1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := e.store.DropTable(ctx, "kafka_test", "topic1"); err != nil {
-		t.Fatal(err)
-	}
-	start := func() *tee.Tee {
-		e.reg = prometheus.NewRegistry()
-		tt, err := tee.New(tee.Options{Sinks: sinks, Database: "kafka_test", Store: e.store, JournalDir: dir, KafkaBootstrap: e.kafka.ListenAddrs(),
-			Metrics: tee.NewMetrics(e.reg)})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return tt
-	}
-	aside := start()
-	defer aside.Close()
+	tb := dropTopic1(t, ctx, e)
+	aside := startOnJournal(t, e, dir, sinks, nil)
 	c, err := tee.ReadJournal(dir)
 	if err != nil || len(c.Owed) != 0 || len(c.SetAside) != 1 || tee.JournalRows(c.SetAside[0].Owed) != 3 || c.SetAside[0].Owed[0].Table != "topic1" ||
 		len(c.SetAside[0].Why) != 1 || !strings.Contains(c.SetAside[0].Why[0], "kafka_test.topic1 (3 rows)") {
@@ -376,8 +379,7 @@ func TestOperatorRestoresSetAsideRows(t *testing.T) {
 	waitTableIDs(t, e, "want 10..12 (row 0 went with the dropped table)", 10, 11, 12)
 	waitJournalGone(t, dir) // nothing owed, nothing set aside: no file
 	aside.Close()
-	next := start()
-	defer next.Close()
+	startOnJournal(t, e, dir, sinks, nil)
 	time.Sleep(300 * time.Millisecond)
 	checkTableIDsOnce(t, e, "after another start: still 10..12 once each", 10, 11, 12)
 }
@@ -426,10 +428,7 @@ func TestOperatorSettlesWhenTheLogCannotBeTrusted(t *testing.T) {
 	}
 	loseCommitAnswer(t, ctx, e, dir, "op-moved", 10, 2)
 	loseCommitAnswer(t, ctx, e, dir, "op-epoch", 20, 1)
-	short, cancelShort := context.WithTimeout(ctx, time.Second)
-	defer cancelShort()
-	_ = e.tee.Drain(short)
-	e.tee.Close()
+	stopEnvTee(ctx, e)
 	// op-epoch is fenced: the coordinator aborts it, with a marker of the next epoch.
 	fenceAtBroker(t, ctx, e, "op-epoch")
 
@@ -473,13 +472,7 @@ func TestOperatorSettlesWhenTheLogCannotBeTrusted(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	e.reg = prometheus.NewRegistry()
-	running, err := tee.New(tee.Options{Sinks: sinks, Database: "kafka_test", Store: e.store, JournalDir: dir,
-		KafkaBootstrap: e.kafka.ListenAddrs(), Logger: logger, Metrics: tee.NewMetrics(e.reg)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer running.Close()
+	startOnJournal(t, e, dir, sinks, logger)
 	deadline := time.Now().Add(30 * time.Second)
 	for !strings.Contains(logs.String(), "its batch is no longer in the log (compacted or deleted)") ||
 		!strings.Contains(logs.String(), "has another epoch; its rows stay undecided") {
@@ -516,29 +509,14 @@ func TestOperatorRestoresAPendingTransactionItsMarkerDecides(t *testing.T) {
 	// Kafka commits; the proxy "crashes" with the commit at the broker (the journal as it was
 	// then stands for the crash), and OpenMLDB refuses the rows until then.
 	crash := commitWithPutsRefused(t, ctx, e, dir, "restored-commit", 40, 3)
-	short, cancelShort := context.WithTimeout(ctx, time.Second)
-	defer cancelShort()
-	_ = e.tee.Drain(short)
-	e.tee.Close()
+	stopEnvTee(ctx, e)
 	e.cluster.FailPuts(0, 0)
 	if err := os.WriteFile(filepath.Join(dir, "committed-rows.json"), crash, 0o600); err != nil {
 		t.Fatal(err)
 	}
 
-	tb, err := e.store.Table("kafka_test", "topic1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := e.store.DropTable(ctx, "kafka_test", "topic1"); err != nil {
-		t.Fatal(err)
-	}
-	e.reg = prometheus.NewRegistry()
-	running, err := tee.New(tee.Options{Sinks: sinks, Database: "kafka_test", Store: e.store, JournalDir: dir,
-		KafkaBootstrap: e.kafka.ListenAddrs(), Metrics: tee.NewMetrics(e.reg)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer running.Close()
+	tb := dropTopic1(t, ctx, e)
+	running := startOnJournal(t, e, dir, sinks, nil)
 	c, err := tee.ReadJournal(dir)
 	if err != nil || len(c.Pending) != 0 || len(c.SetAside) != 1 || len(c.SetAside[0].Pending) != 1 ||
 		c.SetAside[0].Pending[0].TransactionalID != "restored-commit" || len(c.SetAside[0].Why) != 1 ||
@@ -565,11 +543,7 @@ func TestOperatorRestoresAPendingTransactionItsMarkerDecides(t *testing.T) {
 		t.Fatalf("okp_tee_txn_undecidable = %v, want 0 (the marker decided it)", n)
 	}
 	running.Close()
-	next, err := tee.New(tee.Options{Sinks: sinks, Database: "kafka_test", Store: e.store, JournalDir: dir, KafkaBootstrap: e.kafka.ListenAddrs()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer next.Close()
+	startOnJournal(t, e, dir, sinks, nil)
 	time.Sleep(300 * time.Millisecond)
 	checkTableIDsOnce(t, e, "after another start: still 40..42 once each", 40, 41, 42)
 }

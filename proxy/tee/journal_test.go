@@ -222,10 +222,7 @@ func TestJournalDecidesCommitsInFlightAtACrash(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	short, cancelShort := context.WithTimeout(ctx, time.Second)
-	defer cancelShort()
-	_ = e.tee.Drain(short)
-	e.tee.Close()
+	stopEnvTee(ctx, e)
 
 	// The crash state: both transactions pending, as each snapshot has one of them.
 	var doc, other map[string]json.RawMessage
