@@ -57,7 +57,7 @@ func serveOps(ctx context.Context, log *slog.Logger, cfg *config.Config, rt opsR
 		defer store.Close()
 		defer t.Close()
 		opts.Hook = t
-		tee.RegisterPutRoutes(reg, store)
+		tee.RegisterPutCounters(reg, store)
 	}
 	p, err := proxy.New(opts)
 	if err != nil {

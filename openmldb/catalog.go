@@ -46,6 +46,7 @@ type Table struct {
 	Unsupported error
 
 	keyCols [][]int // per index position; nil for deleted indexes
+	tsOf    []int   // per index position: its TS column, or -1 (none, or a deleted index)
 	tsCols  []int
 	info    *nspb.TableInfo
 }
@@ -112,6 +113,7 @@ func tableFromInfo(info *nspb.TableInfo, addrOf func(name string) (string, bool)
 		if ck.GetType() == commonpb.IndexType_kClustered && t.Unsupported == nil {
 			t.Unsupported = fmt.Errorf("%w %s.%s: index %s is clustered (index-organized table)", ErrUnsupportedTable, t.DB, t.Name, idx.Name)
 		}
+		t.tsOf = append(t.tsOf, -1)
 		if idx.Deleted {
 			t.keyCols = append(t.keyCols, nil)
 			continue
@@ -133,6 +135,7 @@ func tableFromInfo(info *nspb.TableInfo, addrOf func(name string) (string, bool)
 			if !ok {
 				return nil, fmt.Errorf("table %s.%s index %s: ts column %q not in schema", t.DB, t.Name, idx.Name, idx.TS)
 			}
+			t.tsOf[i] = p
 			if !tsSeen[p] {
 				tsSeen[p] = true
 				t.tsCols = append(t.tsCols, p)

@@ -54,6 +54,7 @@ type Client struct {
 	cat                  atomic.Pointer[catalog]
 	inflight             chan struct{}
 	stamps               *putStamps // Put times of rows on indexes without a TS column
+	ties                 *tieGate   // order of rows tying on an index with a TS column
 
 	refreshMu   sync.Mutex
 	gen         atomic.Uint64
@@ -89,6 +90,7 @@ func Open(ctx context.Context, opts Options) (*Client, error) {
 		pool:     newRPCPool(Credential(opts.User, opts.Password), opts.RPCTimeout, opts.Logger),
 		inflight: make(chan struct{}, opts.MaxInFlight),
 		stamps:   newPutStamps(),
+		ties:     newTieGate(),
 	}
 	c.pool.observe = opts.OnRPC
 	if opts.ZKCluster != "" {

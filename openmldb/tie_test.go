@@ -2,6 +2,7 @@ package openmldb_test
 
 import (
 	"context"
+	"errors"
 	"strconv"
 	"sync"
 	"testing"
@@ -15,11 +16,17 @@ import (
 // brpc does (openmldbtest.Options.ConcurrentReads): rows of one key on an index without a TS
 // column must still read newest = last written, which only their Put times can guarantee.
 
-// checkNewestLast scans key (index 0, no TS column) and fails unless its n rows read newest
-// first in reverse id order (ids are the write order).
+// checkNewestLast scans key on index 0 and fails unless its n rows read newest first in
+// reverse id order (ids are the write order).
 func checkNewestLast(t *testing.T, ctx context.Context, c *openmldb.Client, tb *openmldb.Table, key string, n int) {
 	t.Helper()
-	rows, err := c.Scan(ctx, tb, 0, key, 0)
+	checkNewestLastOn(t, ctx, c, tb, 0, key, n)
+}
+
+// checkNewestLastOn is checkNewestLast on index idx.
+func checkNewestLastOn(t *testing.T, ctx context.Context, c *openmldb.Client, tb *openmldb.Table, idx int, key string, n int) {
+	t.Helper()
+	rows, err := c.Scan(ctx, tb, idx, key, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -32,6 +39,26 @@ func checkNewestLast(t *testing.T, ctx context.Context, c *openmldb.Client, tb *
 				key, i, r[0].I, n-1-i)
 		}
 	}
+}
+
+// writeBackToBack issues one WriteAsync per batch without waiting between them (the proxy
+// pipelines Produce requests so) and waits for all; any row's error fails the test.
+func writeBackToBack(t *testing.T, ctx context.Context, c *openmldb.Client, tb *openmldb.Table, batches ...[]openmldb.Row) {
+	t.Helper()
+	var wg sync.WaitGroup
+	for w, rows := range batches {
+		wg.Add(1)
+		c.WriteAsync(ctx, tb, rows, openmldb.WriteOptions{}, func(errs []error) {
+			defer wg.Done()
+			for i, err := range errs {
+				if err != nil {
+					t.Errorf("write %d row %d: %v", w, i, err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
 }
 
 // tieTable creates tie.t with one index on c2 and no TS column, one partition.
@@ -84,20 +111,196 @@ func TestRowsOfOneKeyAcrossWritesReadNewestLast(t *testing.T) {
 	tb := tieTable(t, ctx, e.client)
 	const writes, per = 10, 50
 	for run := range 5 {
-		var wg sync.WaitGroup
+		var batches [][]openmldb.Row
 		for w := range writes {
-			wg.Add(1)
-			e.client.WriteAsync(ctx, tb, tieRows(run, w*per, per), openmldb.WriteOptions{}, func(errs []error) {
-				defer wg.Done()
-				for i, err := range errs {
-					if err != nil {
-						t.Errorf("run %d write %d row %d: %v", run, w, i, err)
-						return
+			batches = append(batches, tieRows(run, w*per, per))
+		}
+		writeBackToBack(t, ctx, e.client, tb, batches...)
+		checkNewestLast(t, ctx, e.client, tb, strconv.Itoa(run), writes*per)
+	}
+}
+
+// Rows of one key with an equal event time on an index with a TS column: the timestamp is the
+// record's, so no stamp can order them; the client holds each such Put until the one before it
+// is answered.
+
+// eventTieTable creates tie.<name> with the given indexes over testColumns.
+func eventTieTable(t *testing.T, ctx context.Context, c *openmldb.Client, name string, partitions uint32, indexes ...openmldb.Index) *openmldb.Table {
+	t.Helper()
+	if err := c.CreateDatabase(ctx, "tie", true); err != nil {
+		t.Fatal(err)
+	}
+	tb, err := c.CreateTable(ctx, openmldb.TableSpec{DB: "tie", Name: name, Columns: testColumns,
+		Indexes: indexes, PartitionNum: partitions, ReplicaNum: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tb
+}
+
+// eventTieRows are tieRows that all have event time ts (column "ts").
+func eventTieRows(key, from, n int, ts int64) []openmldb.Row {
+	rows := tieRows(key, from, n)
+	for _, r := range rows {
+		r[8] = openmldb.Int(ts)
+	}
+	return rows
+}
+
+func checkWritten(t *testing.T, errs []error) {
+	t.Helper()
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("row %d: %v", i, err)
+		}
+	}
+}
+
+// One Write of 300 rows of one key and one event time.
+func TestRowsOfOneKeyAndEventTimeInOneWriteReadNewestLast(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	e := startEnv(t, ctx, openmldbtest.Options{Tablets: 1, ConcurrentReads: true}, 0)
+	tb := eventTieTable(t, ctx, e.client, "ev", 1, openmldb.Index{Keys: []string{"c2"}, TS: "ts"})
+	const n = 300
+	for run := range 3 {
+		before := e.client.TieWaits()
+		checkWritten(t, e.client.Write(ctx, tb, eventTieRows(run, 0, n, 1700000000000), openmldb.WriteOptions{}))
+		checkNewestLast(t, ctx, e.client, tb, strconv.Itoa(run), n)
+		if waits := e.client.TieWaits() - before; waits != n-1 {
+			t.Fatalf("run %d: %d Puts waited for a tie, want %d (every row but the first)", run, waits, n-1)
+		}
+	}
+}
+
+// Back-to-back Writes of one key and one event time.
+func TestRowsOfOneKeyAndEventTimeAcrossWritesReadNewestLast(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	e := startEnv(t, ctx, openmldbtest.Options{Tablets: 1, ConcurrentReads: true}, 0)
+	tb := eventTieTable(t, ctx, e.client, "ev", 1, openmldb.Index{Keys: []string{"c2"}, TS: "ts"})
+	const writes, per = 10, 30
+	for run := range 3 {
+		var batches [][]openmldb.Row
+		for w := range writes {
+			batches = append(batches, eventTieRows(run, w*per, per, 1700000000000))
+		}
+		writeBackToBack(t, ctx, e.client, tb, batches...)
+		checkNewestLast(t, ctx, e.client, tb, strconv.Itoa(run), writes*per)
+	}
+}
+
+// Distinct event times order themselves: nothing waits, even for one key.
+func TestRowsOfOneKeyWithDistinctEventTimesDoNotWait(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	e := startEnv(t, ctx, openmldbtest.Options{Tablets: 1, ConcurrentReads: true}, 0)
+	tb := eventTieTable(t, ctx, e.client, "ev", 1, openmldb.Index{Keys: []string{"c2"}, TS: "ts"})
+	rows := tieRows(0, 0, 500) // testRow's event times differ
+	checkWritten(t, e.client.Write(ctx, tb, rows, openmldb.WriteOptions{}))
+	checkNewestLast(t, ctx, e.client, tb, "0", len(rows))
+	if waits := e.client.TieWaits(); waits != 0 {
+		t.Fatalf("%d Puts waited, want 0: only equal event times tie", waits)
+	}
+}
+
+// Two indexes with TS columns whose keys cross (a row ties with different rows on each): each
+// key still reads newest = last written, on one partition (one Put carries both keys) and on
+// several (a row's keys in different Puts).
+func TestCrossingTiesOnTwoIndexesKeepEachKeysOrder(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	e := startEnv(t, ctx, openmldbtest.Options{Tablets: 2, ConcurrentReads: true}, 0)
+	for _, partitions := range []uint32{1, 4} {
+		tb := eventTieTable(t, ctx, e.client, "cross"+strconv.Itoa(int(partitions)), partitions,
+			openmldb.Index{Keys: []string{"c2"}, TS: "ts"}, openmldb.Index{Keys: []string{"c1"}, TS: "ts"})
+		const n = 240
+		rows := eventTieRows(0, 0, n, 1700000000000)
+		for i, r := range rows {
+			r[2] = openmldb.Int(int64(i % 3))
+			r[1] = openmldb.Int(int64(i % 5))
+		}
+		writeBackToBack(t, ctx, e.client, tb, rows[:60], rows[60:120], rows[120:180], rows[180:])
+		for idx, mod := range []int{3, 5} {
+			col := []int{2, 1}[idx]
+			for k := range mod {
+				scanned, err := e.client.Scan(ctx, tb, idx, strconv.Itoa(k), 0)
+				if err != nil {
+					t.Fatal(err)
+				}
+				var want []int64 // ids of key k, newest (last written) first
+				for i := n - 1; i >= 0; i-- {
+					if rows[i][col].I == int64(k) {
+						want = append(want, int64(i))
 					}
 				}
-			})
+				if len(scanned) != len(want) {
+					t.Fatalf("%d partitions, index %d key %d: %d rows, want %d", partitions, idx, k, len(scanned), len(want))
+				}
+				for i, r := range scanned {
+					if r[0].I != want[i] {
+						t.Fatalf("%d partitions, index %d key %d: row %d of the scan has id %d, want %d", partitions, idx, k, i, r[0].I, want[i])
+					}
+				}
+			}
 		}
-		wg.Wait()
-		checkNewestLast(t, ctx, e.client, tb, strconv.Itoa(run), writes*per)
+	}
+}
+
+// A Put that fails does not strand the rows waiting behind it: they are written, and the failed
+// row is reported (a data error) or retried (a follower answer).
+func TestTiedPutsBehindAFailedPutAreWritten(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	e := startEnv(t, ctx, openmldbtest.Options{Tablets: 1, ConcurrentReads: true}, 0)
+	tb := eventTieTable(t, ctx, e.client, "ev", 1, openmldb.Index{Keys: []string{"c2"}, TS: "ts"})
+	const n = 50
+	e.cluster.FailPuts(3, openmldb.CodeTableIsFollower) // retried
+	checkWritten(t, e.client.Write(ctx, tb, eventTieRows(0, 0, n, 1700000000000), openmldb.WriteOptions{}))
+	if c, err := e.cluster.Count("tie", "ev"); err != nil || c != n {
+		t.Fatalf("table holds %d rows (%v), want %d", c, err, n)
+	}
+	e.cluster.FailPuts(2, openmldb.CodePutFailed) // reported
+	errs := e.client.Write(ctx, tb, eventTieRows(1, n, n, 1700000000000), openmldb.WriteOptions{})
+	failed := 0
+	for _, err := range errs {
+		var se *openmldb.ServerError
+		switch {
+		case err == nil:
+		case errors.As(err, &se) && se.Code == openmldb.CodePutFailed:
+			failed++
+		default:
+			t.Fatalf("unexpected error: %v", err)
+		}
+	}
+	if failed != 2 {
+		t.Fatalf("%d rows failed, want the 2 whose Puts were refused", failed)
+	}
+	if c, err := e.cluster.Count("tie", "ev"); err != nil || c != 2*n-2 {
+		t.Fatalf("table holds %d rows (%v), want %d", c, err, 2*n-2)
+	}
+}
+
+// A Put waiting for a tie whose Write gives up meanwhile is never sent: its row is reported
+// failed (once the Put it waited for is answered) and is not stored.
+func TestTiedPutOfAWriteThatGaveUpIsNotSent(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	e := startEnv(t, ctx, openmldbtest.Options{Tablets: 1, ConcurrentReads: true}, 0)
+	tb := eventTieTable(t, ctx, e.client, "ev", 1, openmldb.Index{Keys: []string{"c2"}, TS: "ts"})
+	e.cluster.StallPuts(400 * time.Millisecond)
+	first := make(chan []error, 1)
+	e.client.WriteAsync(ctx, tb, eventTieRows(0, 0, 1, 1700000000000), openmldb.WriteOptions{}, func(errs []error) { first <- errs })
+	short, cancelShort := context.WithTimeout(ctx, 50*time.Millisecond)
+	defer cancelShort()
+	errs := e.client.Write(short, tb, eventTieRows(0, 1, 1, 1700000000000), openmldb.WriteOptions{})
+	if !errors.Is(errs[0], context.DeadlineExceeded) {
+		t.Fatalf("the Write that gave up got %v, want its context's deadline", errs[0])
+	}
+	checkWritten(t, <-first)
+	time.Sleep(100 * time.Millisecond) // a Put sent late would land now
+	checkNewestLast(t, ctx, e.client, tb, "0", 1)
+	if waits := e.client.TieWaits(); waits != 1 {
+		t.Fatalf("%d Puts waited, want 1", waits)
 	}
 }

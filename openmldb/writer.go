@@ -124,7 +124,8 @@ func fillErr(n int, err error) []error {
 
 // Write stores rows into t and returns one result per row: nil means the row was stored in every
 // partition its indexes hash to. Each row is encoded once; all Puts of all rows are pipelined
-// (bounded by Options.MaxInFlight) and issued in row order per partition. Follower (103),
+// (bounded by Options.MaxInFlight) and issued in row order per partition, except that a Put
+// tying with an unanswered one on an index with a TS column waits for it (tieGate). Follower (103),
 // missing-table (100) and transport errors refresh the catalog and are retried within ctx;
 // data errors are returned and never retried.
 func (c *Client) Write(ctx context.Context, t *Table, rows []Row, opts WriteOptions) []error {
@@ -231,6 +232,7 @@ func (c *Client) WriteAsync(ctx context.Context, t *Table, rows []Row, opts Writ
 	}
 	c.stamps.stamp(t, ops, keys, now)
 	w := &writeJob{c: c, ctx: ctx, t: t, errs: errs, ops: ops, keys: keys, opts: opts, done: done}
+	w.ties = c.ties.entries(w, t, rows, ops, keys)
 	if len(ops) == 0 {
 		w.finish()
 		return
@@ -248,19 +250,78 @@ type writeJob struct {
 	keys []byte
 	opts WriteOptions
 	done func([]error)
+
+	// ties are the ops' places in the client's tieGate, for tables with an index with a TS
+	// column; nil otherwise. A round then issues the ops heading their tie queues at once and
+	// the others as the Puts before them are answered (issueWoken), and ends when all have
+	// completed.
+	ties     []tieEntry
+	mu       sync.Mutex
+	units    int   // this round's issues (and waiting ops) not completed yet
+	retryOps []int // this round's ops to retry
+	endRound func(retry []int)
 }
 
 // round issues the pending ops (nil: all); what needs another round is retried after backoff on a
 // goroutine of its own, after a catalog refresh.
 func (w *writeJob) round(round int, pending []int, backoff time.Duration) {
 	roundStart := time.Now()
-	w.c.issuePuts(w.ctx, w.t, w.ops, pending, w.keys, w.opts, func(retry []int) {
+	end := func(retry []int) {
 		if len(retry) == 0 || w.ctx.Err() != nil || round >= maxWriteRounds {
 			w.finish()
 			return
 		}
 		go w.retry(round, roundStart, retry, backoff)
-	})
+	}
+	if w.ties == nil {
+		w.c.issuePuts(w.ctx, w.t, w.ops, pending, w.keys, w.opts, nil, end)
+		return
+	}
+	if pending == nil {
+		pending = make([]int, len(w.ops))
+		for i := range pending {
+			pending[i] = i
+		}
+	}
+	ready := w.c.ties.enter(w.ties, pending, make([]int, 0, len(pending)))
+	w.mu.Lock()
+	w.units = 1 + len(pending) - len(ready) // the issue below, and each op that waits
+	w.retryOps = nil
+	w.endRound = end
+	w.mu.Unlock()
+	w.c.issuePuts(w.ctx, w.t, w.ops, ready, w.keys, w.opts, w.settled, func(retry []int) { w.issued(retry, 1) })
+}
+
+// settled takes op oi out of the tie gate once its Put is answered or has failed, and sends
+// the Puts that waited for it.
+func (w *writeJob) settled(oi int) {
+	if woken := w.c.ties.leave(&w.ties[oi], nil); len(woken) > 0 {
+		// Not on this goroutine: it may be a connection's reader, and sending may block.
+		go sendWoken(woken)
+	}
+}
+
+// issueWoken sends ops of this round that waited in the tie gate.
+func (w *writeJob) issueWoken(ops []int) {
+	opts := w.opts
+	opts.Batch = nil // nobody flushes a batch for them
+	opts.OnLane = false
+	w.c.issuePuts(w.ctx, w.t, w.ops, ops, w.keys, opts, w.settled, func(retry []int) { w.issued(retry, len(ops)) })
+}
+
+// issued counts units of this round as completed, with the ops they leave to retry, and ends
+// the round after the last.
+func (w *writeJob) issued(retry []int, units int) {
+	w.mu.Lock()
+	w.retryOps = append(w.retryOps, retry...)
+	w.units -= units
+	last := w.units == 0
+	retry, end := w.retryOps, w.endRound
+	w.mu.Unlock()
+	if last {
+		slices.Sort(retry)
+		end(retry)
+	}
 }
 
 func (w *writeJob) retry(round int, roundStart time.Time, retry []int, backoff time.Duration) {
@@ -352,7 +413,8 @@ func sameLayout(a, b *Table) bool {
 // instead of one per Put; the queue is flushed before waiting for an in-flight slot. done runs
 // once, when every Put has completed, with the ops to retry in op order. pending nil means
 // every op.
-func (c *Client) issuePuts(ctx context.Context, t *Table, ops []putOp, pending []int, keys []byte, opts WriteOptions, done func(retry []int)) {
+func (c *Client) issuePuts(ctx context.Context, t *Table, ops []putOp, pending []int, keys []byte, opts WriteOptions,
+	settled func(oi int), done func(retry []int)) {
 	var mu sync.Mutex
 	var retry []int
 	var outstanding atomic.Int64
@@ -376,6 +438,13 @@ func (c *Client) issuePuts(ctx context.Context, t *Table, ops []putOp, pending [
 			mu.Unlock()
 		}
 	}
+	if settled != nil {
+		inner := finish
+		finish = func(oi int, err error, retriable bool) {
+			inner(oi, err, retriable)
+			settled(oi)
+		}
+	}
 	var queued []*rpcConn // connections holding frames not yet written
 	flush := func(onLoop, wait bool) {
 		for _, rc := range queued {
@@ -396,10 +465,17 @@ func (c *Client) issuePuts(ctx context.Context, t *Table, ops []putOp, pending [
 		if pending == nil {
 			n = len(ops)
 		}
+		// The caller gave up (a Put that waited for a tie, or for an in-flight slot, is issued
+		// late): send nothing more, so no row reported failed is stored afterwards.
+		ctxErr := ctx.Err()
 		for i := from; i < n; i++ {
 			oi := i
 			if pending != nil {
 				oi = pending[i]
+			}
+			if ctxErr != nil {
+				finish(oi, ctxErr, false)
+				continue
 			}
 			op := &ops[oi]
 			op.err = nil

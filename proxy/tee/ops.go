@@ -168,9 +168,13 @@ func NewRPCMetrics(reg prometheus.Registerer) *RPCMetrics {
 	return m
 }
 
-// RegisterPutRoutes registers okp_openmldb_puts_total{connection="loop"|"shared"}: the Puts sent
-// on the event loops' own tablet connections (openmldb.Lane) and on the client's shared ones.
-func RegisterPutRoutes(reg prometheus.Registerer, store *openmldb.Client) {
+// RegisterPutCounters registers okp_openmldb_puts_total{connection="loop"|"shared"}, the Puts
+// sent on the event loops' own tablet connections (openmldb.Lane) and on the client's shared
+// ones, and okp_openmldb_tie_waits_total (openmldb.Client.TieWaits).
+func RegisterPutCounters(reg prometheus.Registerer, store *openmldb.Client) {
+	reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "okp_openmldb_tie_waits_total",
+		Help: "OpenMLDB Puts held until an earlier Put of a row with the same key and event time (an index with a TS column) was answered, so the later record reads as the newer."},
+		func() float64 { return float64(store.TieWaits()) }))
 	for _, route := range []string{"loop", "shared"} {
 		reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "okp_openmldb_puts_total",
 			Help:        "OpenMLDB Puts sent, by connection: the event loop's own (responses read by the loop) or the client's shared one.",

@@ -68,6 +68,12 @@ func startEnv(t *testing.T, sinks []config.Sink, topics ...string) *env {
 // startEnvWith is startEnv with a chance to adjust the tee's options.
 func startEnvWith(t *testing.T, adjust func(*tee.Options), sinks []config.Sink, topics ...string) *env {
 	t.Helper()
+	return startEnvOn(t, openmldbtest.Options{}, adjust, sinks, topics...)
+}
+
+// startEnvOn is startEnvWith on a cluster started with clusterOpts.
+func startEnvOn(t *testing.T, clusterOpts openmldbtest.Options, adjust func(*tee.Options), sinks []config.Sink, topics ...string) *env {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	e := &env{}
@@ -78,7 +84,8 @@ func startEnvWith(t *testing.T, adjust func(*tee.Options), sinks []config.Sink, 
 	}
 	t.Cleanup(e.kafka.Close)
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	e.cluster, err = openmldbtest.Start(ctx, openmldbtest.Options{Logger: logger})
+	clusterOpts.Logger = logger
+	e.cluster, err = openmldbtest.Start(ctx, clusterOpts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -95,6 +102,7 @@ func startEnvWith(t *testing.T, adjust func(*tee.Options), sinks []config.Sink, 
 		t.Fatal(err)
 	}
 	e.reg = prometheus.NewRegistry()
+	tee.RegisterPutCounters(e.reg, e.store)
 	opts := tee.Options{Sinks: sinks, Database: "kafka_test", Store: e.store, KafkaBootstrap: e.kafka.ListenAddrs(),
 		Logger: logger, Metrics: tee.NewMetrics(e.reg)}
 	if adjust != nil {
@@ -787,6 +795,49 @@ func TestRejectionLogIsRateLimited(t *testing.T) {
 	}
 }
 
+// Records of one key with one event time, on an index with that TS column, read back newest =
+// highest offset from tablets that apply the Puts of one socket read concurrently, as brpc does:
+// each such Put waits for the answer to the one before it (openmldb tieGate). Every seed record
+// ties: same c7_string, same c9_timestamp.
+func TestTiedEventTimesReadNewestLastOnABrpcLikeTablet(t *testing.T) {
+	e := startEnvOn(t, openmldbtest.Options{ConcurrentReads: true}, nil, []config.Sink{{Topics: []string{"topic1"}, AutoCreate: true,
+		Index: config.Index{Key: []string{"c7_string"}, TS: "c9_timestamp"}}}, "topic1")
+	cl := e.client(t, kgo.RecordPartitioner(kgo.ManualPartitioner()), kgo.ProducerLinger(time.Millisecond))
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	const n = 400
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		cl.Produce(ctx, &kgo.Record{Topic: "topic1", Partition: 0, Value: []byte(seedRow(i))}, func(_ *kgo.Record, err error) {
+			defer wg.Done()
+			if err != nil {
+				t.Errorf("record %d: %v", i, err)
+			}
+		})
+	}
+	wg.Wait()
+	tb, err := e.store.Table("kafka_test", "topic1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows, err := e.store.Scan(ctx, tb, 0, "c77777", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rows) != n {
+		t.Fatalf("key c77777 has %d rows, want %d", len(rows), n)
+	}
+	for i, r := range rows {
+		if r[2].I != int64(n-1-i) {
+			t.Fatalf("row %d of the scan (newest first) is record %d, want %d: records of one key and event time were stored out of offset order", i, r[2].I, n-1-i)
+		}
+	}
+	if waits := e.metric(t, "okp_openmldb_tie_waits_total"); waits < 1 || waits > n-1 {
+		t.Fatalf("okp_openmldb_tie_waits_total = %v, want 1..%d", waits, n-1)
+	}
+}
+
 // A connection's pipelined Produce requests reach OpenMLDB in offset order: a large request's
 // rows (encoded off the event loop) are stored before those of a small request sent after it,
 // even though the small one's could go out at once. The test cluster keeps a partition's rows in
@@ -913,6 +964,7 @@ func (e *env) restart(t *testing.T, sinks []config.Sink) {
 	}
 	e.tee.Close()
 	e.reg = prometheus.NewRegistry()
+	tee.RegisterPutCounters(e.reg, e.store)
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	tt, err := tee.New(tee.Options{Sinks: sinks, Database: "kafka_test", Store: e.store, KafkaBootstrap: e.kafka.ListenAddrs(),
 		Logger: logger, Metrics: tee.NewMetrics(e.reg)})
