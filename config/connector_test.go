@@ -101,6 +101,7 @@ func TestSinkValidation(t *testing.T) {
 		{[]Sink{{Topics: []string{"a"}}, {Topics: []string{"a"}}}, `sinks[1].topics: topic "a" is already teed by sinks[0]`},
 		{[]Sink{{Topics: []string{"a"}, Index: Index{TTL: "3h"}}}, "sinks[0].index.ttl"},
 		{[]Sink{{TopicsRegex: "("}}, "sinks[0].topics_regex"},
+		{[]Sink{{Topics: []string{"a"}, TieOrder: "strict"}}, `sinks[0].tie_order: "strict" is not one of offset, any`},
 	}
 	for _, c := range cases {
 		err := NormalizeSinks(c.sinks)

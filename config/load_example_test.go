@@ -19,13 +19,13 @@ func TestReadmeExampleLoads(t *testing.T) {
 		t.Fatalf("sinks %+v", c.Sinks)
 	}
 	s := c.Sinks[0]
-	if !s.AutoCreate || !s.ExactlyOnce || s.PartitionNum != 8 || s.Index.TS != "c9_timestamp" ||
+	if !s.AutoCreate || !s.ExactlyOnce || s.PartitionNum != 8 || s.Index.TS != "c9_timestamp" || s.TieOrder != TieOrderOffset ||
 		!reflect.DeepEqual(s.Index.Key, []string{"c7_string"}) || s.TableFor("topic1") != "topic1" {
 		t.Fatalf("sink 0 %+v", s)
 	}
 	o := c.Sinks[1]
 	if !o.Matches("orders-us") || o.TableFor("orders-eu") != "eu_orders" || o.TableFor("orders-us") != "orders-us" ||
-		o.Format != FormatJSON || o.OnInvalid != OnInvalidDLQ || o.DLQTopic != "orders-dlq" {
+		o.Format != FormatJSON || o.OnInvalid != OnInvalidDLQ || o.DLQTopic != "orders-dlq" || o.TieOrder != TieOrderOffset {
 		t.Fatalf("sink 1 %+v", o)
 	}
 	if SinkFor(c.Sinks, "orders-eu") != &c.Sinks[1] || SinkFor(c.Sinks, "other") != nil {

@@ -37,6 +37,12 @@ const (
 	OnInvalidSkip   = "skip"   // the batch goes to Kafka, valid rows to OpenMLDB, bad records are counted
 )
 
+// Orders of rows that tie (same index key and TS-column value) a sink can keep.
+const (
+	TieOrderOffset = "offset" // a tying row waits for the previous one's answer, so later offsets read as newer
+	TieOrderAny    = "any"    // tying rows are sent at once and may be listed in any order
+)
+
 // Index is the index to create with an auto-created table; an empty Key means the nameserver's
 // default index (first non-float column as key, no TS column).
 type Index struct {
@@ -65,6 +71,9 @@ type Sink struct {
 	// Fields, when set, is the projection of record fields written; other fields are ignored.
 	Fields      []string `koanf:"fields"`
 	ExactlyOnce bool     `koanf:"exactly_once"`
+	// TieOrder is TieOrderOffset (default) or TieOrderAny: whether rows of one key with an equal
+	// event time on an index with a TS column keep their offset order, at a round trip each.
+	TieOrder string `koanf:"tie_order"`
 
 	regex *regexp.Regexp
 }
@@ -123,6 +132,13 @@ func (s *Sink) normalize(i int) error {
 		}
 	default:
 		return fmt.Errorf("%s.on_invalid: %q is not one of reject, dlq, skip", key, s.OnInvalid)
+	}
+	switch s.TieOrder {
+	case "":
+		s.TieOrder = TieOrderOffset
+	case TieOrderOffset, TieOrderAny:
+	default:
+		return fmt.Errorf("%s.tie_order: %q is not one of offset, any", key, s.TieOrder)
 	}
 	if s.OnInvalid != OnInvalidDLQ && s.DLQTopic != "" {
 		return fmt.Errorf("%s.dlq_topic: set, but on_invalid is %s (use on_invalid: dlq)", key, s.OnInvalid)

@@ -190,6 +190,22 @@ func TestRowsOfOneKeyAndEventTimeAcrossWritesReadNewestLast(t *testing.T) {
 	}
 }
 
+// AnyTieOrder sends tying Puts at once: all rows are stored and none waited.
+func TestAnyTieOrderDoesNotWait(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	e := startEnv(t, ctx, openmldbtest.Options{Tablets: 1, ConcurrentReads: true}, 0)
+	tb := eventTieTable(t, ctx, e.client, "ev", 1, openmldb.Index{Keys: []string{"c2"}, TS: "ts"})
+	const n = 300
+	checkWritten(t, e.client.Write(ctx, tb, eventTieRows(0, 0, n, 1700000000000), openmldb.WriteOptions{AnyTieOrder: true}))
+	if c, err := e.cluster.Count("tie", "ev"); err != nil || c != n {
+		t.Fatalf("table holds %d rows (%v), want %d", c, err, n)
+	}
+	if waits := e.client.TieWaits(); waits != 0 {
+		t.Fatalf("%d Puts waited with AnyTieOrder, want 0", waits)
+	}
+}
+
 // Distinct event times order themselves: nothing waits, even for one key.
 func TestRowsOfOneKeyWithDistinctEventTimesDoNotWait(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)

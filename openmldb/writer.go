@@ -48,6 +48,10 @@ type WriteOptions struct {
 	// while the lane's connection to a tablet is being set up or replaced (meanwhile Puts take
 	// the shared connection, and the lane's holds what queues on it until those are over).
 	Lane Lane
+	// AnyTieOrder sends Puts that tie with an unanswered one on an index with a TS column (same
+	// key and event time) at once instead of after its answer (see tieGate): faster for keys
+	// whose rows share event times, but a tablet may then list such rows in any order.
+	AnyTieOrder bool
 	// OnLane says the caller runs on Lane's loop now, so the Puts are written at once; from
 	// elsewhere they are written by a task the loop runs. Retry rounds always run elsewhere.
 	OnLane bool
@@ -232,7 +236,9 @@ func (c *Client) WriteAsync(ctx context.Context, t *Table, rows []Row, opts Writ
 	}
 	c.stamps.stamp(t, ops, keys, now)
 	w := &writeJob{c: c, ctx: ctx, t: t, errs: errs, ops: ops, keys: keys, opts: opts, done: done}
-	w.ties = c.ties.entries(w, t, rows, ops, keys)
+	if !opts.AnyTieOrder {
+		w.ties = c.ties.entries(w, t, rows, ops, keys)
+	}
 	if len(ops) == 0 {
 		w.finish()
 		return

@@ -290,7 +290,7 @@ func (t *Tee) startStore(ctx context.Context, p *partitionPlan, part *kmsg.Produ
 	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), DefaultWriteTimeout)
 	start := time.Now()
 	m := p.state.m
-	t.store.WriteAsync(wctx, p.state.table, rows, openmldb.WriteOptions{PutIfAbsent: p.sink.ExactlyOnce, Validated: true, Batch: batch, Lane: r.lane, OnLane: r.onLoop}, func(errs []error) {
+	t.store.WriteAsync(wctx, p.state.table, rows, openmldb.WriteOptions{PutIfAbsent: p.sink.ExactlyOnce, AnyTieOrder: p.sink.TieOrder == config.TieOrderAny, Validated: true, Batch: batch, Lane: r.lane, OnLane: r.onLoop}, func(errs []error) {
 		cancel()
 		m.writeSeconds.Observe(time.Since(start).Seconds())
 		var stored []bool

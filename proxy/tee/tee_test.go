@@ -800,12 +800,38 @@ func TestRejectionLogIsRateLimited(t *testing.T) {
 // each such Put waits for the answer to the one before it (openmldb tieGate). Every seed record
 // ties: same c7_string, same c9_timestamp.
 func TestTiedEventTimesReadNewestLastOnABrpcLikeTablet(t *testing.T) {
+	const n = 400
+	e, rows := produceTiedSeedRecords(t, config.TieOrderOffset, n)
+	for i, r := range rows {
+		if r[2].I != int64(n-1-i) {
+			t.Fatalf("row %d of the scan (newest first) is record %d, want %d: records of one key and event time were stored out of offset order", i, r[2].I, n-1-i)
+		}
+	}
+	if waits := e.metric(t, "okp_openmldb_tie_waits_total"); waits < 1 || waits > n-1 {
+		t.Fatalf("okp_openmldb_tie_waits_total = %v, want 1..%d", waits, n-1)
+	}
+}
+
+// tie_order: any sends tying rows at once: all are stored, none waited.
+func TestTieOrderAnyDoesNotWait(t *testing.T) {
+	const n = 400
+	e, _ := produceTiedSeedRecords(t, config.TieOrderAny, n)
+	if waits := e.metric(t, "okp_openmldb_tie_waits_total"); waits != 0 {
+		t.Fatalf("okp_openmldb_tie_waits_total = %v with tie_order any, want 0", waits)
+	}
+}
+
+// produceTiedSeedRecords produces n seed records (c3_int64 = 0..n-1, all with one key and event
+// time) into partition 0 of topic1, teed with the given tie_order into a table indexed on
+// c7_string with TS column c9_timestamp, on tablets that apply a socket read's Puts
+// concurrently; it returns the key's rows, newest first, after checking all n are there.
+func produceTiedSeedRecords(t *testing.T, tieOrder string, n int) (*env, []openmldb.Row) {
+	t.Helper()
 	e := startEnvOn(t, openmldbtest.Options{ConcurrentReads: true}, nil, []config.Sink{{Topics: []string{"topic1"}, AutoCreate: true,
-		Index: config.Index{Key: []string{"c7_string"}, TS: "c9_timestamp"}}}, "topic1")
+		Index: config.Index{Key: []string{"c7_string"}, TS: "c9_timestamp"}, TieOrder: tieOrder}}, "topic1")
 	cl := e.client(t, kgo.RecordPartitioner(kgo.ManualPartitioner()), kgo.ProducerLinger(time.Millisecond))
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	const n = 400
 	var wg sync.WaitGroup
 	for i := range n {
 		wg.Add(1)
@@ -828,14 +854,7 @@ func TestTiedEventTimesReadNewestLastOnABrpcLikeTablet(t *testing.T) {
 	if len(rows) != n {
 		t.Fatalf("key c77777 has %d rows, want %d", len(rows), n)
 	}
-	for i, r := range rows {
-		if r[2].I != int64(n-1-i) {
-			t.Fatalf("row %d of the scan (newest first) is record %d, want %d: records of one key and event time were stored out of offset order", i, r[2].I, n-1-i)
-		}
-	}
-	if waits := e.metric(t, "okp_openmldb_tie_waits_total"); waits < 1 || waits > n-1 {
-		t.Fatalf("okp_openmldb_tie_waits_total = %v, want 1..%d", waits, n-1)
-	}
+	return e, rows
 }
 
 // A connection's pipelined Produce requests reach OpenMLDB in offset order: a large request's

@@ -27,6 +27,7 @@ import (
 	"runtime"
 	"runtime/debug"
 	"runtime/pprof"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -69,6 +70,9 @@ type options struct {
 	seedMessage  string
 	cpuProfile   string
 	cluster      string
+	sinkIndex    string // -sink-index as given ("" = OpenMLDB's default index)
+	indexKeys    []string
+	indexTS      string
 }
 
 func parseOptions(args []string, out io.Writer) (options, error) {
@@ -97,6 +101,7 @@ func parseOptions(args []string, out io.Writer) (options, error) {
 	fs.DurationVar(&o.timeout, "timeout", 8*time.Minute, "bound on the whole run")
 	fs.StringVar(&o.cluster, "cluster", "inproc", "where the tee's OpenMLDB-compatible cluster runs: process (its own, like a real server) or inproc (this process, sharing its heap and collector with kfake and the producer)")
 	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write this process's CPU profile (kfake, the OpenMLDB-compatible cluster, the producer) to this file")
+	fs.StringVar(&o.sinkIndex, "sink-index", "", "index of the tee's auto-created tables, KEY[,KEY...][:TS] over the seed's fields (default: OpenMLDB's default index, no TS column); c7_string:c9_timestamp makes every seed record tie (one key, one event time), c3_int64:c9_timestamp gives every record its own key")
 	smoke := fs.Bool("smoke", false, "tiny run for tests: 1 round, 2000 records/s for 300ms, 2000 full-speed records")
 	if err := fs.Parse(args); err != nil {
 		return o, err
@@ -107,6 +112,13 @@ func parseOptions(args []string, out io.Writer) (options, error) {
 	}
 	if *smoke {
 		o.rounds, o.rate, o.rateDuration, o.fullRecords, o.fullDuration, o.warmup = 1, 2000, 300*time.Millisecond, 2000, 300*time.Millisecond, 100
+	}
+	if o.sinkIndex != "" {
+		keys, ts, _ := strings.Cut(o.sinkIndex, ":")
+		o.indexKeys, o.indexTS = strings.Split(keys, ","), ts
+		if slices.Contains(o.indexKeys, "") {
+			return o, fmt.Errorf("-sink-index %q: want KEY[,KEY...][:TS]", o.sinkIndex)
+		}
 	}
 	if o.cluster != "process" && o.cluster != "inproc" {
 		return o, fmt.Errorf("-cluster %q: want process or inproc", o.cluster)
@@ -232,8 +244,12 @@ func run(ctx context.Context, args []string, out io.Writer) error {
 	fmt.Fprintf(out, "loadbench: %d brokers, %d partitions, %d-byte %s records, acks=all, idempotent, compression %s, linger %s, max buffered %d, kfake %s\n",
 		o.brokers, o.partitions, len(gen.Value(0)), gen.Name(), o.compression, o.linger, o.maxBuffered, map[bool]string{true: "storing", false: "blackholing"}[o.store])
 	if procs.ns != "" {
-		fmt.Fprintf(out, "tee: sink topics_regex %q auto_create into %s on the OpenMLDB-compatible cluster (standalone, nameserver %s, -cluster %s)\n",
-			teeTopicRegex, teeDB, procs.ns, o.cluster)
+		index := "OpenMLDB's default index"
+		if o.sinkIndex != "" {
+			index = "index " + o.sinkIndex
+		}
+		fmt.Fprintf(out, "tee: sink topics_regex %q auto_create (%s) into %s on the OpenMLDB-compatible cluster (standalone, nameserver %s, -cluster %s)\n",
+			teeTopicRegex, index, teeDB, procs.ns, o.cluster)
 	}
 	fmt.Fprintf(out, "per round and target: %d warm-up records, %d records/s for %s, then full speed for %s (at most %d records)\n\n",
 		o.warmup, o.rate, o.rateDuration, o.fullDuration, o.fullRecords)

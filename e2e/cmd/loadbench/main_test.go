@@ -3,7 +3,9 @@ package main
 import (
 	"bytes"
 	"context"
+	"io"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -48,5 +50,18 @@ func TestSmokeTee(t *testing.T) {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("output lacks %q:\n%s", want, out.String())
 		}
+	}
+}
+
+func TestSinkIndexFlag(t *testing.T) {
+	o, err := parseOptions([]string{"-tee", "-sink-index", "c7_string,c1_int16:c9_timestamp"}, io.Discard)
+	if err != nil || !slices.Equal(o.indexKeys, []string{"c7_string", "c1_int16"}) || o.indexTS != "c9_timestamp" {
+		t.Fatalf("keys %q ts %q err %v", o.indexKeys, o.indexTS, err)
+	}
+	if o, err = parseOptions([]string{"-sink-index", "c3_int64"}, io.Discard); err != nil || o.indexTS != "" || len(o.indexKeys) != 1 {
+		t.Fatalf("no TS: keys %q ts %q err %v", o.indexKeys, o.indexTS, err)
+	}
+	if _, err := parseOptions([]string{"-sink-index", ",c1:ts"}, io.Discard); err == nil || !strings.Contains(err.Error(), "KEY[,KEY...][:TS]") {
+		t.Fatalf("empty key: err %v", err)
 	}
 }

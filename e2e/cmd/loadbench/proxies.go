@@ -142,6 +142,12 @@ func (p *proxies) startTee(ctx context.Context, o options, cluster *kfake.Cluste
 	}
 	cfg := fmt.Sprintf("openmldb:\n  nameserver: %q\n  database: %s\nsinks:\n  - topics_regex: %q\n    auto_create: true\n",
 		p.ns, teeDB, teeTopicRegex)
+	if len(o.indexKeys) > 0 {
+		cfg += fmt.Sprintf("    index:\n      key: [%s]\n", strings.Join(o.indexKeys, ", "))
+		if o.indexTS != "" {
+			cfg += fmt.Sprintf("      ts: %s\n", o.indexTS)
+		}
+	}
 	path := filepath.Join(dir, "tee.yaml")
 	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
 		return fmt.Errorf("write tee config: %w", err)
