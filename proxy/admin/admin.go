@@ -50,6 +50,10 @@ type Server struct {
 	ln   net.Listener
 	srv  *http.Server
 	done chan struct{}
+	// stop cancels every request's context at Close: a CPU profile or trace being taken
+	// (/debug/pprof/profile?seconds=30) then ends with what it has instead of holding the
+	// process's shutdown for its whole duration.
+	stop context.CancelFunc
 }
 
 // Start binds opts.Listen and serves until Close.
@@ -67,9 +71,11 @@ func Start(opts Options) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("admin.listen %s: %w", opts.Listen, err)
 	}
-	s := &Server{opts: opts, ln: ln, done: make(chan struct{})}
+	base, stop := context.WithCancel(context.Background())
+	s := &Server{opts: opts, ln: ln, done: make(chan struct{}), stop: stop}
 	s.srv = &http.Server{Handler: s.mux(), ReadHeaderTimeout: 10 * time.Second,
-		ErrorLog: slog.NewLogLogger(opts.Logger.Handler(), slog.LevelWarn)}
+		ErrorLog:    slog.NewLogLogger(opts.Logger.Handler(), slog.LevelWarn),
+		BaseContext: func(net.Listener) context.Context { return base }}
 	go func() {
 		defer close(s.done)
 		if err := s.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -135,8 +141,10 @@ func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
 // Addr is the address the server listens on.
 func (s *Server) Addr() string { return s.ln.Addr().String() }
 
-// Close stops the server, waiting for requests in progress until ctx ends.
+// Close stops the server: requests in progress are told to end (their contexts are cancelled)
+// and waited for until ctx ends.
 func (s *Server) Close(ctx context.Context) error {
+	s.stop()
 	err := s.srv.Shutdown(ctx)
 	if err != nil {
 		_ = s.srv.Close()

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"runtime"
 	"strconv"
 	"strings"
 	"testing"
@@ -208,5 +209,46 @@ func TestDrainClosesReadiness(t *testing.T) {
 	}
 	if err == nil {
 		t.Error("a connection made while draining was not closed")
+	}
+}
+
+// Closing the server ends a CPU profile in progress with what it has, instead of waiting out its
+// duration (which held a proxy's shutdown for the whole profile).
+func TestCloseEndsAProfileInProgress(t *testing.T) {
+	f := start(t, true)
+	type result struct {
+		code int
+		body []byte
+		err  error
+	}
+	got := make(chan result, 1)
+	go func() {
+		resp, err := http.Get("http://" + f.admin.Addr() + "/debug/pprof/profile?seconds=60")
+		if err != nil {
+			got <- result{err: err}
+			return
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		got <- result{code: resp.StatusCode, body: b, err: err}
+	}()
+	// The profile is in progress once its handler sleeps.
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		buf := make([]byte, 1<<20)
+		if strings.Contains(string(buf[:runtime.Stack(buf, true)]), "net/http/pprof.sleep") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the profile request never reached its handler")
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second) // the profile would take 60 s
+	defer cancel()
+	if err := f.admin.Close(ctx); err != nil {
+		t.Fatalf("close with a profile in progress: %v", err)
+	}
+	r := <-got
+	if r.err != nil || r.code != http.StatusOK || len(r.body) < 2 || r.body[0] != 0x1f || r.body[1] != 0x8b {
+		t.Fatalf("profile: status %d, %d bytes, err %v; want 200 and a gzipped profile", r.code, len(r.body), r.err)
 	}
 }
