@@ -89,7 +89,7 @@ func Open(ctx context.Context, opts Options) (*Client, error) {
 		log:      opts.Logger,
 		pool:     newRPCPool(Credential(opts.User, opts.Password), opts.RPCTimeout, opts.Logger),
 		inflight: make(chan struct{}, opts.MaxInFlight),
-		stamps:   newPutStamps(),
+		stamps:   newPutStamps(time.Now().UnixMilli() + maxStampLead + 1),
 		ties:     newTieGate(),
 	}
 	c.pool.observe = opts.OnRPC

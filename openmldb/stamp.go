@@ -26,8 +26,13 @@ type putStamps struct {
 	clock int64
 }
 
-func newPutStamps() *putStamps {
-	return &putStamps{seed: maphash.MakeSeed(), last: map[uint64]int64{}, prune: 4096}
+// newPutStamps returns stamps that are never below floor (ms). A client opens with floor =
+// its start + maxStampLead + 1: above every stamp a previous process on this clock can have
+// given once it had run a second (at most maxStampLead ahead of its clock), so a proxy restarted
+// at once does not list a hot key's new rows below the ones stored just before. In a client's
+// first second stamps run up to two seconds ahead of the clock.
+func newPutStamps(floor int64) *putStamps {
+	return &putStamps{seed: maphash.MakeSeed(), last: map[uint64]int64{}, prune: 4096, clock: floor}
 }
 
 // keyHash names (table, partition, index, key); a collision only moves a stamp needlessly.

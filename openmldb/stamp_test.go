@@ -30,7 +30,7 @@ func stampOps(n int, keyOf func(int) string) ([]putOp, []byte) {
 // A key's rows get strictly increasing stamps within a Write and across Writes, up to the lead
 // bound; other keys start at the clock; tables whose indexes all have a TS column get the clock.
 func TestPutStampsIncreasePerKey(t *testing.T) {
-	s := newPutStamps()
+	s := newPutStamps(0)
 	now := time.Now().UnixMilli()
 	ops, keys := stampOps(6, func(i int) string { return "k" + strconv.Itoa(i%2) })
 	s.stamp(stampTable(false), ops, keys, now)
@@ -60,7 +60,7 @@ func TestPutStampsIncreasePerKey(t *testing.T) {
 
 // BenchmarkPutStamps is the stamping cost per row of a 1,000-row Write of distinct keys.
 func BenchmarkPutStamps(b *testing.B) {
-	s := newPutStamps()
+	s := newPutStamps(0)
 	tb := stampTable(false)
 	ops, keys := stampOps(1000, func(i int) string { return "user-" + strconv.Itoa(i) })
 	b.ResetTimer()
@@ -81,19 +81,19 @@ func TestPutStampsDoNotGoBackWithAnOlderClock(t *testing.T) {
 		s.stamp(tb, ops, keys, now)
 		return ops[0].time
 	}
-	s := newPutStamps()
+	s := newPutStamps(0)
 	first := one(s, "k", 100)
 	many, keys := stampOps(4097, func(i int) string { return "other-" + strconv.Itoa(i) })
 	s.stamp(tb, many, keys, 101) // prunes entries the clock (101) has passed: k's among them
 	if next := one(s, "k", 100); next <= first {
 		t.Fatalf("after a prune by a later clock, k's next row stamped %d, not after %d", next, first)
 	}
-	s = newPutStamps()
+	s = newPutStamps(0)
 	first = one(s, "k", 10_000)
 	if next := one(s, "k", 9_500); next <= first {
 		t.Fatalf("after the clock stepped back, k's next row stamped %d, not after %d", next, first)
 	}
-	s = newPutStamps()
+	s = newPutStamps(0)
 	hot, keys := stampOps(maxStampLead+1, func(int) string { return "k" })
 	s.stamp(tb, hot, keys, 100)
 	if next, prev := one(s, "k", 99), hot[len(hot)-1].time; next < prev {

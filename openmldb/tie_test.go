@@ -320,3 +320,29 @@ func TestTiedPutOfAWriteThatGaveUpIsNotSent(t *testing.T) {
 		t.Fatalf("%d Puts waited, want 1", waits)
 	}
 }
+
+// A client opened right after another wrote a hot key (stamps up to a second ahead of the clock)
+// stamps the key's next row above them: a proxy restarted at once lists new rows as newest.
+func TestRowsOfARestartedClientReadNewest(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	e := startEnv(t, ctx, openmldbtest.Options{Tablets: 1}, 0)
+	tb := tieTable(t, ctx, e.client)
+	// The first client has run past its own first second (whose stamps start a second ahead),
+	// as a proxy restarted after running a while has.
+	time.Sleep(1100 * time.Millisecond)
+	const n = 3000 // well past 1,000 rows a second: the key runs ahead of the clock
+	checkWritten(t, e.client.Write(ctx, tb, tieRows(0, 0, n), openmldb.WriteOptions{}))
+	e.client.Close()
+	next, err := openmldb.Open(ctx, openmldb.Options{Nameserver: e.cluster.Nameserver(), Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer next.Close()
+	ntb, err := next.Table("tie", "t")
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkWritten(t, next.Write(ctx, ntb, tieRows(0, n, 1), openmldb.WriteOptions{}))
+	checkNewestLast(t, ctx, next, ntb, "0", n+1)
+}
