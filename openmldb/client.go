@@ -55,6 +55,7 @@ type Client struct {
 	inflight             chan struct{}
 	stamps               *putStamps // Put times of rows on indexes without a TS column
 	ties                 *tieGate   // order of rows tying on an index with a TS column
+	afterTieEnter        func()     // tests: runs between a round's tie-gate enter and its issue
 
 	refreshMu   sync.Mutex
 	gen         atomic.Uint64

@@ -20,3 +20,8 @@ func LaneUp(c *Client, lane Lane, addr string) bool {
 // SetBeforeDial makes the client run f before each dial of a shared connection or a lane's (a
 // slow dial, for the external tests); call it before the client's first call.
 func SetBeforeDial(c *Client, f func()) { c.pool.beforeDial = f }
+
+// SetAfterTieEnter makes the client run f in every Write round on a table with a TS-column
+// index, between entering the tie gate and issuing the ready Puts (a slow round, for the
+// external tests); call it before the Writes it is for.
+func SetAfterTieEnter(c *Client, f func()) { c.afterTieEnter = f }

@@ -427,7 +427,10 @@ func (c *rpcConn) writeQueued(wait bool) {
 			break
 		}
 		buf := c.wbuf
-		c.wbuf = c.spare[:0]
+		// The spare becomes the buffer frames are queued in while buf is written; it is the
+		// spare no more (a big buf does not replace it below, and the next pass must not take
+		// it again while it is being written).
+		c.wbuf, c.spare = c.spare[:0], nil
 		c.wmu.Unlock()
 		var n int
 		var werr error

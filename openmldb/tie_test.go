@@ -346,3 +346,60 @@ func TestRowsOfARestartedClientReadNewest(t *testing.T) {
 	checkWritten(t, next.Write(ctx, ntb, tieRows(0, n, 1), openmldb.WriteOptions{}))
 	checkNewestLast(t, ctx, next, ntb, "0", n+1)
 }
+
+// A Put whose Write gave up (its deadline passed while the tablet stalled) may still be stored:
+// the Put tying with it waits until its answer comes after all, so the later row still reads as
+// the newer.
+func TestTieWaitsForAnExpiredPutsAnswer(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	e := startEnv(t, ctx, openmldbtest.Options{Tablets: 1, ConcurrentReads: true}, 0)
+	tb := eventTieTable(t, ctx, e.client, "ev", 1, openmldb.Index{Keys: []string{"c2"}, TS: "ts"})
+	const keys = 20
+	e.cluster.StallPuts(time.Second)
+	firsts, seconds := make([]chan []error, keys), make([]chan []error, keys)
+	for k := range keys {
+		short, cancelShort := context.WithTimeout(ctx, 100*time.Millisecond)
+		defer cancelShort()
+		firsts[k], seconds[k] = make(chan []error, 1), make(chan []error, 1)
+		e.client.WriteAsync(short, tb, eventTieRows(k, 0, 1, 1700000000000), openmldb.WriteOptions{}, func(errs []error) { firsts[k] <- errs })
+		e.client.WriteAsync(ctx, tb, eventTieRows(k, 1, 1, 1700000000000), openmldb.WriteOptions{}, func(errs []error) { seconds[k] <- errs })
+	}
+	for k := range keys {
+		if errs := <-firsts[k]; !errors.Is(errs[0], openmldb.ErrCallTimeout) && !errors.Is(errs[0], context.DeadlineExceeded) {
+			t.Fatalf("key %d: the Write that gave up got %v, want a timeout", k, errs[0])
+		}
+		checkWritten(t, <-seconds[k])
+	}
+	for k := range keys {
+		rows, err := e.client.Scan(ctx, tb, 0, strconv.Itoa(k), 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(rows) != 2 || rows[0][0].I != 1 {
+			t.Fatalf("key %d: %d rows, the newest id %d; want both, id 1 (the later Write) newest", k, len(rows), rows[0][0].I)
+		}
+	}
+}
+
+// A Put answered while a Write's round is between entering the gate and issuing can wake that
+// Write's waiting op at once; the round still completes.
+func TestTieWokenBeforeItsRoundIssuedCompletes(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	e := startEnv(t, ctx, openmldbtest.Options{Tablets: 1, ConcurrentReads: true}, 0)
+	tb := eventTieTable(t, ctx, e.client, "ev", 1, openmldb.Index{Keys: []string{"c2"}, TS: "ts"})
+	first := make(chan []error, 1)
+	e.client.WriteAsync(ctx, tb, eventTieRows(0, 0, 1, 1700000000000), openmldb.WriteOptions{}, func(errs []error) { first <- errs })
+	openmldb.SetAfterTieEnter(e.client, func() { time.Sleep(50 * time.Millisecond) }) // the first Put is answered meanwhile
+	second := make(chan []error, 1)
+	e.client.WriteAsync(ctx, tb, eventTieRows(0, 1, 1, 1700000000000), openmldb.WriteOptions{}, func(errs []error) { second <- errs })
+	checkWritten(t, <-first)
+	select {
+	case errs := <-second:
+		checkWritten(t, errs)
+	case <-time.After(20 * time.Second):
+		t.Fatal("the second Write never completed")
+	}
+	checkNewestLast(t, ctx, e.client, tb, "0", 2)
+}

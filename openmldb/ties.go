@@ -25,14 +25,20 @@ type tieGate struct {
 	waits atomic.Uint64        // Puts that waited (TieWaits)
 }
 
-// tieEntry is one Put's place in the gate. Each queue is linked through next, and leave is only
-// ever called by a queue's head, so the gate keeps the tails alone.
+// tieEntry is one attempt's place in the gate. Each queue is linked through next, and only a
+// queue's head leaves, so the gate keeps the tails alone.
 type tieEntry struct {
 	job     *writeJob
 	op      int
 	keys    []uint64    // the Put's tie keys, one per dimension on a TS-column index
 	next    []*tieEntry // per key: the entry queued behind this one
 	blocked int         // queues this entry does not head yet
+	left    bool        // out of its queues (an expired Put leaves by its late or a timer)
+}
+
+// renewed is a fresh place for the op's next attempt: e itself may still be queued.
+func (e *tieEntry) renewed() *tieEntry {
+	return &tieEntry{job: e.job, op: e.op, keys: e.keys, next: make([]*tieEntry, len(e.keys))}
 }
 
 func newTieGate() *tieGate {
@@ -57,14 +63,12 @@ func mix64(x uint64) uint64 {
 
 // enter queues the entries of ops sel (in that order) and appends to ready those that head
 // every queue they are in, which may be sent now; the others are handed out by leave.
-func (g *tieGate) enter(entries []tieEntry, sel []int, ready []int) []int {
+func (g *tieGate) enter(entries []*tieEntry, sel []int, ready []int) []int {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	parked := 0
 	for _, oi := range sel {
-		e := &entries[oi]
-		e.blocked = 0
-		clear(e.next)
+		e := entries[oi]
 		for _, k := range e.keys {
 			if tail, ok := g.tails[k]; ok {
 				tail.next[tail.slot(k)] = e
@@ -82,14 +86,18 @@ func (g *tieGate) enter(entries []tieEntry, sel []int, ready []int) []int {
 	return ready
 }
 
-// leave takes e, which heads every queue it is in, out of them once its Put is answered (or
-// failed) and returns the entries that now head all their queues: their Puts may be sent.
+// leave takes e, which heads every queue it is in, out of them once its Put is over and returns
+// the entries that now head all their queues: their Puts may be sent. Leaving again is a no-op.
 func (g *tieGate) leave(e *tieEntry, woken []*tieEntry) []*tieEntry {
 	if len(e.keys) == 0 {
 		return woken
 	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
+	if e.left {
+		return woken
+	}
+	e.left = true
 	for j, k := range e.keys {
 		n := e.next[j]
 		if n == nil {
@@ -115,7 +123,7 @@ func (e *tieEntry) slot(k uint64) int {
 
 // entries builds the gate entries of a Write's ops, or nil when t has no index with a TS column
 // (its Puts never wait). An op carries one tie key per dimension on a TS-column index.
-func (g *tieGate) entries(w *writeJob, t *Table, rows []Row, ops []putOp, keys []byte) []tieEntry {
+func (g *tieGate) entries(w *writeJob, t *Table, rows []Row, ops []putOp, keys []byte) []*tieEntry {
 	n := 0
 	for i := range ops {
 		for _, d := range ops[i].dims {
@@ -127,7 +135,8 @@ func (g *tieGate) entries(w *writeJob, t *Table, rows []Row, ops []putOp, keys [
 	if n == 0 {
 		return nil
 	}
-	es := make([]tieEntry, len(ops))
+	arena := make([]tieEntry, len(ops))
+	es := make([]*tieEntry, len(ops))
 	hashes := make([]uint64, 0, n)
 	nexts := make([]*tieEntry, n)
 	for i := range ops {
@@ -145,7 +154,8 @@ func (g *tieGate) entries(w *writeJob, t *Table, rows []Row, ops []putOp, keys [
 			}
 		}
 		end := len(hashes)
-		es[i] = tieEntry{job: w, op: i, keys: hashes[start:end:end], next: nexts[start:end:end]}
+		arena[i] = tieEntry{job: w, op: i, keys: hashes[start:end:end], next: nexts[start:end:end]}
+		es[i] = &arena[i]
 	}
 	return es
 }

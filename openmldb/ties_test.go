@@ -27,8 +27,8 @@ func BenchmarkTieGate(b *testing.B) {
 		if ready := g.enter(es, all, make([]int, 0, len(all))); len(ready) != len(all) {
 			b.Fatalf("%d of %d ready", len(ready), len(all))
 		}
-		for j := range es {
-			g.leave(&es[j], nil)
+		for _, e := range es {
+			g.leave(e, nil)
 		}
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(ops)), "ns/row")

@@ -259,9 +259,10 @@ type writeJob struct {
 
 	// ties are the ops' places in the client's tieGate, for tables with an index with a TS
 	// column; nil otherwise. A round then issues the ops heading their tie queues at once and
-	// the others as the Puts before them are answered (issueWoken), and ends when all have
-	// completed.
-	ties     []tieEntry
+	// the others as the Puts before them are over (issueWoken), and ends when all have
+	// completed. A retry round gives its ops fresh places: an expired attempt keeps its own
+	// until its Put is really over.
+	ties     []*tieEntry
 	mu       sync.Mutex
 	units    int   // this round's issues (and waiting ops) not completed yet
 	retryOps []int // this round's ops to retry
@@ -289,19 +290,51 @@ func (w *writeJob) round(round int, pending []int, backoff time.Duration) {
 			pending[i] = i
 		}
 	}
-	ready := w.c.ties.enter(w.ties, pending, make([]int, 0, len(pending)))
+	if round > 1 {
+		for _, oi := range pending {
+			w.ties[oi] = w.ties[oi].renewed()
+		}
+	}
+	// Counted before entering: a Put answered meanwhile can wake one of these ops at once, and
+	// the issue's own unit keeps the round open until the ready ones are taken off below.
 	w.mu.Lock()
-	w.units = 1 + len(pending) - len(ready) // the issue below, and each op that waits
+	w.units = 1 + len(pending)
 	w.retryOps = nil
 	w.endRound = end
 	w.mu.Unlock()
-	w.c.issuePuts(w.ctx, w.t, w.ops, ready, w.keys, w.opts, w.settled, func(retry []int) { w.issued(retry, 1) })
+	ready := w.c.ties.enter(w.ties, pending, make([]int, 0, len(pending)))
+	if w.c.afterTieEnter != nil {
+		w.c.afterTieEnter()
+	}
+	w.mu.Lock()
+	w.units -= len(ready)
+	w.mu.Unlock()
+	w.c.issuePuts(w.ctx, w.t, w.ops, ready, w.keys, w.opts, w, func(retry []int) { w.issued(retry, 1) })
 }
 
-// settled takes op oi out of the tie gate once its Put is answered or has failed, and sends
-// the Puts that waited for it.
-func (w *writeJob) settled(oi int) {
-	if woken := w.c.ties.leave(&w.ties[oi], nil); len(woken) > 0 {
+// settled takes op oi's attempt out of the tie gate once its Put is over, and sends the Puts
+// that waited for it. A Put that expired is not over: its frame may still reach the tablet and
+// be applied after a tying Put sent now, so it leaves when its answer comes after all or its
+// connection ends (tieLate), or at the latest one RPC timeout later.
+func (w *writeJob) settled(oi int, err error) {
+	e := w.ties[oi]
+	var expired *expiredError
+	if errors.As(err, &expired) {
+		time.AfterFunc(w.c.opts.RPCTimeout, func() { w.c.leaveTie(e) })
+		return
+	}
+	w.c.leaveTie(e)
+}
+
+// tieLate is the late of op oi's current attempt (see pending.late).
+func (w *writeJob) tieLate(oi int) func() {
+	e := w.ties[oi]
+	return func() { w.c.leaveTie(e) }
+}
+
+// leaveTie takes e out of the tie gate (again is a no-op) and sends the Puts that waited for it.
+func (c *Client) leaveTie(e *tieEntry) {
+	if woken := c.ties.leave(e, nil); len(woken) > 0 {
 		// Not on this goroutine: it may be a connection's reader, and sending may block.
 		go sendWoken(woken)
 	}
@@ -312,7 +345,7 @@ func (w *writeJob) issueWoken(ops []int) {
 	opts := w.opts
 	opts.Batch = nil // nobody flushes a batch for them
 	opts.OnLane = false
-	w.c.issuePuts(w.ctx, w.t, w.ops, ops, w.keys, opts, w.settled, func(retry []int) { w.issued(retry, len(ops)) })
+	w.c.issuePuts(w.ctx, w.t, w.ops, ops, w.keys, opts, w, func(retry []int) { w.issued(retry, len(ops)) })
 }
 
 // issued counts units of this round as completed, with the ops they leave to retry, and ends
@@ -420,7 +453,7 @@ func sameLayout(a, b *Table) bool {
 // once, when every Put has completed, with the ops to retry in op order. pending nil means
 // every op.
 func (c *Client) issuePuts(ctx context.Context, t *Table, ops []putOp, pending []int, keys []byte, opts WriteOptions,
-	settled func(oi int), done func(retry []int)) {
+	gated *writeJob, done func(retry []int)) {
 	var mu sync.Mutex
 	var retry []int
 	var outstanding atomic.Int64
@@ -444,11 +477,11 @@ func (c *Client) issuePuts(ctx context.Context, t *Table, ops []putOp, pending [
 			mu.Unlock()
 		}
 	}
-	if settled != nil {
+	if gated != nil {
 		inner := finish
 		finish = func(oi int, err error, retriable bool) {
 			inner(oi, err, retriable)
-			settled(oi)
+			gated.settled(oi, err)
 		}
 	}
 	var queued []*rpcConn // connections holding frames not yet written
@@ -561,8 +594,14 @@ func (c *Client) issuePuts(ctx context.Context, t *Table, ops []putOp, pending [
 				keys: keys, dims: op.dims, ifAbsent: opts.PutIfAbsent}
 			id := c.pool.nextID.Add(1)
 			var late func()
-			if fallback != nil {
+			switch {
+			case fallback != nil && gated != nil:
+				tieLate := gated.tieLate(oi)
+				late = func() { c.unfallback(fallback); tieLate() }
+			case fallback != nil:
 				late = func() { c.unfallback(fallback) }
+			case gated != nil:
+				late = gated.tieLate(oi)
 			}
 			if rc.enqueueCall(ctx, deadline, id, cb, late, func(dst, auth []byte) ([]byte, error) {
 				return appendPutFrame(dst, id, auth, &pf)
