@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -604,7 +605,9 @@ func (s *session) response(sl *slot, frame []byte) ([]byte, kmsg.Response, error
 		out, err := protocol.RewriteApiVersions(frame, sl.ver)
 		return out, nil, err
 	case sl.hasFinish():
-		resp, err := protocol.DecodeResponse(frame, sl.key, sl.ver)
+		// resp outlives this callback (Finish runs later, often off the loop) and kmsg keeps
+		// unknown tagged fields as slices of its input, here gnet's read buffer: decode a copy.
+		resp, err := protocol.DecodeResponse(bytes.Clone(frame), sl.key, sl.ver)
 		if err != nil {
 			return nil, nil, err
 		}
