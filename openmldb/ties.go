@@ -5,6 +5,7 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // tieGate keeps the write order of rows that tie on an index with a TS column: same table,
@@ -34,11 +35,21 @@ type tieEntry struct {
 	next    []*tieEntry // per key: the entry queued behind this one
 	blocked int         // queues this entry does not head yet
 	left    bool        // out of its queues (an expired Put leaves by its late or a timer)
+	timer   *time.Timer // an expired Put's latest leave; stopped when it leaves first
 }
 
-// renewed is a fresh place for the op's next attempt: e itself may still be queued.
-func (e *tieEntry) renewed() *tieEntry {
-	return &tieEntry{job: e.job, op: e.op, keys: e.keys, next: make([]*tieEntry, len(e.keys))}
+// leaveBy makes an expired Put's entry leave after d at the latest, unless it has left already.
+func (g *tieGate) leaveBy(e *tieEntry, d time.Duration, leave func(*tieEntry)) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if len(e.keys) > 0 && !e.left && e.timer == nil {
+		e.timer = time.AfterFunc(d, func() { leave(e) })
+	}
+}
+
+// renewed is a fresh place in w for the op's next attempt: e itself may still be queued.
+func (e *tieEntry) renewed(w *writeJob) *tieEntry {
+	return &tieEntry{job: w, op: e.op, keys: e.keys, next: make([]*tieEntry, len(e.keys))}
 }
 
 func newTieGate() *tieGate {
@@ -98,6 +109,10 @@ func (g *tieGate) leave(e *tieEntry, woken []*tieEntry) []*tieEntry {
 		return woken
 	}
 	e.left = true
+	if e.timer != nil {
+		e.timer.Stop()
+		e.timer = nil
+	}
 	for j, k := range e.keys {
 		n := e.next[j]
 		if n == nil {
@@ -108,6 +123,10 @@ func (g *tieGate) leave(e *tieEntry, woken []*tieEntry) []*tieEntry {
 			woken = append(woken, n)
 		}
 	}
+	// A stopped timer can stay in the runtime's heap a while, and late callbacks live as long as
+	// their calls: what still points at e must not keep its Write (rows, callbacks) or the
+	// entries after it reachable.
+	e.job, e.next = nil, nil
 	return woken
 }
 

@@ -292,7 +292,7 @@ func (w *writeJob) round(round int, pending []int, backoff time.Duration) {
 	}
 	if round > 1 {
 		for _, oi := range pending {
-			w.ties[oi] = w.ties[oi].renewed()
+			w.ties[oi] = w.ties[oi].renewed(w)
 		}
 	}
 	// Counted before entering: a Put answered meanwhile can wake one of these ops at once, and
@@ -320,7 +320,7 @@ func (w *writeJob) settled(oi int, err error) {
 	e := w.ties[oi]
 	var expired *expiredError
 	if errors.As(err, &expired) {
-		time.AfterFunc(w.c.opts.RPCTimeout, func() { w.c.leaveTie(e) })
+		w.c.ties.leaveBy(e, w.c.opts.RPCTimeout, w.c.leaveTie)
 		return
 	}
 	w.c.leaveTie(e)
