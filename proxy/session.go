@@ -362,6 +362,15 @@ func (s *session) accept(frame []byte, h protocol.RequestHeader, owned bool) boo
 	}
 	hook := s.p.opts.Hook
 	intercept := hook != nil && h.Key != 18 && h.Body >= 0 && hook.Intercepts(h.Key)
+	if min, max, ok := protocol.Supported(h.Key); intercept && ok && (h.Version < min || h.Version > max) {
+		// The hook must read the request, and a version the proxy does not parse (one it did not
+		// advertise, sent by a client that skipped ApiVersions) could carry what it looks for
+		// elsewhere: Produce v13 names topics by id, so a teed topic would pass untouched. A
+		// broker closes the connection on a version it does not support; so does the proxy.
+		s.p.log.Warn("closing client: request version not supported", "client", s.remote,
+			"api", kmsg.NameForKey(h.Key), "version", h.Version, "supported", fmt.Sprintf("%d-%d", min, max))
+		return false
+	}
 	var sl *slot
 	if expect || intercept {
 		sl = s.newSlot(h)
