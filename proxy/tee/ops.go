@@ -37,6 +37,10 @@ func (t *Tee) Reload(sinks []config.Sink) error {
 		return err
 	}
 	t.sinks.Store(&next)
+	// Converters were built for the old sinks; requests planned under them rebuild theirs.
+	t.mu.Lock()
+	clear(t.tables)
+	t.mu.Unlock()
 	return nil
 }
 

@@ -123,8 +123,15 @@ type Tee struct {
 	journalDirty atomic.Bool
 
 	mu       sync.Mutex
-	tables   map[string]*tableState // by table name
+	tables   map[tableUse]*tableState
 	creating map[string]*sync.Mutex
+}
+
+// tableUse is a table as one sink writes it: sinks naming the same table can project different
+// fields (and a Reload replaces the sinks), so each gets its own converter.
+type tableUse struct {
+	name string
+	sink *config.Sink
 }
 
 // tableState is a table as the catalog last showed it, with a converter for its columns.
@@ -156,7 +163,7 @@ func New(opts Options) (*Tee, error) {
 		parser: connect.NewParser(256), dec: kgo.DefaultDecompressor(),
 		ledger: newLedger(0), retrying: map[txnKey]bool{}, closed: make(chan struct{}), draining: make(chan struct{}), commitTimeout: commitWriteTimeout,
 		startedAt: time.Now(), startSkew: defaultStartSkew,
-		tables: map[string]*tableState{}, creating: map[string]*sync.Mutex{}, logLimit: lograte.New(time.Second),
+		tables: map[tableUse]*tableState{}, creating: map[string]*sync.Mutex{}, logLimit: lograte.New(time.Second),
 	}
 	maxAge := opts.TransactionMaxTimeout
 	if maxAge == 0 {
@@ -401,8 +408,9 @@ func (t *Tee) table(ctx context.Context, s *config.Sink, topic string, rec *conn
 	if tbl.Unsupported != nil {
 		return nil, &RecordError{Reason: fmt.Sprintf("table %s.%s cannot be written: %v", t.db, name, tbl.Unsupported)}
 	}
+	use := tableUse{name: name, sink: s}
 	t.mu.Lock()
-	st := t.tables[name]
+	st := t.tables[use]
 	t.mu.Unlock()
 	if st != nil && st.table == tbl {
 		return st, nil
@@ -419,7 +427,7 @@ func (t *Tee) table(ctx context.Context, s *config.Sink, topic string, rec *conn
 	}
 	st = &tableState{table: tbl, conv: conv, m: t.metrics.forTable(t.db + "." + name)}
 	t.mu.Lock()
-	t.tables[name] = st
+	t.tables[use] = st
 	t.mu.Unlock()
 	return st, nil
 }
