@@ -12,12 +12,15 @@ import (
 // retry can refer to.
 const batchesPerProducerPartition = 5
 
-// producerPartition identifies one idempotent producer session writing one partition.
+// producerPartition identifies one idempotent producer session writing one partition into one
+// table: a retry planned against another table (a Reload mapped the topic elsewhere, or the table
+// was dropped and created again) finds none of the rows stored and writes them all there.
 type producerPartition struct {
 	producerID int64
 	epoch      int16
 	topic      string
 	partition  int32
+	tid        uint32
 }
 
 // batchProgress records which rows of one batch are stored in OpenMLDB. While an attempt is

@@ -232,7 +232,7 @@ func (t *Tee) startStore(ctx context.Context, p *partitionPlan, part *kmsg.Produ
 	var todo []bool
 	release := func([]bool) {}
 	if p.idempotent() {
-		key := producerPartition{producerID: p.producerID, epoch: p.epoch, topic: p.topic, partition: p.partition}
+		key := producerPartition{producerID: p.producerID, epoch: p.epoch, topic: p.topic, partition: p.partition, tid: p.state.table.TID}
 		if mayBlock {
 			var err error
 			todo, release, err = t.ledger.acquire(ctx, key, p.baseSequence, len(p.rows))

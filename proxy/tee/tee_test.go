@@ -241,7 +241,10 @@ func TestSeedMessageAutoCreatesAndLands(t *testing.T) {
 }
 
 // rawBatch encodes values as one uncompressed, non-idempotent record batch.
-func rawBatch(values ...string) []byte {
+func rawBatch(values ...string) []byte { return rawProducerBatch(-1, -1, -1, values...) }
+
+// rawProducerBatch is rawBatch from producer id pid (epoch, first sequence seq); -1s for none.
+func rawProducerBatch(pid int64, epoch int16, seq int32, values ...string) []byte {
 	var recs []byte
 	for i, v := range values {
 		var body []byte
@@ -258,7 +261,7 @@ func rawBatch(values ...string) []byte {
 	b := kmsg.RecordBatch{
 		FirstOffset: 0, PartitionLeaderEpoch: -1, Magic: 2, LastOffsetDelta: int32(len(values) - 1),
 		FirstTimestamp: time.Now().UnixMilli(), MaxTimestamp: time.Now().UnixMilli(),
-		ProducerID: -1, ProducerEpoch: -1, FirstSequence: -1, NumRecords: int32(len(values)), Records: recs,
+		ProducerID: pid, ProducerEpoch: epoch, FirstSequence: seq, NumRecords: int32(len(values)), Records: recs,
 	}
 	out := b.AppendTo(nil)
 	binary.BigEndian.PutUint32(out[8:], uint32(len(out)-12))

@@ -3,6 +3,8 @@ package tee_test
 import (
 	"testing"
 
+	"github.com/twmb/franz-go/pkg/kerr"
+
 	"github.com/openmldb-kafka-proxy/openmldb-kafka-proxy/config"
 	"github.com/openmldb-kafka-proxy/openmldb-kafka-proxy/openmldb"
 )
@@ -67,5 +69,35 @@ func TestSinksSharingATableKeepTheirProjections(t *testing.T) {
 		if r := rowWithC3(t, e, "shared", id); r[6].Valid != whole {
 			t.Fatalf("row %d: c7_string stored %v, want %v (its sink's projection)", id, r[6].Valid, whole)
 		}
+	}
+}
+
+// An idempotent batch that failed in part is retried after a Reload mapped its topic to another
+// table: the retry is planned against the new table, where none of its rows are, and must write
+// them all there (the ledger once said the first attempt's rows were stored, and the producer
+// heard success with the new table missing them).
+func TestRetryAfterAReloadToAnotherTableWritesTheWholeBatch(t *testing.T) {
+	e := startEnv(t, []config.Sink{{Topics: []string{"topic1"}, AutoCreate: true, TableMap: map[string]string{"topic1": "ta"}}}, "topic1")
+	cl := e.client(t)
+	if p := produceRaw(t, cl, "topic1", 0, rawBatch(seedRow(0))); p.ErrorCode != 0 {
+		t.Fatalf("creating ta: code %d", p.ErrorCode)
+	}
+	batch := rawProducerBatch(777, 0, 0, seedRow(1), seedRow(2), seedRow(3))
+	e.cluster.FailPuts(1, openmldb.CodePutFailed)
+	if p := produceRaw(t, cl, "topic1", 0, batch); p.ErrorCode != kerr.NotEnoughReplicasAfterAppend.Code {
+		t.Fatalf("first attempt: code %d, want NOT_ENOUGH_REPLICAS_AFTER_APPEND", p.ErrorCode)
+	}
+	next := []config.Sink{{Topics: []string{"topic1"}, AutoCreate: true, TableMap: map[string]string{"topic1": "tb"}}}
+	if err := config.NormalizeSinks(next); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.tee.Reload(next); err != nil {
+		t.Fatal(err)
+	}
+	if p := produceRaw(t, cl, "topic1", 0, batch); p.ErrorCode != 0 {
+		t.Fatalf("retry: code %d", p.ErrorCode)
+	}
+	for id := int64(1); id <= 3; id++ {
+		rowWithC3(t, e, "tb", id)
 	}
 }
