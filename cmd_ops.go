@@ -163,13 +163,20 @@ func reload(log *slog.Logger, rt opsRuntime, p *proxy.Proxy, t *tee.Tee, started
 	if t == nil && len(next.Sinks) > 0 {
 		return nil, errors.New("sinks: the proxy started without sinks (no OpenMLDB connection); adding sinks needs a restart")
 	}
-	if err := p.ReloadTLS(); err != nil {
+	// Everything that can fail is checked before anything is applied: a rejected reload changes
+	// nothing.
+	commitTLS, err := p.PrepareTLS()
+	if err != nil {
 		return nil, err
 	}
 	if t != nil {
 		if err := t.Reload(next.Sinks); err != nil {
 			return nil, fmt.Errorf("sinks: %w", err)
 		}
+	}
+	commitTLS()
+	if t != nil {
+		t.SetKafkaTLS(p.UpstreamTLSConfig())
 		t.SetLogPayloads(next.Log.Payloads)
 	}
 	if rt.level != nil {

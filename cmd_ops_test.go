@@ -85,12 +85,22 @@ sinks:
 
 func startOps(t *testing.T, table string) *opsEnv {
 	t.Helper()
+	return startOpsExtra(t, table, "")
+}
+
+func startOpsExtra(t *testing.T, table, extra string) *opsEnv {
+	t.Helper()
+	return startOpsFull(t, table, extra, nil, nil)
+}
+
+func startOpsFull(t *testing.T, table, extra string, kafkaOpts []kfake.Opt, args []string) *opsEnv {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	e := &opsEnv{file: filepath.Join(t.TempDir(), "proxy.yaml"), hup: make(chan os.Signal, 1),
 		reloads: make(chan error, 4), done: make(chan error, 1)}
 	var err error
-	e.kafka, err = kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, "topic1"))
+	e.kafka, err = kfake.NewCluster(append([]kfake.Opt{kfake.NumBrokers(1), kfake.SeedTopics(1, "topic1", "dlq")}, kafkaOpts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -110,8 +120,10 @@ func startOps(t *testing.T, table string) *opsEnv {
 		t.Fatal(err)
 	}
 	e.listen = "127.0.0.1:" + strconv.Itoa(opsFreePort(t))
-	e.writeConfig(t, table, "")
-	load := func() (*config.Config, error) { return config.Load("run", []string{"--config", e.file}, nil) }
+	e.writeConfig(t, table, extra)
+	load := func() (*config.Config, error) {
+		return config.Load("run", append([]string{"--config", e.file}, args...), nil)
+	}
 	cfg, err := load()
 	if err != nil {
 		t.Fatal(err)

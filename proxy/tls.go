@@ -71,25 +71,35 @@ func newTLSHolder(srv *ServerTLS, up *UpstreamTLS) (*tlsHolder, error) {
 
 // reload re-reads every file; on any error nothing changes.
 func (h *tlsHolder) reload() error {
+	commit, err := h.prepare()
+	if err != nil {
+		return err
+	}
+	commit()
+	return nil
+}
+
+// prepare loads the files again and returns what puts them in use; nothing changes before.
+func (h *tlsHolder) prepare() (commit func(), err error) {
 	var srv, cli *tls.Config
-	var err error
 	if h.srv != nil {
 		if srv, err = serverConfig(h.srv); err != nil {
-			return err
+			return nil, err
 		}
 	}
 	if h.up != nil {
 		if cli, err = clientConfig(h.up); err != nil {
-			return err
+			return nil, err
 		}
 	}
-	if srv != nil {
-		h.server.Store(srv)
-	}
-	if cli != nil {
-		h.client.Store(cli)
-	}
-	return nil
+	return func() {
+		if srv != nil {
+			h.server.Store(srv)
+		}
+		if cli != nil {
+			h.client.Store(cli)
+		}
+	}, nil
 }
 
 func serverConfig(o *ServerTLS) (*tls.Config, error) {
@@ -153,14 +163,38 @@ func loadPool(path string) (*x509.CertPool, error) {
 // connections use the new files; open connections are not touched. On error the previous
 // certificates stay in use. Without TLS configured it does nothing.
 func (p *Proxy) ReloadTLS() error {
+	commit, err := p.PrepareTLS()
+	if err != nil {
+		return err
+	}
+	commit()
+	return nil
+}
+
+// PrepareTLS is ReloadTLS in two steps, for a reload that must apply everything or nothing: it
+// loads every certificate, key and CA file and returns what puts them in use (it cannot fail);
+// until that runs, nothing changes.
+func (p *Proxy) PrepareTLS() (commit func(), err error) {
 	if p.tls == nil {
+		return func() {}, nil
+	}
+	c, err := p.tls.prepare()
+	if err != nil {
+		return nil, fmt.Errorf("reload TLS: %w", err)
+	}
+	return func() {
+		c()
+		p.log.Info("TLS certificates reloaded")
+	}, nil
+}
+
+// UpstreamTLSConfig is the TLS configuration broker connections use now (kafka.tls, as last
+// loaded), nil without one. Do not modify it.
+func (p *Proxy) UpstreamTLSConfig() *tls.Config {
+	if p.tls == nil || p.tls.up == nil {
 		return nil
 	}
-	if err := p.tls.reload(); err != nil {
-		return fmt.Errorf("reload TLS: %w", err)
-	}
-	p.log.Info("TLS certificates reloaded")
-	return nil
+	return p.tls.client.Load()
 }
 
 // clientTLS reports whether the listeners terminate TLS.

@@ -2,6 +2,7 @@ package tee
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -50,11 +51,30 @@ func (t *Tee) Sinks() []config.Sink { return *t.sinks.Load() }
 // SetLogPayloads turns record values in rejection log lines on or off (log.payloads).
 func (t *Tee) SetLogPayloads(on bool) { t.payloads.Store(on) }
 
+// SetKafkaTLS replaces the TLS configuration of the tee's own Kafka clients (a reload re-read
+// kafka.tls's files); their next connections use it. Ignored when the tee started without TLS.
+func (t *Tee) SetKafkaTLS(cfg *tls.Config) {
+	if cfg != nil && t.kafkaTLS.Load() != nil {
+		t.kafkaTLS.Store(cfg)
+	}
+}
+
 // kafkaOpts are the options of the tee's own Kafka clients: the brokers, kafka.tls and kafka.sasl.
 func (t *Tee) kafkaOpts() []kgo.Opt {
 	opts := []kgo.Opt{kgo.SeedBrokers(t.bootstrap...)}
-	if t.kafkaTLS != nil {
-		opts = append(opts, kgo.DialTLSConfig(t.kafkaTLS.Clone()))
+	if t.kafkaTLS.Load() != nil {
+		// Each connection takes the configuration current when it is dialed, so a CA fixed by a
+		// reload reaches clients made before it.
+		opts = append(opts, kgo.Dialer(func(ctx context.Context, network, host string) (net.Conn, error) {
+			cfg := t.kafkaTLS.Load().Clone()
+			if cfg.ServerName == "" {
+				if h, _, err := net.SplitHostPort(host); err == nil {
+					cfg.ServerName = h
+				}
+			}
+			d := &tls.Dialer{NetDialer: &net.Dialer{Timeout: 10 * time.Second}, Config: cfg}
+			return d.DialContext(ctx, network, host)
+		}))
 	}
 	if t.kafkaSASL != nil {
 		opts = append(opts, kgo.SASL(t.kafkaSASL))

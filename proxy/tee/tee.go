@@ -105,7 +105,7 @@ type Tee struct {
 	adminCl   *kgo.Client
 
 	bootstrap []string
-	kafkaTLS  *tls.Config
+	kafkaTLS  atomic.Pointer[tls.Config] // nil without kafka.tls; replaced by SetKafkaTLS
 	kafkaSASL sasl.Mechanism
 	payloads  atomic.Bool
 	reloadMu  sync.Mutex
@@ -159,12 +159,13 @@ func New(opts Options) (*Tee, error) {
 		m = NewMetrics(nil)
 	}
 	t := &Tee{
-		db: opts.Database, store: opts.Store, log: log, metrics: m, bootstrap: opts.KafkaBootstrap, kafkaTLS: opts.KafkaTLS, kafkaSASL: opts.KafkaSASL,
+		db: opts.Database, store: opts.Store, log: log, metrics: m, bootstrap: opts.KafkaBootstrap, kafkaSASL: opts.KafkaSASL,
 		parser: connect.NewParser(256), dec: kgo.DefaultDecompressor(),
 		ledger: newLedger(0), retrying: map[txnKey]bool{}, closed: make(chan struct{}), draining: make(chan struct{}), commitTimeout: commitWriteTimeout,
 		startedAt: time.Now(), startSkew: defaultStartSkew,
 		tables: map[tableUse]*tableState{}, creating: map[string]*sync.Mutex{}, logLimit: lograte.New(time.Second),
 	}
+	t.kafkaTLS.Store(opts.KafkaTLS)
 	maxAge := opts.TransactionMaxTimeout
 	if maxAge == 0 {
 		maxAge = DefaultTransactionMaxTimeout
