@@ -1,5 +1,7 @@
 package openmldb
 
+import "time"
+
 // ZKSessionID exposes the client's current ZooKeeper session id to the external tests (0 in
 // standalone mode or while no session is established).
 func ZKSessionID(c *Client) int64 {
@@ -25,3 +27,23 @@ func SetBeforeDial(c *Client, f func()) { c.pool.beforeDial = f }
 // index, between entering the tie gate and issuing the ready Puts (a slow round, for the
 // external tests); call it before the Writes it is for.
 func SetAfterTieEnter(c *Client, f func()) { c.afterTieEnter = f }
+
+// WaitConnsIdle waits until no shared connection of c is being written. A writer that has just
+// sent its last frame still takes frames queued before it looks again, so a test of what queued
+// frames do waits for it first.
+func WaitConnsIdle(c *Client) {
+	for {
+		busy := false
+		c.pool.mu.RLock()
+		for _, rc := range c.pool.conns {
+			rc.wmu.Lock()
+			busy = busy || rc.writing
+			rc.wmu.Unlock()
+		}
+		c.pool.mu.RUnlock()
+		if !busy {
+			return
+		}
+		time.Sleep(time.Millisecond)
+	}
+}

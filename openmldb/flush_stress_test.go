@@ -6,9 +6,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"io"
-	"log/slog"
 	"math/rand/v2"
-	"net"
 	"sync"
 	"testing"
 	"time"
@@ -20,34 +18,7 @@ import (
 // to a goroutine and the spare swaps interleave. Every frame must arrive whole and each
 // goroutine's frames in its order.
 func TestConcurrentQueuedFramesArriveIntact(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	accepted := make(chan net.Conn, 1)
-	go func() {
-		if c, err := ln.Accept(); err == nil {
-			accepted <- c
-		}
-	}()
-	nc, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := nc.(*net.TCPConn).SetWriteBuffer(16 << 10); err != nil {
-		t.Fatal(err)
-	}
-	c := newDialingConn(ln.Addr().String(), nil, slog.New(slog.DiscardHandler))
-	if !c.connected(nc) {
-		t.Fatal("not connected")
-	}
-	defer c.fail(net.ErrClosed)
-	srv := <-accepted
-	defer srv.Close()
-	if err := srv.(*net.TCPConn).SetReadBuffer(16 << 10); err != nil {
-		t.Fatal(err)
-	}
+	c, srv := connectedPair(t, 16<<10)
 	if err := srv.SetReadDeadline(time.Now().Add(2 * time.Minute)); err != nil {
 		t.Fatal(err)
 	}

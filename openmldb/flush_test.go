@@ -14,33 +14,7 @@ import (
 // toward a peer that does not read: flush(false) must return while the peer is stalled, and
 // once the peer reads, every byte arrives in order.
 func TestFlushWithoutWaitLeavesFullSocketToGoroutine(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	accepted := make(chan net.Conn, 1)
-	go func() {
-		if c, err := ln.Accept(); err == nil {
-			accepted <- c
-		}
-	}()
-	nc, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := newDialingConn(ln.Addr().String(), nil, slog.New(slog.DiscardHandler))
-	if !c.connected(nc) {
-		t.Fatal("connection failed before it was connected")
-	}
-	defer c.fail(net.ErrClosed)
-	var srv net.Conn
-	select {
-	case srv = <-accepted:
-	case <-time.After(10 * time.Second):
-		t.Fatal("no connection accepted")
-	}
-	defer srv.Close()
+	c, srv := connectedPair(t, 0)
 
 	ctx := context.Background()
 	var want []byte
@@ -79,39 +53,7 @@ func TestFlushWithoutWaitLeavesFullSocketToGoroutine(t *testing.T) {
 // also be the one later frames are appended to while it is being written. The peer reads in
 // controlled steps through small socket buffers, so each write blocks where the test wants it.
 func TestFramesQueuedWhileABigBufferIsWrittenAreNotOverwritten(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	accepted := make(chan net.Conn, 1)
-	go func() {
-		if c, err := ln.Accept(); err == nil {
-			accepted <- c
-		}
-	}()
-	nc, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := nc.(*net.TCPConn).SetWriteBuffer(16 << 10); err != nil {
-		t.Fatal(err)
-	}
-	c := newDialingConn(ln.Addr().String(), nil, slog.New(slog.DiscardHandler))
-	if !c.connected(nc) {
-		t.Fatal("connection failed before it was connected")
-	}
-	defer c.fail(net.ErrClosed)
-	var srv net.Conn
-	select {
-	case srv = <-accepted:
-	case <-time.After(10 * time.Second):
-		t.Fatal("no connection accepted")
-	}
-	defer srv.Close()
-	if err := srv.(*net.TCPConn).SetReadBuffer(16 << 10); err != nil {
-		t.Fatal(err)
-	}
+	c, srv := connectedPair(t, 16<<10)
 	if err := srv.SetReadDeadline(time.Now().Add(time.Minute)); err != nil {
 		t.Fatal(err)
 	}
@@ -161,4 +103,49 @@ func TestFramesQueuedWhileABigBufferIsWrittenAreNotOverwritten(t *testing.T) {
 			t.Fatalf("byte %d of %d on the wire is %q, want %q: a frame was overwritten while being written", i, len(want), got[i], want[i])
 		}
 	}
+}
+
+// connectedPair is an rpcConn connected to a loopback peer that reads only when the test does,
+// closed at the end. buf > 0 shrinks the connection's send and the peer's receive buffer to it,
+// so writes block after little.
+func connectedPair(t *testing.T, buf int) (*rpcConn, net.Conn) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	accepted := make(chan net.Conn, 1)
+	go func() {
+		if c, err := ln.Accept(); err == nil {
+			accepted <- c
+		}
+	}()
+	nc, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if buf > 0 {
+		if err := nc.(*net.TCPConn).SetWriteBuffer(buf); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c := newDialingConn(ln.Addr().String(), nil, slog.New(slog.DiscardHandler))
+	if !c.connected(nc) {
+		t.Fatal("connection failed before it was connected")
+	}
+	t.Cleanup(func() { c.fail(net.ErrClosed) })
+	var srv net.Conn
+	select {
+	case srv = <-accepted:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no connection accepted")
+	}
+	t.Cleanup(func() { srv.Close() })
+	if buf > 0 {
+		if err := srv.(*net.TCPConn).SetReadBuffer(buf); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return c, srv
 }

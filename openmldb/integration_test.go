@@ -565,6 +565,7 @@ func TestIntegrationWriteBatchWaitsForFlush(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	openmldb.WaitConnsIdle(e.client) // else the first write's writer can take the batch's frames
 	batch := &openmldb.WriteBatch{}
 	results := make(chan []error, 2)
 	for call := range 2 {
