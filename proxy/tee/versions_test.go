@@ -68,3 +68,23 @@ func TestProduceVersionTheProxyDoesNotParseClosesTheConnection(t *testing.T) {
 
 // isReset reports a connection reset by the peer.
 func isReset(err error) bool { return errors.Is(err, syscall.ECONNRESET) }
+
+// Every API the tee intercepts has a version range in protocol's registry, so ApiVersions never
+// advertises a version of it the proxy cannot decode (InitProducerId had none: a broker offering
+// v6 would have been advertised as is, and producers choosing it disconnected).
+func TestInterceptedAPIsHaveAVersionRange(t *testing.T) {
+	e := startEnv(t, []config.Sink{{Topics: []string{"topic1"}, AutoCreate: true}}, "topic1")
+	for key := int16(0); key < 1000; key++ {
+		if !e.tee.Intercepts(key) {
+			continue
+		}
+		_, max, ok := protocol.Supported(key)
+		if !ok {
+			t.Errorf("%s (key %d) is intercepted but has no version range in protocol's registry", kmsg.NameForKey(key), key)
+			continue
+		}
+		if req := kmsg.RequestForKey(key); req == nil || max > req.MaxVersion() {
+			t.Errorf("%s (key %d): registered up to v%d, beyond what kmsg decodes", kmsg.NameForKey(key), key, max)
+		}
+	}
+}
