@@ -21,6 +21,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/openmldb-kafka-proxy/openmldb-kafka-proxy/config"
+	"github.com/openmldb-kafka-proxy/openmldb-kafka-proxy/internal/freeport"
 	"github.com/openmldb-kafka-proxy/openmldb-kafka-proxy/openmldb"
 	"github.com/openmldb-kafka-proxy/openmldb-kafka-proxy/openmldb/openmldbtest"
 )
@@ -38,24 +39,6 @@ type opsEnv struct {
 	reloads chan error
 	done    chan error
 	stop    context.CancelFunc
-}
-
-func opsFreePort(t *testing.T) int {
-	t.Helper()
-	for attempt := 0; attempt < 50; attempt++ {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		base := l.Addr().(*net.TCPAddr).Port
-		l.Close()
-		if l2, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(base+1)); err == nil {
-			l2.Close()
-			return base
-		}
-	}
-	t.Fatal("no free ports")
-	return 0
 }
 
 // writeConfig writes the YAML configuration with one sink topic1 → table.
@@ -119,7 +102,7 @@ func startOpsFull(t *testing.T, table, extra string, kafkaOpts []kfake.Opt, args
 	if err := e.store.CreateDatabase(ctx, "kafka_test", true); err != nil {
 		t.Fatal(err)
 	}
-	e.listen = "127.0.0.1:" + strconv.Itoa(opsFreePort(t))
+	e.listen = "127.0.0.1:" + strconv.Itoa(freeport.BlockT(t, 2)) // bootstrap, then broker 0
 	e.writeConfig(t, table, extra)
 	load := func() (*config.Config, error) {
 		return config.Load("run", append([]string{"--config", e.file}, args...), nil)

@@ -11,23 +11,19 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/openmldb-kafka-proxy/openmldb-kafka-proxy/internal/freeport"
 )
 
-// freePorts returns n distinct free loopback ports.
+// freePorts returns n free loopback ports, a block from below the kernel's ephemeral range (see
+// freeport): ports from listening on :0 are released before use, and any connection a test
+// process opens meanwhile can take one.
 func freePorts(t testing.TB, n int) []int {
 	t.Helper()
-	var ls []net.Listener
-	var ports []int
-	for range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		ls = append(ls, l)
-		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
-	}
-	for _, l := range ls {
-		l.Close()
+	base := freeport.BlockT(t, n)
+	ports := make([]int, n)
+	for i := range ports {
+		ports[i] = base + i
 	}
 	return ports
 }
