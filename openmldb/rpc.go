@@ -142,9 +142,19 @@ type pending struct {
 	deadline time.Time
 	began    time.Time // set when calls are observed (Options.OnRPC)
 	// late, if set, runs once the call is really over when it expired first (cb got an
-	// *expiredError): when its response arrives after all, or the connection ends.
-	late func()
+	// *expiredError): with the response's message when it arrives after all, with a
+	// *ConnError when the connection ends first, or with errNotSent when its frame never left.
+	late lateHandler
 }
+
+// lateHandler is told how an expired call ended after all (see pending.late).
+type lateHandler interface {
+	late(body []byte, err error)
+}
+
+// errNotSent is what an expired call's late gets when its frame was never written: the server
+// cannot have it, and sending it now is safe.
+var errNotSent = fmt.Errorf("%w before it was sent", ErrCallTimeout)
 
 // expiredError is what a call that timed out or was cancelled before its response gets; the
 // request may still be in the socket or at the server.
@@ -186,7 +196,7 @@ type rpcConn struct {
 
 	pmu     sync.Mutex
 	pending map[int64]pending
-	late    map[int64]func() // expired calls' late, until their response or the connection's end
+	late    map[int64]lateHandler // expired calls' late, until their response or the connection's end
 	dead    error
 	failed  atomic.Bool // dead != nil, readable without pmu
 
@@ -246,7 +256,7 @@ func (c *rpcConn) connected(nc net.Conn) bool {
 	}
 	for _, id := range gone {
 		if late := c.takeLate(id); late != nil {
-			late() // its call is over: the frame was never sent
+			late.late(nil, errNotSent)
 		}
 	}
 	return true
@@ -342,7 +352,7 @@ func (c *rpcConn) failCalls(err error, observed bool) {
 		}
 	}
 	for _, f := range late {
-		f()
+		f.late(nil, &ConnError{Addr: c.addr, Err: err})
 	}
 }
 
@@ -366,7 +376,7 @@ func (c *rpcConn) enqueue(ctx context.Context, deadline time.Time, id int64, cb 
 
 // enqueueCall is enqueue with a late (see pending): a caller that must know when an expired
 // call is over, not just when it stopped waiting.
-func (c *rpcConn) enqueueCall(ctx context.Context, deadline time.Time, id int64, cb callback, late func(),
+func (c *rpcConn) enqueueCall(ctx context.Context, deadline time.Time, id int64, cb callback, late lateHandler,
 	build func(dst []byte, auth []byte) ([]byte, error)) bool {
 	c.pmu.Lock()
 	if c.dead != nil {
@@ -478,8 +488,18 @@ func (c *rpcConn) writeQueued(wait bool) {
 	c.wmu.Unlock()
 }
 
+// responseMessage is a response frame body's message: what follows the meta, without the
+// attachment.
+func responseMessage(body []byte, metaSize uint32, meta responseMeta) []byte {
+	msg := body[metaSize:]
+	if att := int(meta.attachmentSize); att > 0 && att <= len(msg) {
+		msg = msg[:len(msg)-att]
+	}
+	return msg
+}
+
 // takeLate removes and returns the late of an expired call.
-func (c *rpcConn) takeLate(id int64) func() {
+func (c *rpcConn) takeLate(id int64) lateHandler {
 	c.pmu.Lock()
 	defer c.pmu.Unlock()
 	f := c.late[id]
@@ -576,7 +596,11 @@ func (c *rpcConn) deliver(body []byte, metaSize uint32) error {
 	p, ok := c.take(meta.correlationID)
 	if !ok {
 		if late := c.takeLate(meta.correlationID); late != nil {
-			late()
+			if meta.errorCode != 0 {
+				late.late(nil, &RPCError{Code: meta.errorCode, Text: meta.errorText})
+			} else {
+				late.late(responseMessage(body, metaSize, meta), nil)
+			}
 		}
 		return nil
 	}
@@ -584,11 +608,7 @@ func (c *rpcConn) deliver(body []byte, metaSize uint32) error {
 		c.complete(p, nil, &RPCError{Code: meta.errorCode, Text: meta.errorText})
 		return nil
 	}
-	msg := body[metaSize:]
-	if att := int(meta.attachmentSize); att > 0 && att <= len(msg) {
-		msg = msg[:len(msg)-att]
-	}
-	c.complete(p, msg, nil)
+	c.complete(p, responseMessage(body, metaSize, meta), nil)
 	return nil
 }
 
@@ -610,7 +630,7 @@ func (c *rpcConn) sweepLoop() {
 					expired = append(expired, p)
 					if p.late != nil {
 						if c.late == nil {
-							c.late = map[int64]func(){}
+							c.late = map[int64]lateHandler{}
 						}
 						c.late[id] = p.late
 					}

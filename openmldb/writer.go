@@ -326,12 +326,6 @@ func (w *writeJob) settled(oi int, err error) {
 	w.c.leaveTie(e)
 }
 
-// tieLate is the late of op oi's current attempt (see pending.late).
-func (w *writeJob) tieLate(oi int) func() {
-	e := w.ties[oi]
-	return func() { w.c.leaveTie(e) }
-}
-
 // leaveTie takes e out of the tie gate (again is a no-op) and sends the Puts that waited for it.
 func (c *Client) leaveTie(e *tieEntry) {
 	if woken := c.ties.leave(e, nil); len(woken) > 0 {
@@ -484,6 +478,24 @@ func (c *Client) issuePuts(ctx context.Context, t *Table, ops []putOp, pending [
 			gated.settled(oi, err)
 		}
 	}
+	// outcome classifies a Put's result: stored, a data error, or one worth another round.
+	outcome := func(oi int, body []byte, err error) {
+		if err != nil {
+			finish(oi, err, retriableErr(ctx, err))
+			return
+		}
+		code, msg, err := parsePutResponse(body)
+		if err != nil {
+			finish(oi, err, false)
+			return
+		}
+		if code != 0 {
+			finish(oi, &ServerError{Method: "Put", Code: code, Msg: msg},
+				code == CodeTableIsFollower || code == CodeTableNotExist || code == CodeTableIsLoading)
+			return
+		}
+		finish(oi, nil, false)
+	}
 	var queued []*rpcConn // connections holding frames not yet written
 	flush := func(onLoop, wait bool) {
 		for _, rc := range queued {
@@ -563,47 +575,35 @@ func (c *Client) issuePuts(ctx context.Context, t *Table, ops []putOp, pending [
 				lastAddr, lastConn = addr, rc
 			}
 			outstanding.Add(1)
+			attempt := &putAttempt{c: c, fallback: fallback}
+			if gated != nil {
+				attempt.tie = gated.ties[oi]
+			}
 			cb := func(body []byte, err error) {
-				defer complete()
 				defer func() { <-c.inflight }()
-				if fallback != nil {
+				var expired *expiredError
+				isExpired := err != nil && errors.As(err, &expired)
+				if fallback != nil && !isExpired {
 					// A Put that expired is not over: its frame may still reach the tablet, so
 					// the lane waits for its late (response or connection end) instead.
-					var expired *expiredError
-					if !errors.As(err, &expired) {
-						defer c.unfallback(fallback)
-					}
+					defer c.unfallback(fallback)
 				}
-				if err != nil {
-					finish(oi, err, retriableErr(ctx, err))
+				if isExpired && retriableErr(ctx, err) {
+					// The client's RPC timeout, not the caller's: the Put may still be applied,
+					// so its answer after all decides it rather than a second Put.
+					attempt.await(ctx, c.opts.RPCTimeout, func(body []byte, err error) {
+						defer complete()
+						outcome(oi, body, err)
+					})
 					return
 				}
-				code, msg, err := parsePutResponse(body)
-				if err != nil {
-					finish(oi, err, false)
-					return
-				}
-				if code != 0 {
-					finish(oi, &ServerError{Method: "Put", Code: code, Msg: msg},
-						code == CodeTableIsFollower || code == CodeTableNotExist || code == CodeTableIsLoading)
-					return
-				}
-				finish(oi, nil, false)
+				defer complete()
+				outcome(oi, body, err)
 			}
 			pf := putFrame{tid: t.TID, pid: op.pid, time: op.time, value: op.value,
 				keys: keys, dims: op.dims, ifAbsent: opts.PutIfAbsent}
 			id := c.pool.nextID.Add(1)
-			var late func()
-			switch {
-			case fallback != nil && gated != nil:
-				tieLate := gated.tieLate(oi)
-				late = func() { c.unfallback(fallback); tieLate() }
-			case fallback != nil:
-				late = func() { c.unfallback(fallback) }
-			case gated != nil:
-				late = gated.tieLate(oi)
-			}
-			if rc.enqueueCall(ctx, deadline, id, cb, late, func(dst, auth []byte) ([]byte, error) {
+			if rc.enqueueCall(ctx, deadline, id, cb, attempt, func(dst, auth []byte) ([]byte, error) {
 				return appendPutFrame(dst, id, auth, &pf)
 			}) && !slices.Contains(queued, rc) {
 				queued = append(queued, rc)

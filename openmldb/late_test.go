@@ -1,0 +1,73 @@
+package openmldb_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/openmldb-kafka-proxy/openmldb-kafka-proxy/openmldb"
+	"github.com/openmldb-kafka-proxy/openmldb-kafka-proxy/openmldb/openmldbtest"
+)
+
+// openShortTimeout opens a second client on e's cluster with the given RPC timeout.
+func openShortTimeout(t *testing.T, ctx context.Context, e *env, timeout time.Duration) *openmldb.Client {
+	t.Helper()
+	c, err := openmldb.Open(ctx, openmldb.Options{Nameserver: e.cluster.Nameserver(), Logger: quiet, RPCTimeout: timeout})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	return c
+}
+
+// A Put that outlives the client's RPC timeout is decided by its answer after all, not sent
+// again while the first may still be applied (that stored the row twice): stored once, reported
+// stored. An answer that refuses it (a follower) is retried as usual.
+func TestTimedOutPutIsDecidedByItsLateAnswer(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	e := startEnv(t, ctx, openmldbtest.Options{Tablets: 1}, 0)
+	tieTable(t, ctx, e.client)
+	c := openShortTimeout(t, ctx, e, 300*time.Millisecond)
+	tb, err := c.Table("tie", "t")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.cluster.StallPuts(500 * time.Millisecond) // answered after the timeout, before a second one
+	checkWritten(t, c.Write(ctx, tb, tieRows(0, 0, 1), openmldb.WriteOptions{}))
+	if n, err := e.cluster.Count("tie", "t"); err != nil || n != 1 {
+		t.Fatalf("table holds %d rows (%v), want the one row once", n, err)
+	}
+	e.cluster.StallPuts(500 * time.Millisecond)
+	e.cluster.FailPuts(1, openmldb.CodeTableIsFollower) // the late answer: retry elsewhere
+	checkWritten(t, c.Write(ctx, tb, tieRows(1, 1, 1), openmldb.WriteOptions{}))
+	if n, err := e.cluster.Count("tie", "t"); err != nil || n != 2 {
+		t.Fatalf("table holds %d rows (%v), want 2", n, err)
+	}
+}
+
+// A Put whose answer never comes is sent again one RPC timeout after it expired (bounded, as
+// before this wait), and a Write whose context ends meanwhile reports at once.
+func TestTimedOutPutWithoutALateAnswerIsBounded(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	e := startEnv(t, ctx, openmldbtest.Options{Tablets: 1}, 0)
+	tieTable(t, ctx, e.client)
+	c := openShortTimeout(t, ctx, e, 200*time.Millisecond)
+	tb, err := c.Table("tie", "t")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.cluster.StallPuts(time.Minute)
+	short, cancelShort := context.WithTimeout(ctx, 700*time.Millisecond)
+	defer cancelShort()
+	start := time.Now()
+	errs := c.Write(short, tb, tieRows(0, 0, 1), openmldb.WriteOptions{})
+	if errs[0] == nil {
+		t.Fatal("a Put held by a stalled tablet reported stored")
+	}
+	if took := time.Since(start); took > 20*time.Second {
+		t.Fatalf("the Write reported after %v, long after its context ended", took)
+	}
+	e.cluster.StallPuts(0)
+}
