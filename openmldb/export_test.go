@@ -47,3 +47,6 @@ func WaitConnsIdle(c *Client) {
 		time.Sleep(time.Millisecond)
 	}
 }
+
+// InFlightUsed is how many of the client's in-flight slots are taken.
+func InFlightUsed(c *Client) int { return len(c.inflight) }

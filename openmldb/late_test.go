@@ -71,3 +71,19 @@ func TestTimedOutPutWithoutALateAnswerIsBounded(t *testing.T) {
 	}
 	e.cluster.StallPuts(0)
 }
+
+// A Write is done only once its Puts gave back their in-flight slots: a Write issued from its
+// done must find them free.
+func TestWriteIsDoneAfterItsPutsGaveBackTheirSlots(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	e := startEnv(t, ctx, openmldbtest.Options{Tablets: 1}, 1)
+	tb := tieTable(t, ctx, e.client)
+	got := make(chan int, 1)
+	e.client.WriteAsync(ctx, tb, tieRows(0, 0, 1), openmldb.WriteOptions{}, func([]error) {
+		got <- openmldb.InFlightUsed(e.client)
+	})
+	if n := <-got; n != 0 {
+		t.Fatalf("done ran with %d in-flight slots still taken by its own Put", n)
+	}
+}

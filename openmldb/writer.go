@@ -580,24 +580,28 @@ func (c *Client) issuePuts(ctx context.Context, t *Table, ops []putOp, pending [
 				attempt.tie = gated.ties[oi]
 			}
 			cb := func(body []byte, err error) {
-				defer func() { <-c.inflight }()
 				var expired *expiredError
 				isExpired := err != nil && errors.As(err, &expired)
-				if fallback != nil && !isExpired {
-					// A Put that expired is not over: its frame may still reach the tablet, so
-					// the lane waits for its late (response or connection end) instead.
-					defer c.unfallback(fallback)
-				}
 				if isExpired && retriableErr(ctx, err) {
 					// The client's RPC timeout, not the caller's: the Put may still be applied,
-					// so its answer after all decides it rather than a second Put.
+					// so its answer after all decides it rather than a second Put. Its slot is
+					// free now; its lane fallback goes with its late.
+					<-c.inflight
 					attempt.await(ctx, c.opts.RPCTimeout, func(body []byte, err error) {
 						defer complete()
 						outcome(oi, body, err)
 					})
 					return
 				}
+				// Deferred in this order so that the slot and the fallback are given back before
+				// complete can end the Write: a Write issued right after must find them free.
 				defer complete()
+				defer func() { <-c.inflight }()
+				if fallback != nil && !isExpired {
+					// A Put that expired is not over: its frame may still reach the tablet, so
+					// the lane waits for its late (response or connection end) instead.
+					defer c.unfallback(fallback)
+				}
 				outcome(oi, body, err)
 			}
 			pf := putFrame{tid: t.TID, pid: op.pid, time: op.time, value: op.value,
