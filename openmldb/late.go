@@ -19,13 +19,22 @@ var errNoLateAnswer = fmt.Errorf("%w, and no answer came after it either", ErrCa
 // applied (which stored rows twice). The expiry's callback waits for it (await), at most one more
 // RPC timeout and no longer than the write's context; the call's late delivers it (late),
 // possibly before the callback has begun to wait.
+//
+// A Write's first attempts live in one arena (Puts that never expire, nearly all, cost no
+// allocation of their own); the rare path's state is allocated when it is needed.
 type putAttempt struct {
 	c        *Client
 	fallback *laneState // the lane's shared-connection fallback, released when the Put is over
 	tie      *tieEntry  // the tie-gate place, left when the Put is over
 
 	mu      sync.Mutex
+	issued  bool // a Put was sent with this attempt: a retry takes a fresh one
 	decided bool
+	w       *lateWait
+}
+
+// lateWait is an expired Put's outcome in waiting.
+type lateWait struct {
 	arrived bool // the answer came before the callback waited: body and err hold it
 	body    []byte
 	err     error
@@ -47,8 +56,9 @@ func (a *putAttempt) late(body []byte, err error) {
 		a.mu.Unlock()
 		return
 	}
-	if a.then == nil {
-		a.arrived, a.body, a.err = true, bytes.Clone(body), err // body is the reader's buffer
+	if a.w == nil || a.w.then == nil {
+		// body is the reader's buffer
+		a.w = &lateWait{arrived: true, body: bytes.Clone(body), err: err}
 		a.mu.Unlock()
 		return
 	}
@@ -61,22 +71,22 @@ func (a *putAttempt) late(body []byte, err error) {
 // *expiredError wrapping errNoLateAnswer after bound, or ctx's error when ctx ends first.
 func (a *putAttempt) await(ctx context.Context, bound time.Duration, then func(body []byte, err error)) {
 	a.mu.Lock()
-	if a.arrived {
+	if a.w != nil && a.w.arrived {
 		a.decided = true
-		body, err := a.body, a.err
+		body, err := a.w.body, a.w.err
 		a.mu.Unlock()
 		then(body, err)
 		return
 	}
-	a.then = then
-	a.timer = time.AfterFunc(bound, func() { a.giveUp(errNoLateAnswer) })
-	a.stopCtx = context.AfterFunc(ctx, func() { a.giveUp(ctx.Err()) })
+	a.w = &lateWait{then: then}
+	a.w.timer = time.AfterFunc(bound, func() { a.giveUp(errNoLateAnswer) })
+	a.w.stopCtx = context.AfterFunc(ctx, func() { a.giveUp(ctx.Err()) })
 	a.mu.Unlock()
 }
 
 func (a *putAttempt) giveUp(err error) {
 	a.mu.Lock()
-	if a.decided || a.then == nil {
+	if a.decided || a.w == nil || a.w.then == nil {
 		a.mu.Unlock()
 		return
 	}
@@ -87,16 +97,16 @@ func (a *putAttempt) giveUp(err error) {
 	then(nil, &expiredError{err})
 }
 
-// decide marks a decided and returns the continuation; a.mu is held.
+// decide marks a decided and returns the continuation; a.mu is held and a.w.then set.
 func (a *putAttempt) decide() func(body []byte, err error) {
 	a.decided = true
-	if a.timer != nil {
-		a.timer.Stop()
+	w := a.w
+	a.w = nil
+	if w.timer != nil {
+		w.timer.Stop()
 	}
-	if a.stopCtx != nil {
-		a.stopCtx()
+	if w.stopCtx != nil {
+		w.stopCtx()
 	}
-	then := a.then
-	a.then = nil
-	return then
+	return w.then
 }

@@ -99,6 +99,8 @@ type putOp struct {
 	time  int64    // Put time (ms), kept by retries (see putStamps)
 	err   error
 	done  bool
+	// attempt is the current Put's (see putAttempt); the first in the Write's arena.
+	attempt *putAttempt
 }
 
 // WriteTable is Write for a table looked up by database and name (refreshing the catalog once
@@ -233,6 +235,10 @@ func (c *Client) WriteAsync(ctx context.Context, t *Table, rows []Row, opts Writ
 			// An empty dimension list is silently accepted and stores nothing: never send it.
 			errs[i] = fmt.Errorf("row %d of %s.%s: table has no live index", i, t.DB, t.Name)
 		}
+	}
+	attempts := make([]putAttempt, len(ops))
+	for i := range ops {
+		ops[i].attempt = &attempts[i]
 	}
 	c.stamps.stamp(t, ops, keys, now)
 	w := &writeJob{c: c, ctx: ctx, t: t, errs: errs, ops: ops, keys: keys, opts: opts, done: done}
@@ -575,7 +581,13 @@ func (c *Client) issuePuts(ctx context.Context, t *Table, ops []putOp, pending [
 				lastAddr, lastConn = addr, rc
 			}
 			outstanding.Add(1)
-			attempt := &putAttempt{c: c, fallback: fallback}
+			attempt := op.attempt
+			if attempt.issued {
+				// An earlier attempt's late may still come, to that attempt.
+				attempt = &putAttempt{}
+				op.attempt = attempt
+			}
+			attempt.issued, attempt.c, attempt.fallback = true, c, fallback
 			if gated != nil {
 				attempt.tie = gated.ties[oi]
 			}
