@@ -9,30 +9,31 @@ import (
 	"github.com/openmldb-kafka-proxy/openmldb-kafka-proxy/openmldb/openmldbtest"
 )
 
-// openShortTimeout opens a second client on e's cluster with the given RPC timeout.
-func openShortTimeout(t *testing.T, ctx context.Context, e *env, timeout time.Duration) *openmldb.Client {
+// startShortTimeout starts one tablet with the table tie.t and opens a second client on it with
+// the given RPC timeout; it returns that client and its view of the table.
+func startShortTimeout(t *testing.T, timeout time.Duration) (context.Context, *env, *openmldb.Client, *openmldb.Table) {
 	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	t.Cleanup(cancel)
+	e := startEnv(t, ctx, openmldbtest.Options{Tablets: 1}, 0)
+	tieTable(t, ctx, e.client)
 	c, err := openmldb.Open(ctx, openmldb.Options{Nameserver: e.cluster.Nameserver(), Logger: quiet, RPCTimeout: timeout})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(c.Close)
-	return c
+	tb, err := c.Table("tie", "t")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ctx, e, c, tb
 }
 
 // A Put that outlives the client's RPC timeout is decided by its answer after all, not sent
 // again while the first may still be applied (that stored the row twice): stored once, reported
 // stored. An answer that refuses it (a follower) is retried as usual.
 func TestTimedOutPutIsDecidedByItsLateAnswer(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	e := startEnv(t, ctx, openmldbtest.Options{Tablets: 1}, 0)
-	tieTable(t, ctx, e.client)
-	c := openShortTimeout(t, ctx, e, 300*time.Millisecond)
-	tb, err := c.Table("tie", "t")
-	if err != nil {
-		t.Fatal(err)
-	}
+	ctx, e, c, tb := startShortTimeout(t, 300*time.Millisecond)
 	e.cluster.StallPuts(500 * time.Millisecond) // answered after the timeout, before a second one
 	checkWritten(t, c.Write(ctx, tb, tieRows(0, 0, 1), openmldb.WriteOptions{}))
 	if n, err := e.cluster.Count("tie", "t"); err != nil || n != 1 {
@@ -49,15 +50,7 @@ func TestTimedOutPutIsDecidedByItsLateAnswer(t *testing.T) {
 // A Put whose answer never comes is sent again one RPC timeout after it expired (bounded, as
 // before this wait), and a Write whose context ends meanwhile reports at once.
 func TestTimedOutPutWithoutALateAnswerIsBounded(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	e := startEnv(t, ctx, openmldbtest.Options{Tablets: 1}, 0)
-	tieTable(t, ctx, e.client)
-	c := openShortTimeout(t, ctx, e, 200*time.Millisecond)
-	tb, err := c.Table("tie", "t")
-	if err != nil {
-		t.Fatal(err)
-	}
+	ctx, e, c, tb := startShortTimeout(t, 200*time.Millisecond)
 	e.cluster.StallPuts(time.Minute)
 	short, cancelShort := context.WithTimeout(ctx, 700*time.Millisecond)
 	defer cancelShort()

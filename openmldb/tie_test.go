@@ -138,6 +138,16 @@ func eventTieTable(t *testing.T, ctx context.Context, c *openmldb.Client, name s
 	return tb
 }
 
+// startEventTies starts one tablet that applies a socket read's Puts concurrently, as brpc
+// does, and creates tie.ev with one partition and an index on c2 with TS column ts.
+func startEventTies(t *testing.T) (context.Context, *env, *openmldb.Table) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	t.Cleanup(cancel)
+	e := startEnv(t, ctx, openmldbtest.Options{Tablets: 1, ConcurrentReads: true}, 0)
+	return ctx, e, eventTieTable(t, ctx, e.client, "ev", 1, openmldb.Index{Keys: []string{"c2"}, TS: "ts"})
+}
+
 // eventTieRows are tieRows that all have event time ts (column "ts").
 func eventTieRows(key, from, n int, ts int64) []openmldb.Row {
 	rows := tieRows(key, from, n)
@@ -158,10 +168,7 @@ func checkWritten(t *testing.T, errs []error) {
 
 // One Write of 300 rows of one key and one event time.
 func TestRowsOfOneKeyAndEventTimeInOneWriteReadNewestLast(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	e := startEnv(t, ctx, openmldbtest.Options{Tablets: 1, ConcurrentReads: true}, 0)
-	tb := eventTieTable(t, ctx, e.client, "ev", 1, openmldb.Index{Keys: []string{"c2"}, TS: "ts"})
+	ctx, e, tb := startEventTies(t)
 	const n = 300
 	for run := range 3 {
 		before := e.client.TieWaits()
@@ -175,10 +182,7 @@ func TestRowsOfOneKeyAndEventTimeInOneWriteReadNewestLast(t *testing.T) {
 
 // Back-to-back Writes of one key and one event time.
 func TestRowsOfOneKeyAndEventTimeAcrossWritesReadNewestLast(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	e := startEnv(t, ctx, openmldbtest.Options{Tablets: 1, ConcurrentReads: true}, 0)
-	tb := eventTieTable(t, ctx, e.client, "ev", 1, openmldb.Index{Keys: []string{"c2"}, TS: "ts"})
+	ctx, e, tb := startEventTies(t)
 	const writes, per = 10, 30
 	for run := range 3 {
 		var batches [][]openmldb.Row
@@ -192,10 +196,7 @@ func TestRowsOfOneKeyAndEventTimeAcrossWritesReadNewestLast(t *testing.T) {
 
 // AnyTieOrder sends tying Puts at once: all rows are stored and none waited.
 func TestAnyTieOrderDoesNotWait(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	e := startEnv(t, ctx, openmldbtest.Options{Tablets: 1, ConcurrentReads: true}, 0)
-	tb := eventTieTable(t, ctx, e.client, "ev", 1, openmldb.Index{Keys: []string{"c2"}, TS: "ts"})
+	ctx, e, tb := startEventTies(t)
 	const n = 300
 	checkWritten(t, e.client.Write(ctx, tb, eventTieRows(0, 0, n, 1700000000000), openmldb.WriteOptions{AnyTieOrder: true}))
 	if c, err := e.cluster.Count("tie", "ev"); err != nil || c != n {
@@ -208,10 +209,7 @@ func TestAnyTieOrderDoesNotWait(t *testing.T) {
 
 // Distinct event times order themselves: nothing waits, even for one key.
 func TestRowsOfOneKeyWithDistinctEventTimesDoNotWait(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	e := startEnv(t, ctx, openmldbtest.Options{Tablets: 1, ConcurrentReads: true}, 0)
-	tb := eventTieTable(t, ctx, e.client, "ev", 1, openmldb.Index{Keys: []string{"c2"}, TS: "ts"})
+	ctx, e, tb := startEventTies(t)
 	rows := tieRows(0, 0, 500) // testRow's event times differ
 	checkWritten(t, e.client.Write(ctx, tb, rows, openmldb.WriteOptions{}))
 	checkNewestLast(t, ctx, e.client, tb, "0", len(rows))
@@ -266,10 +264,7 @@ func TestCrossingTiesOnTwoIndexesKeepEachKeysOrder(t *testing.T) {
 // A Put that fails does not strand the rows waiting behind it: they are written, and the failed
 // row is reported (a data error) or retried (a follower answer).
 func TestTiedPutsBehindAFailedPutAreWritten(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	e := startEnv(t, ctx, openmldbtest.Options{Tablets: 1, ConcurrentReads: true}, 0)
-	tb := eventTieTable(t, ctx, e.client, "ev", 1, openmldb.Index{Keys: []string{"c2"}, TS: "ts"})
+	ctx, e, tb := startEventTies(t)
 	const n = 50
 	e.cluster.FailPuts(3, openmldb.CodeTableIsFollower) // retried
 	checkWritten(t, e.client.Write(ctx, tb, eventTieRows(0, 0, n, 1700000000000), openmldb.WriteOptions{}))
@@ -300,10 +295,7 @@ func TestTiedPutsBehindAFailedPutAreWritten(t *testing.T) {
 // A Put waiting for a tie whose Write gives up meanwhile is never sent: its row is reported
 // failed (once the Put it waited for is answered) and is not stored.
 func TestTiedPutOfAWriteThatGaveUpIsNotSent(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	e := startEnv(t, ctx, openmldbtest.Options{Tablets: 1, ConcurrentReads: true}, 0)
-	tb := eventTieTable(t, ctx, e.client, "ev", 1, openmldb.Index{Keys: []string{"c2"}, TS: "ts"})
+	ctx, e, tb := startEventTies(t)
 	e.cluster.StallPuts(400 * time.Millisecond)
 	first := make(chan []error, 1)
 	e.client.WriteAsync(ctx, tb, eventTieRows(0, 0, 1, 1700000000000), openmldb.WriteOptions{}, func(errs []error) { first <- errs })
@@ -351,10 +343,7 @@ func TestRowsOfARestartedClientReadNewest(t *testing.T) {
 // the Put tying with it waits until its answer comes after all, so the later row still reads as
 // the newer.
 func TestTieWaitsForAnExpiredPutsAnswer(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	e := startEnv(t, ctx, openmldbtest.Options{Tablets: 1, ConcurrentReads: true}, 0)
-	tb := eventTieTable(t, ctx, e.client, "ev", 1, openmldb.Index{Keys: []string{"c2"}, TS: "ts"})
+	ctx, e, tb := startEventTies(t)
 	const keys = 20
 	e.cluster.StallPuts(time.Second)
 	firsts, seconds := make([]chan []error, keys), make([]chan []error, keys)
@@ -385,10 +374,7 @@ func TestTieWaitsForAnExpiredPutsAnswer(t *testing.T) {
 // A Put answered while a Write's round is between entering the gate and issuing can wake that
 // Write's waiting op at once; the round still completes.
 func TestTieWokenBeforeItsRoundIssuedCompletes(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	e := startEnv(t, ctx, openmldbtest.Options{Tablets: 1, ConcurrentReads: true}, 0)
-	tb := eventTieTable(t, ctx, e.client, "ev", 1, openmldb.Index{Keys: []string{"c2"}, TS: "ts"})
+	ctx, e, tb := startEventTies(t)
 	first := make(chan []error, 1)
 	e.client.WriteAsync(ctx, tb, eventTieRows(0, 0, 1, 1700000000000), openmldb.WriteOptions{}, func(errs []error) { first <- errs })
 	openmldb.SetAfterTieEnter(e.client, func() { time.Sleep(50 * time.Millisecond) }) // the first Put is answered meanwhile
