@@ -158,13 +158,14 @@ func (s *session) deliver(sl *slot, out []byte) {
 	if s.closed {
 		return // closedOps already uncounted it
 	}
-	s.write(out)
-	s.p.inflight.Add(-1)
+	// Counted before the write: a client that has its answer must find it in /metrics.
 	m := s.p.metrics
 	m.response(sl.key, sl.ver, len(out))
 	if sl.start != 0 && len(out) > 0 {
 		m.observeProduce(sl.start, sl.teed)
 	}
+	s.write(out)
+	s.p.inflight.Add(-1)
 }
 
 // upstreamUp accounts the session's broker connection as open.
