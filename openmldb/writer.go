@@ -55,6 +55,11 @@ type WriteOptions struct {
 	// OnLane says the caller runs on Lane's loop now, so the Puts are written at once; from
 	// elsewhere they are written by a task the loop runs. Retry rounds always run elsewhere.
 	OnLane bool
+	// StoredPartitions, indexed by row (a shorter slice covers the first rows only), lists the
+	// partitions an earlier Write already stored the row in (PartialWriteError.Stored). Their
+	// Puts are not sent again, so retrying a partial write does not store the row twice there;
+	// a row stored in all its partitions sends nothing and succeeds.
+	StoredPartitions [][]uint32
 }
 
 // WriteBatch collects the connections holding Puts queued by WriteAsync calls with Batch set.
@@ -88,8 +93,36 @@ func (b *WriteBatch) Flush() {
 }
 
 // ErrPartialWrite is wrapped into a row's error when some of its partitions stored it and others
-// did not: the row is then readable through some indexes only.
+// did not: the row is then readable through some indexes only. The error is a
+// *PartialWriteError, which says which partitions hold the row.
 var ErrPartialWrite = errors.New("row stored in some partitions only")
+
+// PartialWriteError is a row's error when some of its partitions stored it and others did not.
+// A retry passes Stored in WriteOptions.StoredPartitions, so that only the missing partitions
+// are written.
+type PartialWriteError struct {
+	// Stored are the partitions that hold the row, in the order its Puts were built.
+	Stored []uint32
+	// Err is the first error of a Put that did not store it.
+	Err error
+}
+
+func (e *PartialWriteError) Error() string {
+	return fmt.Sprintf("%v (stored in partitions %v): %v", ErrPartialWrite, e.Stored, e.Err)
+}
+
+// Unwrap makes errors.Is find both ErrPartialWrite and the failed Put's cause.
+func (e *PartialWriteError) Unwrap() []error { return []error{ErrPartialWrite, e.Err} }
+
+// StoredPartitions returns the partitions err says already hold its row: those of a
+// *PartialWriteError in err's chain, else none.
+func StoredPartitions(err error) []uint32 {
+	var pw *PartialWriteError
+	if errors.As(err, &pw) {
+		return pw.Stored
+	}
+	return nil
+}
 
 type putOp struct {
 	row   int
@@ -240,16 +273,45 @@ func (c *Client) WriteAsync(ctx context.Context, t *Table, rows []Row, opts Writ
 	for i := range ops {
 		ops[i].attempt = &attempts[i]
 	}
+	pending := skipStored(ops, opts.StoredPartitions) // nil: every op
 	c.stamps.stamp(t, ops, keys, now)
 	w := &writeJob{c: c, ctx: ctx, t: t, errs: errs, ops: ops, keys: keys, opts: opts, done: done}
 	if !opts.AnyTieOrder {
 		w.ties = c.ties.entries(w, t, rows, ops, keys)
 	}
-	if len(ops) == 0 {
+	if len(ops) == 0 || (pending != nil && len(pending) == 0) {
 		w.finish()
 		return
 	}
-	w.round(1, nil, 50*time.Millisecond)
+	w.round(1, pending, 50*time.Millisecond)
+}
+
+// skipStored marks the ops whose partition already holds their row (stored, per row) as done
+// and returns the others, or nil when none is skipped.
+func skipStored(ops []putOp, stored [][]uint32) []int {
+	if len(stored) == 0 {
+		return nil
+	}
+	var pending []int
+	skipped := false
+	for i := range ops {
+		op := &ops[i]
+		if op.row < len(stored) && slices.Contains(stored[op.row], op.pid) {
+			op.done = true
+			if !skipped {
+				skipped = true
+				pending = make([]int, 0, len(ops))
+				for j := range i {
+					pending = append(pending, j)
+				}
+			}
+			continue
+		}
+		if skipped {
+			pending = append(pending, i)
+		}
+	}
+	return pending
 }
 
 // writeJob is one Write in progress.
@@ -401,7 +463,7 @@ func (w *writeJob) finish() {
 	t, errs := w.t, w.errs
 	// A row fails with the first error of any of its Puts; ops of one row are adjacent.
 	for i := 0; i < len(w.ops); {
-		row := w.ops[i].row
+		row, from := w.ops[i].row, i
 		stored := false
 		var first error
 		for ; i < len(w.ops) && w.ops[i].row == row; i++ {
@@ -420,7 +482,13 @@ func (w *writeJob) finish() {
 		switch {
 		case errs[row] != nil:
 		case first != nil && stored:
-			errs[row] = fmt.Errorf("%w: %w", ErrPartialWrite, first)
+			pw := &PartialWriteError{Err: first}
+			for _, op := range w.ops[from:i] {
+				if op.done {
+					pw.Stored = append(pw.Stored, op.pid)
+				}
+			}
+			errs[row] = pw
 		case first != nil:
 			errs[row] = first
 		}

@@ -143,6 +143,11 @@ type journalGroup struct {
 	PutIfAbsent bool            `json:"put_if_absent"`
 	Columns     []journalColumn `json:"columns"`
 	Rows        [][]byte        `json:"rows"` // OpenMLDB row encoding (base64 in the file)
+	// TID and StoredPartitions say which partitions of table TID already hold some rows (by
+	// index in Rows): rows an attempt stored in some of their partitions only. A start writes
+	// them to the other partitions only, or to all when the table now has another TID.
+	TID              uint32           `json:"tid,omitempty"`
+	StoredPartitions map[int][]uint32 `json:"stored_partitions,omitempty"`
 }
 
 type journalColumn struct {
@@ -184,11 +189,18 @@ func encodeJournalGroups(groups []heldGroup) (out []journalGroup, skipped int) {
 	for _, g := range groups {
 		tb := g.state.table
 		jg := journalGroup{DB: tb.DB, Table: tb.Name, PutIfAbsent: g.putIfAbsent, Columns: journalColumns(tb.Columns)}
-		for _, r := range g.rows {
+		for i, r := range g.rows {
 			b, err := openmldb.AppendRow(nil, tb.Columns, r)
 			if err != nil {
 				skipped++
 				continue
+			}
+			if g.stored != nil && len(g.stored[i]) > 0 {
+				if jg.StoredPartitions == nil {
+					jg.StoredPartitions = map[int][]uint32{}
+					jg.TID = tb.TID
+				}
+				jg.StoredPartitions[len(jg.Rows)] = g.stored[i]
 			}
 			jg.Rows = append(jg.Rows, b)
 		}
@@ -364,7 +376,11 @@ func decodeJournalGroup(jg journalGroup, tables func(db, name string) (*openmldb
 		if err != nil {
 			return heldGroup{}, fmt.Sprintf("row %d: %v", i, err)
 		}
-		g.rows = append(g.rows, r)
+		var stored []uint32
+		if jg.TID == tb.TID {
+			stored = jg.StoredPartitions[i]
+		}
+		g.addRow(r, stored)
 	}
 	return g, ""
 }

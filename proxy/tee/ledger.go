@@ -29,7 +29,25 @@ type producerPartition struct {
 type batchProgress struct {
 	baseSequence int32
 	stored       []bool
-	busy         chan struct{} // nil when no attempt is writing
+	// parts holds, for rows stored in some of their partitions only (a table whose indexes hash
+	// a row to several partitions), the partitions that hold them, so a retry writes the others.
+	parts map[int][]uint32
+	busy  chan struct{} // nil when no attempt is writing
+}
+
+// batchTodo is what an attempt at a batch must write.
+type batchTodo struct {
+	rows []bool // rows[i]: row i is not stored yet
+	// parts, for rows stored in some partitions only, lists those partitions (by row); nil
+	// when there are none.
+	parts map[int][]uint32
+}
+
+// batchDone is what an attempt at a batch stored: stored[i] for rows now in every partition,
+// parts for rows that reached some partitions only.
+type batchDone struct {
+	stored []bool
+	parts  map[int][]uint32
 }
 
 // ledger remembers, per (producer id, epoch, partition, base sequence), which rows of recent
@@ -58,10 +76,10 @@ func newLedger(max int) *ledger {
 }
 
 // acquire starts an attempt at writing a batch of n rows. It waits (until ctx ends) for an
-// earlier attempt at the same batch that is still writing, then returns which rows must be
-// written now — all for a new batch, the missing ones for a retry — and a release function the
-// attempt must call with the rows it stored (stored[i] true), whenever its writes have ended.
-func (l *ledger) acquire(ctx context.Context, key producerPartition, baseSequence int32, n int) ([]bool, func(stored []bool), error) {
+// earlier attempt at the same batch that is still writing, then returns what must be written now
+// — every row for a new batch, the missing rows (and partitions) for a retry — and a release
+// function the attempt must call with what it stored, whenever its writes have ended.
+func (l *ledger) acquire(ctx context.Context, key producerPartition, baseSequence int32, n int) (batchTodo, func(batchDone), error) {
 	for {
 		todo, release, busy := l.try(key, baseSequence, n)
 		if busy == nil {
@@ -70,35 +88,57 @@ func (l *ledger) acquire(ctx context.Context, key producerPartition, baseSequenc
 		select {
 		case <-busy:
 		case <-ctx.Done():
-			return nil, nil, ctx.Err()
+			return batchTodo{}, nil, ctx.Err()
 		}
 	}
 }
 
 // tryAcquire is acquire without waiting: ok is false when an earlier attempt at the batch is
 // still writing.
-func (l *ledger) tryAcquire(key producerPartition, baseSequence int32, n int) (todo []bool, release func(stored []bool), ok bool) {
+func (l *ledger) tryAcquire(key producerPartition, baseSequence int32, n int) (todo batchTodo, release func(batchDone), ok bool) {
 	todo, release, busy := l.try(key, baseSequence, n)
 	return todo, release, busy == nil
 }
 
 // try starts an attempt, or returns the busy channel of the attempt in progress.
-func (l *ledger) try(key producerPartition, baseSequence int32, n int) ([]bool, func(stored []bool), chan struct{}) {
+func (l *ledger) try(key producerPartition, baseSequence int32, n int) (batchTodo, func(batchDone), chan struct{}) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	b := l.batch(key, baseSequence, n)
 	if b.busy != nil {
-		return nil, nil, b.busy
+		return batchTodo{}, nil, b.busy
 	}
 	b.busy = make(chan struct{})
-	todo := make([]bool, n)
+	todo := batchTodo{rows: make([]bool, n)}
 	for i, done := range b.stored {
-		todo[i] = !done
+		todo.rows[i] = !done
 	}
-	release := func(stored []bool) {
+	if len(b.parts) > 0 {
+		todo.parts = make(map[int][]uint32, len(b.parts))
+		for i, p := range b.parts {
+			todo.parts[i] = slices.Clone(p)
+		}
+	}
+	release := func(d batchDone) {
 		l.mu.Lock()
-		for i, done := range stored {
+		for i, done := range d.stored {
 			b.stored[i] = b.stored[i] || done
+			if done {
+				delete(b.parts, i)
+			}
+		}
+		for i, p := range d.parts {
+			if b.stored[i] {
+				continue
+			}
+			if b.parts == nil {
+				b.parts = make(map[int][]uint32)
+			}
+			for _, pid := range p {
+				if !slices.Contains(b.parts[i], pid) {
+					b.parts[i] = append(b.parts[i], pid)
+				}
+			}
 		}
 		close(b.busy)
 		b.busy = nil

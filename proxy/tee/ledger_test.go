@@ -7,7 +7,15 @@ import (
 	"time"
 )
 
+// acquireT starts an attempt at a batch of whole-row writes: the rows to write, and a release
+// taking the rows stored.
 func acquireT(t *testing.T, l *ledger, k producerPartition, seq int32, n int) ([]bool, func([]bool)) {
+	t.Helper()
+	todo, release := acquirePartsT(t, l, k, seq, n)
+	return todo.rows, func(stored []bool) { release(batchDone{stored: stored}) }
+}
+
+func acquirePartsT(t *testing.T, l *ledger, k producerPartition, seq int32, n int) (batchTodo, func(batchDone)) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
@@ -16,6 +24,40 @@ func acquireT(t *testing.T, l *ledger, k producerPartition, seq int32, n int) ([
 		t.Fatal(err)
 	}
 	return todo, release
+}
+
+// A row stored in some of its partitions is still to be written, in the others only; the
+// partitions stored accumulate over attempts and are forgotten once the row is whole.
+func TestLedgerRemembersPartitionsOfPartlyStoredRows(t *testing.T) {
+	l := newLedger(10)
+	k := producerPartition{producerID: 7, epoch: 1, topic: "t", partition: 3}
+	todo, release := acquirePartsT(t, l, k, 100, 3)
+	if todo.parts != nil {
+		t.Fatalf("new batch has stored partitions %v", todo.parts)
+	}
+	release(batchDone{stored: []bool{true, false, false}, parts: map[int][]uint32{1: {4}}})
+	todo, release = acquirePartsT(t, l, k, 100, 3)
+	if !reflect.DeepEqual(todo.rows, []bool{false, true, true}) || !reflect.DeepEqual(todo.parts, map[int][]uint32{1: {4}}) {
+		t.Fatalf("retry todo %v parts %v, want rows 1 and 2, row 1 stored in partition 4", todo.rows, todo.parts)
+	}
+	release(batchDone{stored: []bool{false, false, true}, parts: map[int][]uint32{1: {6}}})
+	todo, release = acquirePartsT(t, l, k, 100, 3)
+	if !reflect.DeepEqual(todo.rows, []bool{false, true, false}) || !reflect.DeepEqual(todo.parts, map[int][]uint32{1: {4, 6}}) {
+		t.Fatalf("second retry todo %v parts %v, want row 1 stored in partitions 4 and 6", todo.rows, todo.parts)
+	}
+	// The caller's copy is its own: changing it does not change the ledger.
+	todo.parts[1][0] = 99
+	release(batchDone{})
+	todo, release = acquirePartsT(t, l, k, 100, 3)
+	if !reflect.DeepEqual(todo.parts, map[int][]uint32{1: {4, 6}}) {
+		t.Fatalf("parts %v after the caller changed its copy, want row 1 stored in partitions 4 and 6", todo.parts)
+	}
+	release(batchDone{stored: []bool{false, true, false}})
+	todo, release = acquirePartsT(t, l, k, 100, 3)
+	release(batchDone{})
+	if !reflect.DeepEqual(todo.rows, []bool{false, false, false}) || todo.parts != nil {
+		t.Fatalf("after the row is whole todo %v parts %v, want nothing", todo.rows, todo.parts)
+	}
 }
 
 func TestLedgerRetryWritesOnlyMissingRows(t *testing.T) {

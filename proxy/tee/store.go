@@ -229,8 +229,8 @@ func (t *Tee) startStore(ctx context.Context, p *partitionPlan, part *kmsg.Produ
 	if len(p.rows) == 0 || p.state == nil {
 		return nil, "", true
 	}
-	var todo []bool
-	release := func([]bool) {}
+	var todo batchTodo
+	release := func(batchDone) {}
 	if p.idempotent() {
 		key := producerPartition{producerID: p.producerID, epoch: p.epoch, topic: p.topic, partition: p.partition, tid: p.state.table.TID}
 		if mayBlock {
@@ -249,10 +249,10 @@ func (t *Tee) startStore(ctx context.Context, p *partitionPlan, part *kmsg.Produ
 	// rows and at (each row's index in p.rows) are the plan's own slices when every row is
 	// written, the usual case.
 	rows, at := p.rows, []int(nil)
-	if todo != nil && !allTrue(todo) {
+	if todo.rows != nil && !allTrue(todo.rows) {
 		rows = make([]openmldb.Row, 0, len(p.rows))
 		at = make([]int, 0, len(p.rows))
-		for i, need := range todo {
+		for i, need := range todo.rows {
 			if need {
 				rows = append(rows, p.rows[i])
 				at = append(at, i)
@@ -261,8 +261,20 @@ func (t *Tee) startStore(ctx context.Context, p *partitionPlan, part *kmsg.Produ
 		t.metrics.rowsDeduplicated.WithLabelValues(p.tableName()).Add(float64(len(p.rows) - len(rows)))
 	}
 	if len(rows) == 0 {
-		release(nil)
+		release(batchDone{})
 		return nil, "", true
+	}
+	// Rows an earlier attempt stored in some of their partitions go only to the others.
+	var storedParts [][]uint32
+	if len(todo.parts) > 0 {
+		storedParts = make([][]uint32, len(rows))
+		for j := range rows {
+			i := j
+			if at != nil {
+				i = at[j]
+			}
+			storedParts[j] = todo.parts[i]
+		}
 	}
 	if p.transactional {
 		// Held until EndTxn; a retried batch of the same transaction is held only once.
@@ -275,7 +287,7 @@ func (t *Tee) startStore(ctx context.Context, p *partitionPlan, part *kmsg.Produ
 		for i := range all {
 			all[i] = true
 		}
-		release(all)
+		release(batchDone{stored: all})
 		return nil, "", true
 	}
 
@@ -290,31 +302,37 @@ func (t *Tee) startStore(ctx context.Context, p *partitionPlan, part *kmsg.Produ
 	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), DefaultWriteTimeout)
 	start := time.Now()
 	m := p.state.m
-	t.store.WriteAsync(wctx, p.state.table, rows, openmldb.WriteOptions{PutIfAbsent: p.sink.ExactlyOnce, AnyTieOrder: p.sink.TieOrder == config.TieOrderAny, Validated: true, Batch: batch, Lane: r.lane, OnLane: r.onLoop}, func(errs []error) {
+	t.store.WriteAsync(wctx, p.state.table, rows, openmldb.WriteOptions{PutIfAbsent: p.sink.ExactlyOnce, AnyTieOrder: p.sink.TieOrder == config.TieOrderAny, Validated: true, Batch: batch, Lane: r.lane, OnLane: r.onLoop, StoredPartitions: storedParts}, func(errs []error) {
 		cancel()
 		m.writeSeconds.Observe(time.Since(start).Seconds())
-		var stored []bool
+		var d batchDone
 		if p.idempotent() {
-			stored = make([]bool, len(p.rows))
+			d.stored = make([]bool, len(p.rows))
 		}
 		var o writeOutcome
 		for j, err := range errs {
+			i := j
+			if at != nil {
+				i = at[j]
+			}
 			if err == nil {
-				if stored != nil {
-					if at != nil {
-						stored[at[j]] = true
-					} else {
-						stored[j] = true
-					}
+				if d.stored != nil {
+					d.stored[i] = true
 				}
 				continue
+			}
+			if parts := openmldb.StoredPartitions(err); len(parts) > 0 && d.stored != nil {
+				if d.parts == nil {
+					d.parts = make(map[int][]uint32)
+				}
+				d.parts[i] = parts
 			}
 			o.failed++
 			if o.firstErr == nil {
 				o.firstErr = err
 			}
 		}
-		release(stored)
+		release(d)
 		m.written.Add(float64(len(rows) - o.failed))
 		if o.failed > 0 {
 			m.failed.Add(float64(o.failed))

@@ -71,7 +71,8 @@ func startEnvWith(t *testing.T, adjust func(*tee.Options), sinks []config.Sink, 
 	return startEnvOn(t, openmldbtest.Options{}, adjust, sinks, topics...)
 }
 
-// startEnvOn is startEnvWith on a cluster started with clusterOpts.
+// startEnvOn is startEnvWith on a cluster started with clusterOpts (with clusterOpts.ZK, the
+// tee's client finds it through ZooKeeper).
 func startEnvOn(t *testing.T, clusterOpts openmldbtest.Options, adjust func(*tee.Options), sinks []config.Sink, topics ...string) *env {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -90,7 +91,11 @@ func startEnvOn(t *testing.T, clusterOpts openmldbtest.Options, adjust func(*tee
 		t.Fatal(err)
 	}
 	t.Cleanup(e.cluster.Close)
-	e.store, err = openmldb.Open(ctx, openmldb.Options{Nameserver: e.cluster.Nameserver(), Logger: logger})
+	storeOpts := openmldb.Options{Nameserver: e.cluster.Nameserver(), Logger: logger}
+	if clusterOpts.ZK != "" {
+		storeOpts = openmldb.Options{ZKCluster: clusterOpts.ZK, ZKPath: e.cluster.ZKPath(), Logger: logger}
+	}
+	e.store, err = openmldb.Open(ctx, storeOpts)
 	if err != nil {
 		t.Fatal(err)
 	}

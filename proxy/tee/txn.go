@@ -28,6 +28,33 @@ type heldGroup struct {
 	state       *tableState
 	putIfAbsent bool
 	rows        []openmldb.Row
+	// stored, when not nil, has one entry per row: the partitions of state.table an earlier
+	// attempt stored it in (openmldb.PartialWriteError), which the next attempt skips.
+	stored [][]uint32
+}
+
+// add appends g's rows, and what is known of their partitions, to h.
+func (h *heldGroup) add(g heldGroup) {
+	switch {
+	case g.stored != nil && h.stored == nil:
+		h.stored = append(make([][]uint32, len(h.rows), len(h.rows)+len(g.rows)), g.stored...)
+	case g.stored != nil:
+		h.stored = append(h.stored, g.stored...)
+	case h.stored != nil:
+		h.stored = append(h.stored, make([][]uint32, len(g.rows))...)
+	}
+	h.rows = append(h.rows, g.rows...)
+}
+
+// addRow appends one row, stored in the partitions listed (none: nil).
+func (h *heldGroup) addRow(r openmldb.Row, stored []uint32) {
+	if stored != nil && h.stored == nil {
+		h.stored = make([][]uint32, len(h.rows), len(h.rows)+1)
+	}
+	if h.stored != nil {
+		h.stored = append(h.stored, stored)
+	}
+	h.rows = append(h.rows, r)
 }
 
 // heldTxn is what one open transaction holds.
@@ -449,7 +476,7 @@ func mergeGroups(groups []heldGroup) []heldGroup {
 			out = append(out, heldGroup{state: g.state, putIfAbsent: g.putIfAbsent})
 			i = len(out) - 1
 		}
-		out[i].rows = append(out[i].rows, g.rows...)
+		out[i].add(g)
 	}
 	return out
 }
@@ -742,7 +769,7 @@ func (t *Tee) writeHeld(ctx context.Context, groups []heldGroup, retry bool, tra
 	for {
 		left = nil
 		for _, g := range groups {
-			errs := t.store.Write(ctx, g.state.table, g.rows, openmldb.WriteOptions{PutIfAbsent: g.putIfAbsent})
+			errs := t.store.Write(ctx, g.state.table, g.rows, openmldb.WriteOptions{PutIfAbsent: g.putIfAbsent, StoredPartitions: g.stored})
 			rest := heldGroup{state: g.state, putIfAbsent: g.putIfAbsent}
 			name := g.state.table.DB + "." + g.state.table.Name
 			lost := 0
@@ -753,7 +780,12 @@ func (t *Tee) writeHeld(ctx context.Context, groups []heldGroup, retry bool, tra
 					lost++
 					t.log.Error("committed transaction row cannot be written and is dropped", "transactional_id", transactionalID, "table", name, "err", err)
 				default:
-					rest.rows = append(rest.rows, g.rows[i])
+					// A row some partitions stored goes to the others only next time.
+					stored := openmldb.StoredPartitions(err)
+					if stored == nil && g.stored != nil {
+						stored = g.stored[i]
+					}
+					rest.addRow(g.rows[i], stored)
 					if firstErr == nil {
 						firstErr = err
 					}

@@ -3,6 +3,7 @@ package tee
 import (
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -196,5 +197,52 @@ func TestOwedIncludesRowsBeingWritten(t *testing.T) {
 	h.settle(txnKey{1, 0}, attempt, countRows(taken), nil)
 	if owed, _ := h.journalState(); len(owed) != 1 || len(owed[0].rows) != 1 {
 		t.Fatalf("owed after the attempt stored its rows: %+v", owed)
+	}
+}
+
+// The partitions a row is already stored in survive the journal, aligned to the rows kept (a row
+// that cannot be encoded is left out before it), and only for the same table: a table created
+// again under the name (another TID) holds none of them.
+func TestJournalKeepsStoredPartitionsOfItsTable(t *testing.T) {
+	j := &journal{dir: t.TempDir()}
+	cols := []openmldb.Column{{Name: "id", Type: openmldb.TypeBigInt, NotNull: true}}
+	tb := &openmldb.Table{DB: "d", Name: "t", TID: 7, Columns: cols}
+	rows := []openmldb.Row{{openmldb.Null()}, {openmldb.Int(1)}, {openmldb.Int(2)}} // the first cannot be encoded (NOT NULL)
+	g := heldGroup{state: &tableState{table: tb}}
+	for i, r := range rows {
+		var stored []uint32
+		if i == 2 {
+			stored = []uint32{3, 5}
+		}
+		g.addRow(r, stored)
+	}
+	if skipped, err := j.save([]heldGroup{g}, nil); err != nil || skipped != 1 {
+		t.Fatalf("save: skipped %d, %v", skipped, err)
+	}
+	l, err := j.load(func(string, string) (*openmldb.Table, error) { return tb, nil })
+	if err != nil || len(l.groups) != 1 {
+		t.Fatalf("load: %v %+v", err, l)
+	}
+	got := l.groups[0]
+	if len(got.rows) != 2 || len(got.stored) != 2 || got.stored[0] != nil || !slices.Equal(got.stored[1], []uint32{3, 5}) || got.rows[1][0] != openmldb.Int(2) {
+		t.Fatalf("rows %v stored %v, want rows 1 and 2, row 2 stored in partitions 3 and 5", got.rows, got.stored)
+	}
+	again := &openmldb.Table{DB: "d", Name: "t", TID: 8, Columns: cols}
+	l, err = j.load(func(string, string) (*openmldb.Table, error) { return again, nil })
+	if err != nil || len(l.groups) != 1 || len(l.groups[0].rows) != 2 || l.groups[0].stored != nil {
+		t.Fatalf("load against a table created again: %v, stored %v", err, l.groups)
+	}
+}
+
+// Merging groups keeps each row's stored partitions next to it.
+func TestMergeGroupsKeepsStoredPartitionsAligned(t *testing.T) {
+	st := &tableState{table: &openmldb.Table{DB: "d", Name: "t"}}
+	a := heldGroup{state: st, rows: []openmldb.Row{{openmldb.Int(1)}}}
+	b := heldGroup{state: st, rows: []openmldb.Row{{openmldb.Int(2)}, {openmldb.Int(3)}}, stored: [][]uint32{nil, {4}}}
+	c := heldGroup{state: st, rows: []openmldb.Row{{openmldb.Int(4)}}}
+	out := mergeGroups([]heldGroup{a, b, c})
+	if len(out) != 1 || len(out[0].rows) != 4 || len(out[0].stored) != 4 || !slices.Equal(out[0].stored[2], []uint32{4}) ||
+		out[0].stored[0] != nil || out[0].stored[1] != nil || out[0].stored[3] != nil {
+		t.Fatalf("merged %+v", out)
 	}
 }
