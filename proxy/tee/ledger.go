@@ -32,7 +32,9 @@ type batchProgress struct {
 	// parts holds, for rows stored in some of their partitions only (a table whose indexes hash
 	// a row to several partitions), the partitions that hold them, so a retry writes the others.
 	parts map[int][]uint32
-	busy  chan struct{} // nil when no attempt is writing
+	// deadLettered: the batch's invalid records are in its dead-letter topic.
+	deadLettered bool
+	busy         chan struct{} // nil when no attempt is writing
 }
 
 // batchTodo is what an attempt at a batch must write.
@@ -41,13 +43,17 @@ type batchTodo struct {
 	// parts, for rows stored in some partitions only, lists those partitions (by row); nil
 	// when there are none.
 	parts map[int][]uint32
+	// deadLettered: an earlier attempt produced the invalid records to the dead-letter topic.
+	deadLettered bool
 }
 
 // batchDone is what an attempt at a batch stored: stored[i] for rows now in every partition,
-// parts for rows that reached some partitions only.
+// parts for rows that reached some partitions only, and whether the invalid records are
+// dead-lettered.
 type batchDone struct {
-	stored []bool
-	parts  map[int][]uint32
+	stored       []bool
+	parts        map[int][]uint32
+	deadLettered bool
 }
 
 // ledger remembers, per (producer id, epoch, partition, base sequence), which rows of recent
@@ -109,7 +115,7 @@ func (l *ledger) try(key producerPartition, baseSequence int32, n int) (batchTod
 		return batchTodo{}, nil, b.busy
 	}
 	b.busy = make(chan struct{})
-	todo := batchTodo{rows: make([]bool, n)}
+	todo := batchTodo{rows: make([]bool, n), deadLettered: b.deadLettered}
 	for i, done := range b.stored {
 		todo.rows[i] = !done
 	}
@@ -121,6 +127,7 @@ func (l *ledger) try(key producerPartition, baseSequence int32, n int) (batchTod
 	}
 	release := func(d batchDone) {
 		l.mu.Lock()
+		b.deadLettered = b.deadLettered || d.deadLettered
 		for i, done := range d.stored {
 			b.stored[i] = b.stored[i] || done
 			if done {

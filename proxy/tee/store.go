@@ -58,13 +58,15 @@ func (t *Tee) finishProduce(ctx context.Context, c proxy.ConnInfo, plans []*part
 	for i, j := range jobs {
 		w, msg, started := t.startStore(ctx, j.plan, j.part, false, batch, r, func(o writeOutcome, w *rowWrite) {
 			f.end(i, w.message(o))
-		})
+		}, nil)
 		switch {
 		case !started:
 			// It waits (for its dead-letter produce, or an earlier attempt at the batch): the
 			// deadline timer answers for it if it is not through in time.
 			f.timed = true
-			go func() { f.end(i, t.storePartition(ctx, j.plan, j.part, r.offLoop())) }()
+			go func() {
+				f.end(i, t.storePartition(ctx, j.plan, j.part, r.offLoop(), func(hold func()) bool { return f.whileOpen(i, hold) }))
+			}()
 		case w == nil:
 			f.end(i, msg)
 		default:
@@ -149,6 +151,18 @@ func (f *finishing) end(i int, msg string) {
 	}
 }
 
+// whileOpen runs fn if job i's outcome is not in yet, under the lock that the deadline's answer
+// takes, and reports whether it ran: what fn did is then behind the answer the client gets.
+func (f *finishing) whileOpen(i int, fn func()) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if !f.open[i] {
+		return false
+	}
+	fn()
+	return true
+}
+
 // expire reports every write still out at the deadline.
 func (f *finishing) expire() {
 	for i, j := range f.jobs {
@@ -184,8 +198,9 @@ func (t *Tee) report(c proxy.ConnInfo, j storeJob, msg string) {
 
 // storePartition writes one partition's rows (only the missing ones for an idempotent retry)
 // and dead-letters its invalid records. It returns "" on success or what the client should read.
-func (t *Tee) storePartition(ctx context.Context, p *partitionPlan, part *kmsg.ProduceResponseTopicPartition, r route) string {
-	w, msg, _ := t.startStore(ctx, p, part, true, nil, r, nil)
+// claim is startStore's.
+func (t *Tee) storePartition(ctx context.Context, p *partitionPlan, part *kmsg.ProduceResponseTopicPartition, r route, claim func(hold func()) bool) string {
+	w, msg, _ := t.startStore(ctx, p, part, true, nil, r, nil, claim)
 	if w == nil {
 		return msg
 	}
@@ -211,27 +226,20 @@ type writeOutcome struct {
 // With mayBlock false it does not wait for anything: when it would have to (a dead-letter
 // produce, or an earlier attempt at the same batch still writing), it does nothing and reports
 // started false. With batch the Puts wait for batch.Flush; with notify the outcome goes to notify
-// instead of the write's done channel.
+// instead of the write's done channel. A caller that may run after the client was answered (the
+// deadline passed while it waited) passes claim, which runs hold only while the partition's
+// answer is still to come and reports whether it did.
 func (t *Tee) startStore(ctx context.Context, p *partitionPlan, part *kmsg.ProduceResponseTopicPartition, mayBlock bool,
-	batch *openmldb.WriteBatch, r route, notify func(writeOutcome, *rowWrite)) (w *rowWrite, msg string, started bool) {
-	if len(p.invalid) > 0 && p.sink.OnInvalid == config.OnInvalidDLQ {
-		if !mayBlock {
-			return nil, "", false
-		}
-		var base int64 = -1
-		if part != nil {
-			base = part.BaseOffset
-		}
-		if err := t.deadLetter(ctx, p, base); err != nil {
-			return nil, fmt.Sprintf("dead-letter topic %s: %v", p.sink.DLQTopic, err), true
-		}
+	batch *openmldb.WriteBatch, r route, notify func(writeOutcome, *rowWrite), claim func(hold func()) bool) (w *rowWrite, msg string, started bool) {
+	deadLetters := len(p.invalid) > 0 && p.sink.OnInvalid == config.OnInvalidDLQ
+	if deadLetters && !mayBlock {
+		return nil, "", false
 	}
-	if len(p.rows) == 0 || p.state == nil {
-		return nil, "", true
-	}
+	// An idempotent batch's attempts share its progress in the ledger: which rows are stored,
+	// and whether its invalid records are dead-lettered, so a retry repeats neither.
 	var todo batchTodo
 	release := func(batchDone) {}
-	if p.idempotent() {
+	if p.idempotent() && p.state != nil && (len(p.rows) > 0 || deadLetters) {
 		key := producerPartition{producerID: p.producerID, epoch: p.epoch, topic: p.topic, partition: p.partition, tid: p.state.table.TID}
 		if mayBlock {
 			var err error
@@ -245,6 +253,22 @@ func (t *Tee) startStore(ctx context.Context, p *partitionPlan, part *kmsg.Produ
 				return nil, "", false
 			}
 		}
+	}
+	deadLettered := todo.deadLettered
+	if deadLetters && !deadLettered {
+		var base int64 = -1
+		if part != nil {
+			base = part.BaseOffset
+		}
+		if err := t.deadLetter(ctx, p, base); err != nil {
+			release(batchDone{})
+			return nil, fmt.Sprintf("dead-letter topic %s: %v", p.sink.DLQTopic, err), true
+		}
+		deadLettered = true
+	}
+	if len(p.rows) == 0 || p.state == nil {
+		release(batchDone{deadLettered: deadLettered})
+		return nil, "", true
 	}
 	// rows and at (each row's index in p.rows) are the plan's own slices when every row is
 	// written, the usual case.
@@ -261,7 +285,7 @@ func (t *Tee) startStore(ctx context.Context, p *partitionPlan, part *kmsg.Produ
 		t.metrics.rowsDeduplicated.WithLabelValues(p.tableName()).Add(float64(len(p.rows) - len(rows)))
 	}
 	if len(rows) == 0 {
-		release(batchDone{})
+		release(batchDone{deadLettered: deadLettered})
 		return nil, "", true
 	}
 	// Rows an earlier attempt stored in some of their partitions go only to the others.
@@ -282,12 +306,25 @@ func (t *Tee) startStore(ctx context.Context, p *partitionPlan, part *kmsg.Produ
 		if part != nil {
 			probe = markerProbe{topic: p.topic, partition: p.partition, offset: part.BaseOffset}
 		}
-		t.txns.hold(p.transactionalID, txnKey{p.producerID, p.epoch}, probe, p.state, p.sink.ExactlyOnce, rows)
+		hold := func() {
+			t.txns.hold(p.transactionalID, txnKey{p.producerID, p.epoch}, probe, p.state, p.sink.ExactlyOnce, rows)
+		}
+		if claim == nil {
+			hold()
+		} else if !claim(hold) {
+			// The deadline answered the partition with an error first. The producer has heard
+			// the batch failed and retries it (the retry holds the rows) or aborts; rows held
+			// now could outlive that abort and be written by the producer's next commit under
+			// the same epoch.
+			release(batchDone{deadLettered: deadLettered})
+			t.metrics.txnRowsDropped.WithLabelValues(dropLate).Add(float64(len(rows)))
+			return nil, "", true
+		}
 		all := make([]bool, len(p.rows))
 		for i := range all {
 			all[i] = true
 		}
-		release(batchDone{stored: all})
+		release(batchDone{stored: all, deadLettered: deadLettered})
 		return nil, "", true
 	}
 
@@ -305,7 +342,7 @@ func (t *Tee) startStore(ctx context.Context, p *partitionPlan, part *kmsg.Produ
 	t.store.WriteAsync(wctx, p.state.table, rows, openmldb.WriteOptions{PutIfAbsent: p.sink.ExactlyOnce, AnyTieOrder: p.sink.TieOrder == config.TieOrderAny, Validated: true, Batch: batch, Lane: r.lane, OnLane: r.onLoop, StoredPartitions: storedParts}, func(errs []error) {
 		cancel()
 		m.writeSeconds.Observe(time.Since(start).Seconds())
-		var d batchDone
+		d := batchDone{deadLettered: deadLettered}
 		if p.idempotent() {
 			d.stored = make([]bool, len(p.rows))
 		}

@@ -98,6 +98,9 @@ const (
 	dropAborted = "aborted" // EndTxn abort passed through
 	dropFenced  = "fenced"  // InitProducerId for the same transactional id bumped the epoch or id
 	dropExpired = "expired" // open longer than kafka.transaction_max_timeout
+	// dropLate: rows of a Produce whose answer (an error at its deadline) went out before they
+	// could be held; the producer retries the batch, whose retry holds them, or aborts.
+	dropLate = "late"
 	// dropUnwritable: committed, but a row no retry can store (it does not fit its table, or the
 	// table is gone), or still unwritten when the tee closed.
 	dropUnwritable = "unwritable"

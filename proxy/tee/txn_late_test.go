@@ -1,0 +1,191 @@
+package tee_test
+
+import (
+	"context"
+	"encoding/binary"
+	"hash/crc32"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+	"github.com/twmb/franz-go/pkg/kversion"
+
+	"github.com/openmldb-kafka-proxy/openmldb-kafka-proxy/config"
+)
+
+// rawTxnBatch is rawProducerBatch marked transactional.
+func rawTxnBatch(pid int64, epoch int16, seq int32, values ...string) []byte {
+	b := rawProducerBatch(pid, epoch, seq, values...)
+	b[22] |= 0x10 // attributes (int16 at 21): transactional
+	binary.BigEndian.PutUint32(b[17:], crc32.Checksum(b[21:], crc32.MakeTable(crc32.Castagnoli)))
+	return b
+}
+
+// rawTxn drives one transactional producer by hand, request by request, as a client that keeps
+// its epoch across an abort (transaction version 1) may.
+type rawTxn struct {
+	t     *testing.T
+	cl    *kgo.Client
+	id    string
+	pid   int64
+	epoch int16
+}
+
+func newRawTxn(t *testing.T, ctx context.Context, cl *kgo.Client, id string) *rawTxn {
+	t.Helper()
+	req := kmsg.NewPtrInitProducerIDRequest()
+	req.TransactionalID, req.TransactionTimeoutMillis = &id, 60_000
+	resp, err := req.RequestWith(ctx, cl)
+	if err != nil || resp.ErrorCode != 0 {
+		t.Fatalf("InitProducerId: %v, code %d", err, resp.ErrorCode)
+	}
+	return &rawTxn{t: t, cl: cl, id: id, pid: resp.ProducerID, epoch: resp.ProducerEpoch}
+}
+
+func (x *rawTxn) addPartition(ctx context.Context, topic string) {
+	x.t.Helper()
+	req := kmsg.NewPtrAddPartitionsToTxnRequest()
+	req.TransactionalID, req.ProducerID, req.ProducerEpoch = x.id, x.pid, x.epoch
+	rt := kmsg.NewAddPartitionsToTxnRequestTopic()
+	rt.Topic, rt.Partitions = topic, []int32{0}
+	req.Topics = append(req.Topics, rt)
+	resp, err := req.RequestWith(ctx, x.cl)
+	if err != nil {
+		x.t.Fatalf("AddPartitionsToTxn: %v", err)
+	}
+	for _, tt := range resp.Topics {
+		for _, p := range tt.Partitions {
+			if p.ErrorCode != 0 {
+				x.t.Fatalf("AddPartitionsToTxn %s[%d]: code %d", tt.Topic, p.Partition, p.ErrorCode)
+			}
+		}
+	}
+}
+
+// produce sends one transactional batch to partition 0 of topic with a 1 s timeout.
+func (x *rawTxn) produce(ctx context.Context, topic string, batch []byte) kmsg.ProduceResponseTopicPartition {
+	x.t.Helper()
+	req := kmsg.NewPtrProduceRequest()
+	req.TransactionID, req.Acks, req.TimeoutMillis = &x.id, -1, 1000
+	req.Topics = []kmsg.ProduceRequestTopic{{Topic: topic, Partitions: []kmsg.ProduceRequestTopicPartition{{Partition: 0, Records: batch}}}}
+	resp, err := req.RequestWith(ctx, x.cl)
+	if err != nil {
+		x.t.Fatalf("produce: %v", err)
+	}
+	return resp.Topics[0].Partitions[0]
+}
+
+func (x *rawTxn) end(ctx context.Context, commit bool) {
+	x.t.Helper()
+	req := kmsg.NewPtrEndTxnRequest()
+	req.TransactionalID, req.ProducerID, req.ProducerEpoch, req.Commit = x.id, x.pid, x.epoch, commit
+	resp, err := req.RequestWith(ctx, x.cl)
+	if err != nil || resp.ErrorCode != 0 {
+		x.t.Fatalf("EndTxn commit=%v: %v, code %d", commit, err, resp.ErrorCode)
+	}
+	if resp.ProducerEpoch >= 0 && resp.Version >= 5 { // transaction version 2 bumps the epoch
+		x.pid, x.epoch = resp.ProducerID, resp.ProducerEpoch
+	}
+}
+
+// lateDeadLetter sends, in a transaction of its own, a batch of row 1 and an invalid record to
+// dlqd (on_invalid: dlq) while the tee's dead-letter produce is held back past the request's
+// deadline, so the batch is answered with an error before its row can be held; then it lets
+// the dead letter land (after abort, when given) and waits until the tee has dropped the late
+// row. It fails the test if the row is held.
+func lateDeadLetter(t *testing.T, abort bool) (*env, *rawTxn, []byte) {
+	t.Helper()
+	e := startEnv(t, []config.Sink{{Topics: []string{"dlqd"}, AutoCreate: true, OnInvalid: config.OnInvalidDLQ, DLQTopic: "bad"}}, "dlqd", "bad")
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	t.Cleanup(cancel)
+	// Kafka 3.9's versions: transaction version 1, where an abort keeps the epoch.
+	cl := e.client(t, kgo.MaxVersions(kversion.V3_9_0()))
+	if p := produceRaw(t, cl, "dlqd", 0, rawBatch(seedRow(0))); p.ErrorCode != 0 {
+		t.Fatalf("creating the table: code %d", p.ErrorCode)
+	}
+	// The tee's dead-letter produces wait until released. They are the Produce requests not
+	// naming dlqd (the tee's own client may name topics by id, which the proxy never passes on).
+	release := make(chan struct{})
+	e.kafka.ControlKey(int16(kmsg.Produce), func(r kmsg.Request) (kmsg.Response, error, bool) {
+		for _, tp := range r.(*kmsg.ProduceRequest).Topics {
+			if tp.Topic == "dlqd" {
+				return nil, nil, false
+			}
+		}
+		e.kafka.SleepControl(func() { <-release })
+		return nil, nil, false
+	})
+	x := newRawTxn(t, ctx, cl, "late-app")
+	x.addPartition(ctx, "dlqd")
+	bad := strings.Replace(seedMessage, `"c1_int16":1`, `"c1_int16":70000`, 1)
+	batch := rawTxnBatch(x.pid, x.epoch, 0, seedRow(1), bad)
+	if p := x.produce(ctx, "dlqd", batch); p.ErrorCode != kerr.NotEnoughReplicasAfterAppend.Code {
+		t.Fatalf("produce with its dead letter held back: code %d, want NOT_ENOUGH_REPLICAS_AFTER_APPEND", p.ErrorCode)
+	}
+	if abort {
+		x.end(ctx, false)
+	}
+	close(release)
+	deadline := time.Now().Add(20 * time.Second)
+	for e.metric(t, "okp_tee_rows_dead_lettered_total") < 1 || e.metricWith(t, "okp_tee_txn_rows_dropped_total", "reason", "late") < 1 {
+		if held := e.metricWith(t, "okp_tee_txn_rows_held", "state", "open"); held > 0 {
+			t.Fatalf("%v rows of a batch answered failed held after its dead letter landed", held)
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("dead-lettered %v, dropped late %v", e.metric(t, "okp_tee_rows_dead_lettered_total"),
+				e.metricWith(t, "okp_tee_txn_rows_dropped_total", "reason", "late"))
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return e, x, batch
+}
+
+// tableIDs counts the rows of kafka_test.table by c3_int64.
+func (e *env) tableIDs(t *testing.T, table string) map[int64]int {
+	t.Helper()
+	ids := map[int64]int{}
+	for _, r := range e.tableRows(t, table) {
+		ids[r[2].I]++
+	}
+	return ids
+}
+
+// A transactional Produce answered with an error at its deadline (its dead-letter produce was
+// still out) must not hold its rows when that produce finishes later: the producer has heard
+// the batch failed and may have aborted meanwhile, and rows held then were written by the next
+// transaction's commit under the same epoch although Kafka aborted them.
+func TestRowsOfAnAbortedBatchAnsweredBeforeTheyWereHeldAreNotHeldLater(t *testing.T) {
+	e, x, _ := lateDeadLetter(t, true)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	// The same producer's next transaction commits; only its own row is written.
+	x.addPartition(ctx, "dlqd")
+	if p := x.produce(ctx, "dlqd", rawTxnBatch(x.pid, x.epoch, 2, seedRow(2))); p.ErrorCode != 0 {
+		t.Fatalf("next transaction's produce: code %d", p.ErrorCode)
+	}
+	x.end(ctx, true)
+	if ids := e.tableIDs(t, "dlqd"); len(ids) != 2 || ids[0] != 1 || ids[2] != 1 {
+		t.Fatalf("table holds ids %v, want 0 and 2 once each (1 was aborted)", ids)
+	}
+}
+
+// When the producer retries the batch instead, the retry holds the row and the commit writes it
+// once.
+func TestRetryOfABatchAnsweredBeforeItsRowsWereHeldHoldsThem(t *testing.T) {
+	e, x, batch := lateDeadLetter(t, false)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if p := x.produce(ctx, "dlqd", batch); p.ErrorCode != 0 {
+		t.Fatalf("retry: code %d", p.ErrorCode)
+	}
+	x.end(ctx, true)
+	if ids := e.tableIDs(t, "dlqd"); len(ids) != 2 || ids[0] != 1 || ids[1] != 1 {
+		t.Fatalf("table holds ids %v, want 0 and 1 once each", ids)
+	}
+	if got := len(e.topicRecords(t, "bad")); got != 1 {
+		t.Fatalf("dead-letter topic holds %d records, want the invalid record once", got)
+	}
+}
