@@ -113,6 +113,10 @@ func (e *engine) open(c gnet.Conn, node int32) gnet.Action {
 		return gnet.Close
 	}
 	s.opened()
+	if s.loop.sessions == nil {
+		s.loop.sessions = map[*session]struct{}{}
+	}
+	s.loop.sessions[s] = struct{}{}
 	c.SetContext(s)
 	go s.dial()
 	return gnet.None

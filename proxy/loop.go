@@ -21,6 +21,21 @@ type Loop struct {
 	mu         sync.Mutex
 	dispatched bool     // the loop is delivering a hook connection's input
 	queue      []func() // work posted meanwhile, run before the delivery ends
+
+	// sessions are the loop's open client connections; used on the loop only.
+	sessions map[*session]struct{}
+}
+
+// unsent sums the loop's client connections' answers not yet taken by their sockets (bytes)
+// and how many connections hold some; run it on the loop.
+func (l *Loop) unsent() (bytes, conns int) {
+	for s := range l.sessions {
+		if n := s.c.OutboundBuffered(); n > 0 {
+			bytes += n
+			conns++
+		}
+	}
+	return bytes, conns
 }
 
 // loopOf returns the Loop of el, made on first use.

@@ -36,9 +36,10 @@ func (p *Proxy) Draining() bool { return p.draining.Load() }
 // Drain stops accepting client connections (listeners close; connections reaching the
 // bootstrap listener are closed at once), stops reading new requests from open connections, and
 // waits until every request already read has been answered, including Produce requests whose
-// hook is still writing to OpenMLDB, or until ctx ends. Requests a client sent but the proxy had
-// not read yet get no answer: the client sees the connection close and retries them elsewhere,
-// so nothing it was told succeeded is lost. Call Close afterwards.
+// hook is still writing to OpenMLDB, and every answer has been taken by its client's socket, or
+// until ctx ends. Requests a client sent but the proxy had not read yet get no answer: the client
+// sees the connection close and retries them elsewhere, so nothing it was told succeeded is lost.
+// Call Close afterwards.
 func (p *Proxy) Drain(ctx context.Context) error {
 	if p.draining.Swap(true) {
 		return p.waitIdle(ctx)
@@ -48,21 +49,64 @@ func (p *Proxy) Drain(ctx context.Context) error {
 	return p.waitIdle(ctx)
 }
 
-// waitIdle polls until no request is in flight.
+// waitIdle polls until no request is in flight and no answer waits in a send buffer. An answer
+// the close would find there is written once, as far as the socket takes it, so a client
+// reading slower than it was answered would lose it.
 func (p *Proxy) waitIdle(ctx context.Context) error {
 	t := time.NewTicker(10 * time.Millisecond)
 	defer t.Stop()
+	var unsent, conns int // as last counted
 	for {
 		n := p.inflight.Load()
 		if n <= 0 {
-			return nil
+			b, c, err := p.unsentAnswers(ctx)
+			if err == nil {
+				if b == 0 {
+					return nil
+				}
+				unsent, conns = b, c
+			}
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("drain: %d requests still in flight: %w", n, ctx.Err())
+			if n > 0 {
+				return fmt.Errorf("drain: %d requests still in flight: %w", n, ctx.Err())
+			}
+			return fmt.Errorf("drain: %d bytes of answers not yet taken by %d clients: %w", unsent, conns, ctx.Err())
 		case <-t.C:
 		}
 	}
+}
+
+// unsentAnswers sums, over every client connection, the bytes of answers written but not yet
+// taken by its socket, asking each event loop on the loop.
+func (p *Proxy) unsentAnswers(ctx context.Context) (bytes, conns int, err error) {
+	p.loopsMu.Lock()
+	loops := make([]*Loop, 0, len(p.loops))
+	for _, l := range p.loops {
+		loops = append(loops, l)
+	}
+	p.loopsMu.Unlock()
+	type count struct{ bytes, conns int }
+	counts := make(chan count, len(loops))
+	for _, l := range loops {
+		if err := l.Run(func() {
+			b, c := l.unsent()
+			counts <- count{b, c}
+		}); err != nil {
+			return 0, 0, fmt.Errorf("count unsent answers: %w", err)
+		}
+	}
+	for range loops {
+		select {
+		case c := <-counts:
+			bytes += c.bytes
+			conns += c.conns
+		case <-ctx.Done():
+			return bytes, conns, ctx.Err()
+		}
+	}
+	return bytes, conns, nil
 }
 
 // closeListeners closes every broker (and TLS bootstrap) listener and keeps new ones from

@@ -94,6 +94,9 @@ type Proxy struct {
 	nodes   map[int32]*node
 	brokers []*brokerListener
 	closed  bool
+
+	closeOnce sync.Once
+	closeErr  error
 }
 
 // node is one upstream broker as last seen in a response.
@@ -182,15 +185,19 @@ func (p *Proxy) BrokerAddr(id int32) (string, bool) {
 	return net.JoinHostPort(p.opts.AdvertisedHost, strconv.Itoa(n.port)), n.ln != nil
 }
 
-// Close stops every listener and closes every client and upstream connection.
+// Close stops every listener and closes every client and upstream connection. Later calls
+// wait for the first and return its result.
 func (p *Proxy) Close(ctx context.Context) error {
-	p.closeListeners()
-	p.cancel()
-	if p.engine == nil {
-		return nil
-	}
-	defer p.removeEngineDir()
-	return p.engine.stop(ctx)
+	p.closeOnce.Do(func() {
+		p.closeListeners()
+		p.cancel()
+		if p.engine == nil {
+			return
+		}
+		defer p.removeEngineDir()
+		p.closeErr = p.engine.stop(ctx)
+	})
+	return p.closeErr
 }
 
 // portFor is the proxy port of node id.

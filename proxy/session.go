@@ -155,6 +155,7 @@ func (s *session) upClosed(err error) {
 // clientClosed runs on the loop when the client connection ends.
 func (s *session) clientClosed() {
 	s.closed = true
+	delete(s.loop.sessions, s)
 	s.cancel()
 	s.closedOps()
 	s.closeLimits()
