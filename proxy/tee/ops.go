@@ -22,13 +22,16 @@ import (
 const maxLoggedPayload = 4 << 10
 
 // Reload replaces the sinks (topic → table mapping and policies) for requests that start after
-// it returns; requests already in progress finish with the sinks they started with. sinks must
-// be normalized (config.NormalizeSinks, which config.Load does). It validates first: on error
-// nothing changes. Open client connections are not touched.
+// it returns; requests already in progress finish with the sinks they started with. It
+// normalizes a copy of sinks (config.NormalizeSinks) and validates first: on error nothing
+// changes. Open client connections are not touched.
 func (t *Tee) Reload(sinks []config.Sink) error {
 	t.reloadMu.Lock()
 	defer t.reloadMu.Unlock()
-	next := append([]config.Sink(nil), sinks...)
+	next, err := normalizedSinks(sinks)
+	if err != nil {
+		return err
+	}
 	for i := range next {
 		if err := t.checkExactlyOnce(&next[i]); err != nil {
 			return err

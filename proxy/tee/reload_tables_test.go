@@ -1,12 +1,14 @@
 package tee_test
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 
 	"github.com/openmldb-kafka-proxy/openmldb-kafka-proxy/config"
 	"github.com/openmldb-kafka-proxy/openmldb-kafka-proxy/openmldb"
+	"github.com/openmldb-kafka-proxy/openmldb-kafka-proxy/proxy/tee"
 )
 
 // rowWithC3 is the row of table whose c3_int64 is id.
@@ -99,5 +101,28 @@ func TestRetryAfterAReloadToAnotherTableWritesTheWholeBatch(t *testing.T) {
 	}
 	for id := int64(1); id <= 3; id++ {
 		rowWithC3(t, e, "tb", id)
+	}
+}
+
+// Sinks given to New or Reload without config.NormalizeSinks get their defaults (table
+// ${topic}, connect-json, reject) instead of failing every record as an outage, and an invalid
+// one is refused by name.
+func TestSinksAreNormalizedByTheTee(t *testing.T) {
+	e := startEnvWith(t, func(o *tee.Options) { o.Sinks = []config.Sink{{Topics: []string{"topic1"}, AutoCreate: true}} }, nil, "topic1")
+	cl := e.client(t)
+	if p := produceRaw(t, cl, "topic1", 0, rawBatch(seedRow(1))); p.ErrorCode != 0 {
+		t.Fatalf("produce through a sink not normalized by the caller: code %d (%v)", p.ErrorCode, p.ErrorMessage)
+	}
+	rowWithC3(t, e, "topic1", 1)
+	if err := e.tee.Reload([]config.Sink{{Topics: []string{"topic1"}, TableMap: map[string]string{"topic1": "other"}, AutoCreate: true}}); err != nil {
+		t.Fatal(err)
+	}
+	if p := produceRaw(t, cl, "topic1", 0, rawBatch(seedRow(2))); p.ErrorCode != 0 {
+		t.Fatalf("produce after a reload not normalized by the caller: code %d (%v)", p.ErrorCode, p.ErrorMessage)
+	}
+	rowWithC3(t, e, "other", 2)
+	err := e.tee.Reload([]config.Sink{{Topics: []string{"topic1"}, OnInvalid: config.OnInvalidDLQ}})
+	if err == nil || !strings.Contains(err.Error(), "sinks[0].dlq_topic") {
+		t.Fatalf("reload of a dlq sink without dlq_topic: %v", err)
 	}
 }

@@ -27,13 +27,24 @@ import (
 	"github.com/openmldb-kafka-proxy/openmldb-kafka-proxy/proxy"
 )
 
+// normalizedSinks is a normalized copy of sinks (the caller's stay as they are).
+func normalizedSinks(sinks []config.Sink) ([]config.Sink, error) {
+	out := append([]config.Sink(nil), sinks...)
+	if err := config.NormalizeSinks(out); err != nil {
+		return nil, fmt.Errorf("tee: %w", err)
+	}
+	return out, nil
+}
+
 // DefaultWriteTimeout bounds OpenMLDB writes that have no Kafka deadline to inherit: acks=0
 // produces and transaction commits.
 const DefaultWriteTimeout = 30 * time.Second
 
 // Options configures a Tee.
 type Options struct {
-	Sinks    []config.Sink // normalized (config.NormalizeSinks)
+	// Sinks are normalized (config.NormalizeSinks) on a copy: defaults filled in, and a sink
+	// that is not valid makes New fail.
+	Sinks    []config.Sink
 	Database string
 	Store    *openmldb.Client
 	// KafkaBootstrap is where the tee's own Kafka clients connect: the dead-letter producer (only
@@ -150,6 +161,11 @@ func New(opts Options) (*Tee, error) {
 	if opts.Database == "" {
 		return nil, errors.New("openmldb.database: required when sinks are configured")
 	}
+	sinks, err := normalizedSinks(opts.Sinks)
+	if err != nil {
+		return nil, err
+	}
+	opts.Sinks = sinks
 	log := opts.Logger
 	if log == nil {
 		log = slog.Default()
