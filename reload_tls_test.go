@@ -2,14 +2,8 @@ package main
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
-	"math/big"
 	"net"
 	"os"
 	"path/filepath"
@@ -19,33 +13,14 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/openmldb-kafka-proxy/openmldb-kafka-proxy/internal/testpki"
 )
 
 // writeSelfSigned writes a self-signed server certificate with common name cn to cert/key.
 func writeSelfSigned(t *testing.T, cn, certFile, keyFile string) {
 	t.Helper()
-	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(time.Now().UnixNano()), Subject: pkix.Name{CommonName: cn},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &k.PublicKey, k)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kb, err := x509.MarshalECPrivateKey(k)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb}), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	testpki.WriteFiles(t, testpki.SelfSigned(t, cn), certFile, keyFile)
 }
 
 func servedCN(t *testing.T, addr string) string {
@@ -81,63 +56,20 @@ func TestRejectedReloadKeepsTLSCertificates(t *testing.T) {
 	}
 }
 
-type testCA struct {
-	cert *x509.Certificate
-	key  *ecdsa.PrivateKey
-	pem  []byte
-}
-
-func newTestCA(t *testing.T, cn string) *testCA {
-	t.Helper()
-	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(time.Now().UnixNano()), Subject: pkix.Name{CommonName: cn},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), IsCA: true, BasicConstraintsValid: true,
-		KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &k.PublicKey, k)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &testCA{cert: c, key: k, pem: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})}
-}
-
-func (ca *testCA) serverCert(t *testing.T) tls.Certificate {
-	t.Helper()
-	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(time.Now().UnixNano()), Subject: pkix.Name{CommonName: "broker"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &k.PublicKey, ca.key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: k}
-}
-
 // A reload re-reads kafka.tls.ca: the tee's own clients (the dead-letter producer here), made
 // before it, must dial with the new CA too, not only the proxy's broker connections.
 func TestReloadedKafkaCAReachesTheDeadLetterProducer(t *testing.T) {
 	dir := t.TempDir()
-	wrong, right := newTestCA(t, "ca-a"), newTestCA(t, "ca-b")
+	wrong, right := testpki.NewCA(t, "ca-a"), testpki.NewCA(t, "ca-b")
 	caFile := filepath.Join(dir, "ca.pem")
-	if err := os.WriteFile(caFile, wrong.pem, 0o600); err != nil {
+	if err := os.WriteFile(caFile, wrong.PEM(), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	brokerTLS := &tls.Config{Certificates: []tls.Certificate{right.serverCert(t)}}
+	brokerTLS := &tls.Config{Certificates: []tls.Certificate{right.Issue(t, "broker", x509.ExtKeyUsageServerAuth)}}
 	sinkDLQ := "    on_invalid: dlq\n    dlq_topic: dlq\n"
 	e := startOpsFull(t, "table_a", sinkDLQ, []kfake.Opt{kfake.TLS(brokerTLS)},
 		[]string{"--kafka.tls.enabled", "--kafka.tls.ca", caFile})
-	if err := os.WriteFile(caFile, right.pem, 0o600); err != nil {
+	if err := os.WriteFile(caFile, right.PEM(), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	if err := e.reload(t); err != nil {

@@ -2,17 +2,7 @@ package e2e
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
-	"math/big"
-	"net"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -22,6 +12,7 @@ import (
 	"github.com/twmb/franz-go/pkg/sasl/plain"
 
 	"github.com/openmldb-kafka-proxy/openmldb-kafka-proxy/e2e/internal/harness"
+	"github.com/openmldb-kafka-proxy/openmldb-kafka-proxy/internal/testpki"
 )
 
 // saslKafka are kfake options requiring SASL, with a PLAIN and a SCRAM-SHA-256 superuser.
@@ -31,72 +22,11 @@ var saslKafka = []kfake.Opt{
 	kfake.Superuser("SCRAM-SHA-256", "scram-admin", "scram-secret"),
 }
 
-// e2ePKI is a test CA with a server certificate for 127.0.0.1 and a client certificate.
-type e2ePKI struct {
-	ca, cert, key, clientCert, clientKey string
-	pool                                 *x509.CertPool
-}
-
-func newE2EPKI(t *testing.T) *e2ePKI {
-	t.Helper()
-	dir := t.TempDir()
-	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	caTmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "okp e2e CA"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}
-	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ca, err := x509.ParseCertificate(caDER)
-	if err != nil {
-		t.Fatal(err)
-	}
-	k := &e2ePKI{ca: filepath.Join(dir, "ca.pem"), pool: x509.NewCertPool()}
-	k.pool.AddCert(ca)
-	writeE2EPEM(t, k.ca, "CERTIFICATE", caDER)
-	issue := func(name string, serial int64, usage x509.ExtKeyUsage) (string, string) {
-		key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-		if err != nil {
-			t.Fatal(err)
-		}
-		tmpl := &x509.Certificate{SerialNumber: big.NewInt(serial), Subject: pkix.Name{CommonName: name},
-			NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
-			KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{usage},
-			IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, DNSNames: []string{"localhost"}}
-		der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
-		if err != nil {
-			t.Fatal(err)
-		}
-		keyDER, err := x509.MarshalPKCS8PrivateKey(key)
-		if err != nil {
-			t.Fatal(err)
-		}
-		cert, keyPath := filepath.Join(dir, name+".pem"), filepath.Join(dir, name+"-key.pem")
-		writeE2EPEM(t, cert, "CERTIFICATE", der)
-		writeE2EPEM(t, keyPath, "PRIVATE KEY", keyDER)
-		return cert, keyPath
-	}
-	k.cert, k.key = issue("server", 2, x509.ExtKeyUsageServerAuth)
-	k.clientCert, k.clientKey = issue("client", 3, x509.ExtKeyUsageClientAuth)
-	return k
-}
-
-func writeE2EPEM(t *testing.T, path, typ string, der []byte) {
-	t.Helper()
-	if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-}
-
 // proxyTLSArgs turns on client TLS at the proxy, optionally requiring client certificates.
-func (k *e2ePKI) proxyTLSArgs(mtls bool) []string {
-	args := []string{"--tls.enabled", "--tls.cert", k.cert, "--tls.key", k.key}
+func proxyTLSArgs(k *testpki.PKI, mtls bool) []string {
+	args := []string{"--tls.enabled", "--tls.cert", k.CertFile, "--tls.key", k.KeyFile}
 	if mtls {
-		args = append(args, "--tls.client_ca", k.ca, "--tls.require_client_cert")
+		args = append(args, "--tls.client_ca", k.CAFile, "--tls.require_client_cert")
 	}
 	return args
 }
@@ -156,24 +86,24 @@ func TestKcatTLSAndSASLSSL(t *testing.T) {
 	if suite.direct {
 		t.Skip("client TLS is terminated by the proxy")
 	}
-	k := newE2EPKI(t)
-	e := newEnvWith(t, envOptions{topics: []string{"kcat-ssl", "kcat-sasl-ssl"}, kafka: saslKafka, proxyArgs: k.proxyTLSArgs(false)})
+	k := testpki.New(t)
+	e := newEnvWith(t, envOptions{topics: []string{"kcat-ssl", "kcat-sasl-ssl"}, kafka: saslKafka, proxyArgs: proxyTLSArgs(k, false)})
 	e.kcatRoundTrip(t, "kcat-sasl-ssl", harness.Lines("kcat-sasl-ssl", 50),
-		"security.protocol=sasl_ssl", "ssl.ca.location="+k.ca, "sasl.mechanisms=SCRAM-SHA-256",
+		"security.protocol=sasl_ssl", "ssl.ca.location="+k.CAFile, "sasl.mechanisms=SCRAM-SHA-256",
 		"sasl.username=scram-admin", "sasl.password=scram-secret")
-	e.kcatRefused(t, "sasl_ssl wrong password", "SASL authentication error", "security.protocol=sasl_ssl", "ssl.ca.location="+k.ca,
+	e.kcatRefused(t, "sasl_ssl wrong password", "SASL authentication error", "security.protocol=sasl_ssl", "ssl.ca.location="+k.CAFile,
 		"sasl.mechanisms=PLAIN", "sasl.username=admin", "sasl.password=wrong")
 	e.kcatRefused(t, "plaintext client on a TLS listener", "", "security.protocol=sasl_plaintext",
 		"sasl.mechanisms=PLAIN", "sasl.username=admin", "sasl.password=admin-secret")
 
 	// Go client through the same TLS listener with SASL/PLAIN.
-	cl := e.kgoClient(t, "tls-sasl-kgo", kgo.DialTLSConfig(&tls.Config{RootCAs: k.pool}),
+	cl := e.kgoClient(t, "tls-sasl-kgo", kgo.DialTLSConfig(&tls.Config{RootCAs: k.Pool}),
 		kgo.SASL(plain.Auth{User: "admin", Pass: "admin-secret"}.AsMechanism()))
 	want := harness.Lines("kgo-sasl-ssl", 30)
 	if err := cl.ProduceSync(testContext(t, 30*time.Second), kgoRecords("kcat-ssl", want)...).FirstErr(); err != nil {
 		t.Fatalf("kgo produce over TLS+SASL: %v", err)
 	}
-	got := e.kcatConsume(t, "kcat-ssl", "-X", "security.protocol=sasl_ssl", "-X", "ssl.ca.location="+k.ca,
+	got := e.kcatConsume(t, "kcat-ssl", "-X", "security.protocol=sasl_ssl", "-X", "ssl.ca.location="+k.CAFile,
 		"-X", "sasl.mechanisms=PLAIN", "-X", "sasl.username=admin", "-X", "sasl.password=admin-secret")
 	checkSame(t, "kgo TLS+SASL produce, kcat consume", want, got)
 	e.proxyAlive(t)
@@ -185,11 +115,11 @@ func TestKcatMTLS(t *testing.T) {
 	if suite.direct {
 		t.Skip("client TLS is terminated by the proxy")
 	}
-	k := newE2EPKI(t)
-	e := newEnvWith(t, envOptions{topics: []string{"kcat-mtls"}, proxyArgs: k.proxyTLSArgs(true)})
-	e.kcatRoundTrip(t, "kcat-mtls", harness.Lines("kcat-mtls", 40), "security.protocol=ssl", "ssl.ca.location="+k.ca,
-		"ssl.certificate.location="+k.clientCert, "ssl.key.location="+k.clientKey)
-	e.kcatRefused(t, "no client certificate", "", "security.protocol=ssl", "ssl.ca.location="+k.ca)
+	k := testpki.New(t)
+	e := newEnvWith(t, envOptions{topics: []string{"kcat-mtls"}, proxyArgs: proxyTLSArgs(k, true)})
+	e.kcatRoundTrip(t, "kcat-mtls", harness.Lines("kcat-mtls", 40), "security.protocol=ssl", "ssl.ca.location="+k.CAFile,
+		"ssl.certificate.location="+k.ClientCertFile, "ssl.key.location="+k.ClientKeyFile)
+	e.kcatRefused(t, "no client certificate", "", "security.protocol=ssl", "ssl.ca.location="+k.CAFile)
 	e.proxyAlive(t)
 }
 
@@ -210,17 +140,13 @@ func (e *env) proxyAlive(t *testing.T) {
 // brokers that require a client certificate), the dead-letter producer delivers an invalid
 // record to dlq_topic, and the valid one is stored.
 func TestTeeDeadLettersOverKafkaTLS(t *testing.T) {
-	k := newE2EPKI(t)
-	serverCert, err := tls.LoadX509KeyPair(k.cert, k.key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	brokerTLS := &tls.Config{Certificates: []tls.Certificate{serverCert}, ClientCAs: k.pool, ClientAuth: tls.RequireAndVerifyClientCert}
+	k := testpki.New(t)
+	brokerTLS := &tls.Config{Certificates: []tls.Certificate{k.Server}, ClientCAs: k.Pool, ClientAuth: tls.RequireAndVerifyClientCert}
 	e := newTeeEnv(t, teeOptions{
 		topics:    []string{"tls-in", "tls-dlq"},
 		kafka:     []kfake.Opt{kfake.TLS(brokerTLS)},
 		sinksYAML: "  - topics: [tls-in]\n    auto_create: true\n    on_invalid: dlq\n    dlq_topic: tls-dlq\n",
-		extraArgs: []string{"--kafka.tls.enabled", "--kafka.tls.ca", k.ca, "--kafka.tls.cert", k.clientCert, "--kafka.tls.key", k.clientKey},
+		extraArgs: []string{"--kafka.tls.enabled", "--kafka.tls.ca", k.CAFile, "--kafka.tls.cert", k.ClientCertFile, "--kafka.tls.key", k.ClientKeyFile},
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()

@@ -15,6 +15,7 @@ import (
 	"github.com/twmb/franz-go/pkg/sasl/plain"
 	"github.com/twmb/franz-go/pkg/sasl/scram"
 
+	"github.com/openmldb-kafka-proxy/openmldb-kafka-proxy/internal/testpki"
 	"github.com/openmldb-kafka-proxy/openmldb-kafka-proxy/protocol"
 )
 
@@ -61,19 +62,19 @@ func TestOwnConnectionsAuthenticate(t *testing.T) {
 // TestOwnConnectionsAuthenticateOverTLS runs SASL inside kafka.tls (sasl_ssl brokers with mTLS).
 func TestOwnConnectionsAuthenticateOverTLS(t *testing.T) {
 	t.Parallel()
-	k := newTestPKI(t)
-	brokerTLS := &tls.Config{Certificates: []tls.Certificate{k.server}, ClientCAs: k.pool, ClientAuth: tls.RequireAndVerifyClientCert}
+	k := testpki.New(t)
+	brokerTLS := &tls.Config{Certificates: []tls.Certificate{k.Server}, ClientCAs: k.Pool, ClientAuth: tls.RequireAndVerifyClientCert}
 	kafka := newCluster(t, kfake.NumBrokers(1), kfake.TLS(brokerTLS), kfake.EnableSASL(),
 		kfake.Superuser("SCRAM-SHA-512", "proxy", "proxy-secret"))
 	p, _ := startProxyOpts(t, kafka.ListenAddrs(), 1, Options{
-		UpstreamTLS:  &UpstreamTLS{CAFile: k.caFile, CertFile: k.clientCert, KeyFile: k.clientKey},
+		UpstreamTLS:  &UpstreamTLS{CAFile: k.CAFile, CertFile: k.ClientCertFile, KeyFile: k.ClientKeyFile},
 		UpstreamSASL: scram.Auth{User: "proxy", Pass: "proxy-secret"}.AsSha512Mechanism(),
 	})
 	checkDiscovered(t, p, p.Ready(testCtx(t, 15*time.Second)))
 
 	// A failure names the broker dialed, not the local end of the TLS bridge.
 	bad, _ := startProxyOpts(t, kafka.ListenAddrs(), 1, Options{
-		UpstreamTLS:  &UpstreamTLS{CAFile: k.caFile, CertFile: k.clientCert, KeyFile: k.clientKey},
+		UpstreamTLS:  &UpstreamTLS{CAFile: k.CAFile, CertFile: k.ClientCertFile, KeyFile: k.ClientKeyFile},
 		UpstreamSASL: scram.Auth{User: "proxy", Pass: "wrong"}.AsSha512Mechanism(),
 	})
 	if err := bad.Ready(testCtx(t, 15*time.Second)); err == nil || !strings.Contains(err.Error(), kafka.ListenAddrs()[0]) {

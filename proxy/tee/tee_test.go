@@ -2,17 +2,12 @@ package tee_test
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
 	"encoding/binary"
 	"errors"
 	"hash/crc32"
 	"io"
 	"log/slog"
-	"math/big"
 	"net"
 	"os"
 	"slices"
@@ -32,6 +27,7 @@ import (
 
 	"github.com/openmldb-kafka-proxy/openmldb-kafka-proxy/config"
 	"github.com/openmldb-kafka-proxy/openmldb-kafka-proxy/internal/freeport"
+	"github.com/openmldb-kafka-proxy/openmldb-kafka-proxy/internal/testpki"
 	"github.com/openmldb-kafka-proxy/openmldb-kafka-proxy/openmldb"
 	"github.com/openmldb-kafka-proxy/openmldb-kafka-proxy/openmldb/openmldbtest"
 	"github.com/openmldb-kafka-proxy/openmldb-kafka-proxy/proxy"
@@ -1137,7 +1133,7 @@ func restartCase(t *testing.T, byClock bool, opts ...kgo.Opt) {
 // topic.
 func TestUnreachableDeadLetterTopicAnswersAtTheDeadline(t *testing.T) {
 	// A broker that speaks only TLS, which the tee's client (configured without) cannot reach.
-	tlsOnly, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, "bad"), kfake.TLS(&tls.Config{Certificates: []tls.Certificate{selfSigned(t)}}))
+	tlsOnly, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, "bad"), kfake.TLS(&tls.Config{Certificates: []tls.Certificate{testpki.SelfSigned(t, "kafka")}}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -1157,20 +1153,4 @@ func TestUnreachableDeadLetterTopicAnswersAtTheDeadline(t *testing.T) {
 	if p.ErrorCode != kerr.NotEnoughReplicasAfterAppend.Code || p.ErrorMessage == nil || !strings.Contains(*p.ErrorMessage, "dead-letter topic bad") {
 		t.Fatalf("error code %d (%v), want NOT_ENOUGH_REPLICAS_AFTER_APPEND naming the dead-letter topic", p.ErrorCode, p.ErrorMessage)
 	}
-}
-
-// selfSigned makes a certificate for 127.0.0.1.
-func selfSigned(t *testing.T) tls.Certificate {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
 }
