@@ -3,7 +3,9 @@ package proxy
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"fmt"
+	"io"
 	"net"
 	"strings"
 	"testing"
@@ -12,6 +14,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/openmldb-kafka-proxy/openmldb-kafka-proxy/internal/testpki"
 )
 
 // A drain waits until clients have taken the answers it counts as given, not only until they
@@ -19,9 +23,19 @@ import (
 // socket takes them, so a client reading slower than it was answered lost answers (here 8
 // pipelined Fetches of 4 MiB each, read only once the drain has begun).
 func TestDrainWaitsUntilClientsHaveTakenTheirAnswers(t *testing.T) {
+	drainWhileClientReads(t, false)
+}
+
+// The same for a TLS client, whose answers the proxy's TLS bridge still holds after they left
+// the send buffer.
+func TestDrainWaitsUntilTLSClientsHaveTakenTheirAnswers(t *testing.T) {
+	drainWhileClientReads(t, true)
+}
+
+func drainWhileClientReads(t *testing.T, useTLS bool) {
 	ctx := testCtx(t, time.Minute)
 	const fetches = 8
-	p, r := bigFetchesPending(t, ctx, 8, 512<<10, fetches)
+	p, r := bigFetchesPending(t, ctx, 8, 512<<10, fetches, useTLS)
 	for p.InflightRequests() > 0 { // every Fetch answered into the proxy's send buffer
 		if ctx.Err() != nil {
 			t.Fatal("the fetches were never answered")
@@ -54,7 +68,12 @@ func TestDrainWaitsUntilClientsHaveTakenTheirAnswers(t *testing.T) {
 	drainCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	if err := p.Drain(drainCtx); err != nil {
-		t.Fatalf("drain: %v", err)
+		select {
+		case rerr := <-got:
+			t.Fatalf("drain: %v (the client's reading: %v)", err, rerr)
+		default:
+			t.Fatalf("drain: %v", err)
+		}
 	}
 	closeCtx, cancelClose := context.WithTimeout(ctx, 10*time.Second)
 	defer cancelClose()
@@ -70,7 +89,7 @@ func TestDrainWaitsUntilClientsHaveTakenTheirAnswers(t *testing.T) {
 // says how much is left.
 func TestDrainReportsAnswersNotTaken(t *testing.T) {
 	ctx := testCtx(t, time.Minute)
-	p, _ := bigFetchesPending(t, ctx, 1, 900<<10, 16)
+	p, _ := bigFetchesPending(t, ctx, 1, 900<<10, 16, false)
 	drainCtx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
 	err := p.Drain(drainCtx)
@@ -83,7 +102,7 @@ func TestDrainReportsAnswersNotTaken(t *testing.T) {
 // starts a proxy in front of it, and sends it fetches pipelined Fetches of the whole partition
 // from a client with a small receive buffer, so that the answers queue in the proxy. It returns
 // once every Fetch is answered into the proxy's send buffer.
-func bigFetchesPending(t *testing.T, ctx context.Context, records, size, fetches int) (*Proxy, *rawConn) {
+func bigFetchesPending(t *testing.T, ctx context.Context, records, size, fetches int, useTLS bool) (*Proxy, *rawConn) {
 	t.Helper()
 	c := newCluster(t, kfake.NumBrokers(1), kfake.SeedTopics(1, "big"), kfake.BrokerConfigs(map[string]string{"message.max.bytes": "2000000"}))
 	prod, err := kgo.NewClient(kgo.SeedBrokers(c.ListenAddrs()...), kgo.ProducerBatchMaxBytes(1<<20), kgo.DefaultProduceTopic("big"),
@@ -99,14 +118,25 @@ func bigFetchesPending(t *testing.T, ctx context.Context, records, size, fetches
 			t.Fatal(err)
 		}
 	}
-	p, _ := startProxyOpts(t, c.ListenAddrs(), 1, Options{})
-	nc, err := net.DialTimeout("tcp", p.Addr(), 5*time.Second)
+	var o Options
+	k := testpki.New(t)
+	if useTLS {
+		o.TLS = &ServerTLS{CertFile: k.CertFile, KeyFile: k.KeyFile}
+	}
+	p, _ := startProxyOpts(t, c.ListenAddrs(), 1, o)
+	tcp, err := net.DialTimeout("tcp", p.Addr(), 5*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { nc.Close() })
-	_ = nc.(*net.TCPConn).SetReadBuffer(16 << 10)
-	_ = nc.SetDeadline(time.Now().Add(50 * time.Second))
+	t.Cleanup(func() { tcp.Close() })
+	// Small, so that the answers queue in the proxy; not smaller, as TLS records of 16 KiB then
+	// crawl through a window that cannot take one.
+	_ = tcp.(*net.TCPConn).SetReadBuffer(256 << 10)
+	_ = tcp.SetDeadline(time.Now().Add(50 * time.Second))
+	nc := tcp
+	if useTLS {
+		nc = tls.Client(tcp, &tls.Config{RootCAs: k.Pool, ServerName: "127.0.0.1"})
+	}
 	var frames [][]byte
 	for i := range fetches {
 		req := kmsg.NewPtrFetchRequest()
@@ -124,4 +154,41 @@ func bigFetchesPending(t *testing.T, ctx context.Context, records, size, fetches
 		time.Sleep(5 * time.Millisecond)
 	}
 	return p, r
+}
+
+// A bridge counts what it has handed to the TLS connection, which is what a drain waits for:
+// bytes in the socket pair or in the bridge's copy buffer are not delivered yet.
+func TestBridgeCountsWhatItDelivered(t *testing.T) {
+	client, server := net.Pipe() // synchronous: a write waits for its reader
+	inner, st, err := bridge(server)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer inner.Close()
+	out := make([]byte, 100<<10)
+	if _, err := inner.Write(out); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(50 * time.Millisecond)
+	if d := st.delivered.Load(); d >= int64(len(out)) {
+		t.Fatalf("delivered %d of %d bytes before the client read any", d, len(out))
+	}
+	_ = client.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if _, err := io.ReadFull(client, make([]byte, len(out))); err != nil {
+		t.Fatal(err)
+	}
+	// The count follows the write's return, just after the reader has the bytes.
+	for deadline := time.Now().Add(5 * time.Second); st.delivered.Load() != int64(len(out)); {
+		if time.Now().After(deadline) {
+			t.Fatalf("delivered %d bytes after the client read %d", st.delivered.Load(), len(out))
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if st.ended.Load() {
+		t.Fatal("bridge ended while both ends are open")
+	}
+	client.Close()
+	for !st.ended.Load() {
+		time.Sleep(time.Millisecond)
+	}
 }

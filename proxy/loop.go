@@ -27,11 +27,16 @@ type Loop struct {
 }
 
 // unsent sums the loop's client connections' answers not yet taken by their sockets (bytes)
-// and how many connections hold some; run it on the loop.
+// and how many connections hold some; run it on the loop. For a TLS client that is what its
+// bridge has not written to the TLS connection yet.
 func (l *Loop) unsent() (bytes, conns int) {
 	for s := range l.sessions {
-		if n := s.c.OutboundBuffered(); n > 0 {
-			bytes += n
+		n := int64(s.c.OutboundBuffered())
+		if s.bridge != nil && !s.bridge.ended.Load() {
+			n = s.sent - s.bridge.delivered.Load()
+		}
+		if n > 0 {
+			bytes += int(n)
 			conns++
 		}
 	}

@@ -43,6 +43,10 @@ type session struct {
 	remote string
 	ctx    context.Context
 	cancel context.CancelFunc
+	// bridge is a TLS client's bridge (nil for plain TCP), and sent the bytes written to c: what
+	// the bridge has not delivered of them is still the proxy's to send (see Loop.unsent).
+	bridge *bridgeState
+	sent   int64
 
 	up     gnet.Conn // nil until the dial completes
 	closed bool
@@ -101,12 +105,13 @@ type hookItem struct {
 func newSession(p *Proxy, c gnet.Conn, node int32) *session {
 	ctx, cancel := context.WithCancel(p.ctx)
 	remote := ""
+	var bst *bridgeState
 	if tc, ok := c.Context().(*tlsClient); ok {
-		remote = tc.remote
+		remote, bst = tc.remote, tc.bridge
 	} else if a := c.RemoteAddr(); a != nil {
 		remote = a.String()
 	}
-	return &session{p: p, c: c, node: node, remote: remote, ctx: ctx, cancel: cancel, loop: p.loopOf(c.EventLoop())}
+	return &session{p: p, c: c, node: node, remote: remote, bridge: bst, ctx: ctx, cancel: cancel, loop: p.loopOf(c.EventLoop())}
 }
 
 // dial connects to the broker off the loop and enrolls the connection into the client's loop.
@@ -714,7 +719,9 @@ func (s *session) write(b []byte) {
 	if len(b) == 0 || s.closed {
 		return
 	}
-	if _, err := s.c.Write(b); err != nil {
+	n, err := s.c.Write(b)
+	s.sent += int64(n)
+	if err != nil {
 		s.p.log.Debug("write to client", "client", s.remote, "err", err)
 	}
 	s.p.lim.outboundSeen(int64(s.c.OutboundBuffered()))

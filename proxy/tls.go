@@ -218,7 +218,7 @@ func (p *Proxy) dialBroker(ctx context.Context, d *net.Dialer, addr string) (net
 		_ = c.Close()
 		return nil, fmt.Errorf("TLS handshake with broker %s: %w", addr, err)
 	}
-	inner, err := bridge(tc)
+	inner, _, err := bridge(tc)
 	if err != nil {
 		_ = tc.Close()
 		return nil, fmt.Errorf("broker %s: %w", addr, err)
@@ -230,6 +230,7 @@ func (p *Proxy) dialBroker(ctx context.Context, d *net.Dialer, addr string) (net
 type tlsClient struct {
 	node   int32
 	remote string
+	bridge *bridgeState
 }
 
 // acceptTLS accepts TLS clients for one listener (node -1 is bootstrap): each connection is
@@ -264,13 +265,13 @@ func (p *Proxy) serveTLS(c net.Conn, node int32) {
 		_ = c.Close()
 		return
 	}
-	inner, err := bridge(tc)
+	inner, bst, err := bridge(tc)
 	if err != nil {
 		p.log.Warn("closing client: TLS bridge", "client", remote, "node", node, "err", err)
 		_ = tc.Close()
 		return
 	}
-	gctx := gnet.NewContext(gnet.NewNetConnContext(p.ctx, inner), &tlsClient{node: node, remote: remote})
+	gctx := gnet.NewContext(gnet.NewNetConnContext(p.ctx, inner), &tlsClient{node: node, remote: remote, bridge: bst})
 	res, err := p.engine.eng.Register(gctx)
 	if err != nil {
 		p.log.Warn("closing client: cannot enroll", "client", remote, "node", node, "err", err)
