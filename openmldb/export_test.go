@@ -50,3 +50,27 @@ func WaitConnsIdle(c *Client) {
 
 // InFlightUsed is how many of the client's in-flight slots are taken.
 func InFlightUsed(c *Client) int { return len(c.inflight) }
+
+// LateCalls is how many expired calls the client's connections (shared and lanes') still wait
+// to hear about.
+func LateCalls(c *Client) int {
+	n := 0
+	count := func(rc *rpcConn) {
+		rc.pmu.Lock()
+		n += len(rc.late)
+		rc.pmu.Unlock()
+	}
+	c.pool.mu.RLock()
+	for _, rc := range c.pool.conns {
+		count(rc)
+	}
+	c.pool.mu.RUnlock()
+	c.lanes.mu.Lock()
+	for _, st := range c.lanes.states {
+		if st.conn != nil {
+			count(st.conn)
+		}
+	}
+	c.lanes.mu.Unlock()
+	return n
+}

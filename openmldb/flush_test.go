@@ -130,7 +130,7 @@ func connectedPair(t *testing.T, buf int) (*rpcConn, net.Conn) {
 			t.Fatal(err)
 		}
 	}
-	c := newDialingConn(ln.Addr().String(), nil, slog.New(slog.DiscardHandler))
+	c := newDialingConn(ln.Addr().String(), nil, slog.New(slog.DiscardHandler), time.Minute)
 	if !c.connected(nc) {
 		t.Fatal("connection failed before it was connected")
 	}

@@ -136,7 +136,7 @@ func (c *Client) dialLane(k laneKey, st *laneState) {
 	nc, err := c.pool.dialTCP(k.addr)
 	var rc *rpcConn
 	if err == nil {
-		rc = newLaneConn(k.addr, c.pool.auth, c.log, c.pool.observe)
+		rc = newLaneConn(k.addr, c.pool.auth, c.log, c.pool.observe, 2*c.pool.timeout)
 		write, closeConn, aerr := k.lane.Attach(nc, rc.feed, func(err error) {
 			rc.fail(fmt.Errorf("read: %w", err))
 		})
@@ -189,8 +189,8 @@ func (c *Client) closeLanes() {
 
 // newLaneConn makes a connection whose reads a lane's loop does (feed); it is written once
 // attach has given it its laneIO.
-func newLaneConn(addr string, auth []byte, log *slog.Logger, observe func(string, time.Duration, error)) *rpcConn {
-	c := newConnState(addr, auth, log)
+func newLaneConn(addr string, auth []byte, log *slog.Logger, observe func(string, time.Duration, error), lateKeep time.Duration) *rpcConn {
+	c := newConnState(addr, auth, log, lateKeep)
 	c.observe = observe
 	go c.sweepLoop()
 	return c

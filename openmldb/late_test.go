@@ -80,3 +80,27 @@ func TestWriteIsDoneAfterItsPutsGaveBackTheirSlots(t *testing.T) {
 		t.Fatalf("done ran with %d in-flight slots still taken by its own Put", n)
 	}
 }
+
+// A tablet that keeps the connection open but never answers does not make expired Puts wait for
+// their answer for as long as the connection lives: each is given up two RPC timeouts after it
+// expired (before, each held its Write's attempt arena until the connection ended).
+func TestExpiredPutsAreNotWaitedForForever(t *testing.T) {
+	ctx, e, c, tb := startShortTimeout(t, 200*time.Millisecond)
+	e.cluster.StallPuts(time.Minute)
+	defer e.cluster.StallPuts(0)
+	short, cancelShort := context.WithTimeout(ctx, time.Second)
+	defer cancelShort()
+	if errs := c.Write(short, tb, tieRows(0, 0, 4), openmldb.WriteOptions{}); errs[0] == nil {
+		t.Fatal("a Put held by a stalled tablet reported stored")
+	}
+	if n := openmldb.LateCalls(c); n == 0 {
+		t.Fatal("no expired Put waits for its answer right after the Write; the test sees nothing")
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for openmldb.LateCalls(c) > 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d expired Puts still wait for an answer 5 s after their Write gave up (RPC timeout 200 ms)", openmldb.LateCalls(c))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}

@@ -196,9 +196,13 @@ type rpcConn struct {
 
 	pmu     sync.Mutex
 	pending map[int64]pending
-	late    map[int64]lateHandler // expired calls' late, until their response or the connection's end
-	dead    error
-	failed  atomic.Bool // dead != nil, readable without pmu
+	late    map[int64]lateCall // expired calls' late, until their response, the connection's end or lateKeep
+	// lateKeep is how long an expired call's late waits for its answer: a server that keeps the
+	// connection open but never answers would otherwise make every expired call hold its
+	// caller's state (a Put's attempt, its Write's arenas) for as long as the connection lives.
+	lateKeep time.Duration
+	dead     error
+	failed   atomic.Bool // dead != nil, readable without pmu
 
 	closed chan struct{}
 	once   sync.Once
@@ -297,16 +301,17 @@ type deferredCall struct {
 
 // newDialingConn is a connection whose socket connected will give it; calls made meanwhile wait,
 // and time out like any other.
-func newDialingConn(addr string, auth []byte, log *slog.Logger) *rpcConn {
-	c := newConnState(addr, auth, log)
+func newDialingConn(addr string, auth []byte, log *slog.Logger, lateKeep time.Duration) *rpcConn {
+	c := newConnState(addr, auth, log, lateKeep)
 	c.connecting.Store(true)
 	go c.sweepLoop()
 	return c
 }
 
-// newConnState is a connection's call table and write state, without its transport.
-func newConnState(addr string, auth []byte, log *slog.Logger) *rpcConn {
-	return &rpcConn{addr: addr, auth: auth, log: log, pending: make(map[int64]pending), closed: make(chan struct{})}
+// newConnState is a connection's call table and write state, without its transport. An
+// expired call's late is kept for lateKeep (see lateCall).
+func newConnState(addr string, auth []byte, log *slog.Logger, lateKeep time.Duration) *rpcConn {
+	return &rpcConn{addr: addr, auth: auth, log: log, pending: make(map[int64]pending), closed: make(chan struct{}), lateKeep: lateKeep}
 }
 
 // isDead reports whether the connection has failed or was closed.
@@ -352,7 +357,7 @@ func (c *rpcConn) failCalls(err error, observed bool) {
 		}
 	}
 	for _, f := range late {
-		f.late(nil, &ConnError{Addr: c.addr, Err: err})
+		f.h.late(nil, &ConnError{Addr: c.addr, Err: err})
 	}
 }
 
@@ -498,15 +503,26 @@ func responseMessage(body []byte, metaSize uint32, meta responseMeta) []byte {
 	return msg
 }
 
+// lateCall is an expired call's late and when it stops waiting for the answer.
+type lateCall struct {
+	h     lateHandler
+	until time.Time
+}
+
+// errNoAnswerKept is what an expired call's late gets when its answer did not come within the
+// connection's lateKeep: the connection still lives, but the call is given up on.
+var errNoAnswerKept = fmt.Errorf("%w, and no answer came while it was waited for", ErrCallTimeout)
+
 // takeLate removes and returns the late of an expired call.
 func (c *rpcConn) takeLate(id int64) lateHandler {
 	c.pmu.Lock()
 	defer c.pmu.Unlock()
-	f := c.late[id]
-	if f != nil {
-		delete(c.late, id)
+	f, ok := c.late[id]
+	if !ok {
+		return nil
 	}
-	return f
+	delete(c.late, id)
+	return f.h
 }
 
 // take removes and returns a pending call.
@@ -617,26 +633,36 @@ func (c *rpcConn) sweepLoop() {
 	t := time.NewTicker(sweepInterval)
 	defer t.Stop()
 	var expired []pending
+	var abandoned []lateHandler
 	for {
 		select {
 		case <-c.closed:
 			return
 		case now := <-t.C:
-			expired = expired[:0]
+			expired, abandoned = expired[:0], abandoned[:0]
 			c.pmu.Lock()
+			for id, l := range c.late {
+				if now.After(l.until) {
+					delete(c.late, id)
+					abandoned = append(abandoned, l.h)
+				}
+			}
 			for id, p := range c.pending {
 				if now.After(p.deadline) || p.ctx.Err() != nil {
 					delete(c.pending, id)
 					expired = append(expired, p)
 					if p.late != nil {
 						if c.late == nil {
-							c.late = map[int64]lateHandler{}
+							c.late = map[int64]lateCall{}
 						}
-						c.late[id] = p.late
+						c.late[id] = lateCall{p.late, now.Add(c.lateKeep)}
 					}
 				}
 			}
 			c.pmu.Unlock()
+			for _, h := range abandoned {
+				h.late(nil, &expiredError{errNoAnswerKept})
+			}
 			for _, p := range expired {
 				err := p.ctx.Err()
 				if err == nil || errors.Is(err, context.DeadlineExceeded) {
@@ -692,7 +718,7 @@ func (p *rpcPool) conn(addr string) (*rpcConn, error) {
 	if c := p.conns[addr]; c != nil && !c.isDead() {
 		return c, nil
 	}
-	c = newDialingConn(addr, p.auth, p.log)
+	c = newDialingConn(addr, p.auth, p.log, 2*p.timeout)
 	c.observe = p.observe
 	p.conns[addr] = c
 	go p.dial(c)
