@@ -87,7 +87,8 @@ func (j *journal) unlock() {
 // removeTemps deletes temporary files of writes a crash interrupted.
 func (j *journal) removeTemps() {
 	olds, _ := filepath.Glob(filepath.Join(j.dir, journalFile+".tmp-*"))
-	for _, f := range olds {
+	ledgerTemps, _ := filepath.Glob(filepath.Join(j.dir, ledgerFile+".tmp-*"))
+	for _, f := range append(olds, ledgerTemps...) {
 		os.Remove(f)
 	}
 }

@@ -16,6 +16,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/openmldb-kafka-proxy/openmldb-kafka-proxy/config"
+	"github.com/openmldb-kafka-proxy/openmldb-kafka-proxy/openmldb"
+	"github.com/openmldb-kafka-proxy/openmldb-kafka-proxy/proxy"
 	"github.com/openmldb-kafka-proxy/openmldb-kafka-proxy/proxy/tee"
 )
 
@@ -379,4 +381,48 @@ func TestCommitNotForwardedWhenItsRowsCannotBeJournaled(t *testing.T) {
 	if rows := e.tableRows(t, "topic1"); len(rows) != 0 {
 		t.Fatalf("table holds %d rows of a transaction that was not committed", len(rows))
 	}
+}
+
+// With a journal directory, a batch answered with rows missing is remembered across a graceful
+// restart: the producer's retry reaching the next process writes only the missing rows (before,
+// a restart forgot the ledger and the retry wrote every row again).
+func TestRetryAfterARestartWritesOnlyTheMissingRows(t *testing.T) {
+	dir := t.TempDir()
+	sinks := []config.Sink{{Topics: []string{"topic1"}, AutoCreate: true}}
+	e := startEnvWith(t, func(o *tee.Options) { o.JournalDir = dir }, sinks, "topic1")
+	cl := e.client(t)
+	if p := produceRaw(t, cl, "topic1", 0, rawBatch(seedRow(0))); p.ErrorCode != 0 {
+		t.Fatalf("creating the table: code %d", p.ErrorCode)
+	}
+	batch := rawProducerBatch(888, 0, 0, seedRow(1), seedRow(2), seedRow(3))
+	e.cluster.FailPuts(1, openmldb.CodePutFailed)
+	if p := produceRaw(t, cl, "topic1", 0, batch); p.ErrorCode != kerr.NotEnoughReplicasAfterAppend.Code {
+		t.Fatalf("first attempt: code %d, want NOT_ENOUGH_REPLICAS_AFTER_APPEND", p.ErrorCode)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := e.tee.Drain(ctx); err != nil {
+		t.Fatal(err)
+	}
+	e.tee.Close()
+
+	next, err := tee.New(tee.Options{Sinks: sinks, Database: "kafka_test", Store: e.store, JournalDir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer next.Close()
+	// The retry, as the broker answers it (a duplicate of the appended batch: success).
+	step := next.Begin(ctx, proxy.ConnInfo{RemoteAddr: "127.0.0.1:1"}, produceRequest("topic1", batch))
+	if step.FinishAsync == nil {
+		t.Fatalf("retry planned as %+v", step)
+	}
+	resp := kmsg.NewPtrProduceResponse()
+	resp.Version = 9
+	resp.Topics = []kmsg.ProduceResponseTopic{{Topic: "topic1", Partitions: []kmsg.ProduceResponseTopicPartition{{Partition: 0, BaseOffset: 1}}}}
+	answered := make(chan kmsg.Response, 1)
+	step.FinishAsync(ctx, resp, func(r kmsg.Response) { answered <- r })
+	if code := (<-answered).(*kmsg.ProduceResponse).Topics[0].Partitions[0].ErrorCode; code != 0 {
+		t.Fatalf("retry at the next start: code %d", code)
+	}
+	checkTableIDsOnce(t, e, "want 0..3 once each", 0, 1, 2, 3)
 }

@@ -2,7 +2,10 @@ package tee
 
 import (
 	"context"
+	"os"
+	"path/filepath"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 )
@@ -184,5 +187,54 @@ func TestLedgerSequenceWrap(t *testing.T) {
 		t.Fatal("batch top-30, the oldest across the wrap, should be forgotten")
 	} else {
 		release(nil)
+	}
+}
+
+// The ledger file keeps exactly the batches stored in part (rows, partitions of rows, dead
+// letters), and a start takes them back once.
+func TestLedgerFileKeepsBatchesStoredInPart(t *testing.T) {
+	l := newLedger(10)
+	k := producerPartition{producerID: 7, epoch: 1, topic: "t", partition: 3, tid: 9}
+	_, release := acquirePartsT(t, l, k, 100, 3)
+	release(batchDone{stored: []bool{true, false, false}, parts: map[int][]uint32{2: {5}}, deadLettered: true})
+	_, release = acquirePartsT(t, l, k, 200, 2)
+	release(batchDone{stored: []bool{true, true}}) // whole
+	_, release = acquirePartsT(t, l, k, 300, 2)
+	release(batchDone{}) // nothing done
+	recs := l.unfinished()
+	if len(recs) != 1 || recs[0].BaseSequence != 100 || !reflect.DeepEqual(recs[0].Stored, []int{0}) ||
+		!reflect.DeepEqual(recs[0].Parts, map[int][]uint32{2: {5}}) || !recs[0].DeadLettered || recs[0].TID != 9 {
+		t.Fatalf("unfinished %+v, want the batch at 100 with row 0 stored and row 2 in partition 5", recs)
+	}
+	dir := t.TempDir()
+	bad := recs[0]
+	bad.BaseSequence, bad.Stored = 400, []int{7} // row 7 of 3: skipped
+	if err := saveLedger(dir, append(recs, bad)); err != nil {
+		t.Fatal(err)
+	}
+	back, err := takeLedger(dir)
+	if err != nil || !reflect.DeepEqual(back, append(recs, bad)) {
+		t.Fatalf("read back %+v (%v)", back, err)
+	}
+	if again, err := takeLedger(dir); err != nil || again != nil {
+		t.Fatalf("the file was read twice: %+v (%v)", again, err)
+	}
+	next := newLedger(10)
+	if skipped := next.restore(back); skipped != 1 {
+		t.Fatalf("restore skipped %d records, want the one out of range", skipped)
+	}
+	todo, release := acquirePartsT(t, next, k, 100, 3)
+	release(batchDone{})
+	if !reflect.DeepEqual(todo.rows, []bool{false, true, true}) || !reflect.DeepEqual(todo.parts, map[int][]uint32{2: {5}}) || !todo.deadLettered {
+		t.Fatalf("restored todo %+v", todo)
+	}
+	if err := saveLedger(dir, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, ledgerFile), []byte("{"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := takeLedger(dir); err == nil || !strings.Contains(err.Error(), ledgerFile) {
+		t.Fatalf("unreadable file: %v", err)
 	}
 }

@@ -229,6 +229,13 @@ func (t *Tee) openJournal(dir string) error {
 	}
 	t.journal = j
 	j.removeTemps() // of a write a crash interrupted: the journal itself is whole
+	if recs, err := takeLedger(dir); err != nil {
+		// Only duplicates are at stake (retries write their batches whole), not rows owed.
+		t.log.Error("idempotent batches stored in part by the previous run cannot be read; their retries write every row again", "err", err)
+	} else if len(recs) > 0 {
+		skipped := t.ledger.restore(recs)
+		t.log.Info("idempotent batches stored in part by the previous run taken over", "batches", len(recs)-skipped, "skipped", skipped)
+	}
 	l, err := j.load(t.store.Table)
 	if err != nil {
 		return fmt.Errorf("openmldb.journal_dir: %w", err)
@@ -358,6 +365,10 @@ func (t *Tee) Close() {
 			t.log.Error("closing with rows of transactions whose commit outcome was not seen yet; Kafka may have committed them and they are not in OpenMLDB (set openmldb.journal_dir to keep them)", "rows", n)
 		}
 		if t.journal != nil {
+			// Batches answered with rows missing, for the retries that reach the next process.
+			if err := saveLedger(t.journal.dir, t.ledger.unfinished()); err != nil {
+				t.log.Error("cannot keep the idempotent batches stored in part; a retry reaching the next start writes all their rows again", "err", err)
+			}
 			t.journal.unlock()
 		}
 		if cl := t.dlq.Load(); cl != nil {
