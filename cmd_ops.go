@@ -113,18 +113,23 @@ func serveOps(ctx context.Context, log *slog.Logger, cfg *config.Config, rt opsR
 	}
 }
 
-// shutdown drains the proxy for at most timeout (0: no drain), then closes every connection. The
-// tee (nil without sinks) gets what is left of the timeout to store committed rows it still
-// retries.
+// shutdown drains the proxy for at most timeout (0: no drain), then closes every connection. Once
+// every request read is answered, the tee (nil without sinks) stores the committed rows it still
+// retries while the clients take their last answers: a client slow to read must not use up the
+// tee's time.
 func shutdown(log *slog.Logger, p *proxy.Proxy, t *tee.Tee, timeout time.Duration) error {
 	if timeout > 0 {
 		log.Info("shutting down: draining", "drain_timeout", timeout, "inflight", p.InflightRequests(), "clients", p.ClientConns())
 		dctx, cancel := context.WithTimeout(context.Background(), timeout)
 		start := time.Now()
-		err := p.Drain(dctx)
+		err := p.DrainRequests(dctx)
+		teeErr := make(chan error, 1)
 		if t != nil {
-			err = errors.Join(err, t.Drain(dctx))
+			go func() { teeErr <- t.Drain(dctx) }()
+		} else {
+			teeErr <- nil
 		}
+		err = errors.Join(err, p.AnswersTaken(dctx), <-teeErr)
 		cancel()
 		if err != nil {
 			log.Warn("drain incomplete; closing the remaining connections", "err", err)

@@ -192,3 +192,24 @@ func TestBridgeCountsWhatItDelivered(t *testing.T) {
 		time.Sleep(time.Millisecond)
 	}
 }
+
+// A drain after (or while) Close returns at once: the closed proxy has no connection left to take
+// an answer, and its loops no longer run the count.
+func TestDrainAfterCloseReturnsAtOnce(t *testing.T) {
+	c := newCluster(t, kfake.NumBrokers(1), kfake.SeedTopics(1, "t"))
+	p, _ := startProxyOpts(t, c.ListenAddrs(), 1, Options{})
+	r := dialRaw(t, p.Addr()) // so that its loop is known
+	if err := apiVersionsRoundTrip(r.c, 1); err != nil {
+		t.Fatal(err)
+	}
+	ctx := testCtx(t, 10*time.Second)
+	if err := p.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	dctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	start := time.Now()
+	if err := p.Drain(dctx); err != nil || time.Since(start) > time.Second {
+		t.Fatalf("drain after close took %v: %v", time.Since(start).Round(time.Millisecond), err)
+	}
+}

@@ -39,40 +39,60 @@ func (p *Proxy) Draining() bool { return p.draining.Load() }
 // hook is still writing to OpenMLDB, and every answer has been taken by its client's socket, or
 // until ctx ends. Requests a client sent but the proxy had not read yet get no answer: the client
 // sees the connection close and retries them elsewhere, so nothing it was told succeeded is lost.
-// Call Close afterwards.
+// Call Close afterwards. Drain is DrainRequests, then AnswersTaken.
 func (p *Proxy) Drain(ctx context.Context) error {
-	if p.draining.Swap(true) {
-		return p.waitIdle(ctx)
+	if err := p.DrainRequests(ctx); err != nil {
+		return err
 	}
-	p.closeListeners()
-	p.log.Info("draining: no new connections or requests", "inflight", p.inflight.Load(), "clients", p.ClientConns())
-	return p.waitIdle(ctx)
+	return p.AnswersTaken(ctx)
 }
 
-// waitIdle polls until no request is in flight and no answer waits in a send buffer. An answer
-// the close would find there is written once, as far as the socket takes it, so a client
-// reading slower than it was answered would lose it.
-func (p *Proxy) waitIdle(ctx context.Context) error {
+// DrainRequests is the first part of Drain: it stops accepting connections and reading
+// requests, and waits until every request already read has been answered (the answer written to
+// the connection, perhaps still in its send buffer) or ctx ends.
+func (p *Proxy) DrainRequests(ctx context.Context) error {
+	if !p.draining.Swap(true) {
+		p.closeListeners()
+		p.log.Info("draining: no new connections or requests", "inflight", p.inflight.Load(), "clients", p.ClientConns())
+	}
+	t := time.NewTicker(10 * time.Millisecond)
+	defer t.Stop()
+	for {
+		n := p.inflight.Load()
+		if n <= 0 {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("drain: %d requests still in flight: %w", n, ctx.Err())
+		case <-t.C:
+		}
+	}
+}
+
+// AnswersTaken is the second part of Drain: it waits until the clients' sockets have taken every
+// answer written to them, or ctx ends, or the proxy is closed (nothing is left to take them). An
+// answer the close finds in a send buffer is written once, as far as the socket takes it, so a
+// client reading slower than it was answered would lose it.
+func (p *Proxy) AnswersTaken(ctx context.Context) error {
 	t := time.NewTicker(10 * time.Millisecond)
 	defer t.Stop()
 	var unsent, conns int // as last counted
 	for {
-		n := p.inflight.Load()
-		if n <= 0 {
-			b, c, err := p.unsentAnswers(ctx)
-			if err == nil {
-				if b == 0 {
-					return nil
-				}
-				unsent, conns = b, c
-			}
+		b, c, err := p.unsentAnswers(ctx)
+		switch {
+		case err == nil && b == 0:
+			return nil
+		case err == nil:
+			unsent, conns = b, c
+		case p.ctx.Err() != nil:
+			return nil // closed: its connections are gone
 		}
 		select {
 		case <-ctx.Done():
-			if n > 0 {
-				return fmt.Errorf("drain: %d requests still in flight: %w", n, ctx.Err())
-			}
 			return fmt.Errorf("drain: %d bytes of answers not yet taken by %d clients: %w", unsent, conns, ctx.Err())
+		case <-p.ctx.Done():
+			return nil
 		case <-t.C:
 		}
 	}
@@ -104,6 +124,8 @@ func (p *Proxy) unsentAnswers(ctx context.Context) (bytes, conns int, err error)
 			conns += c.conns
 		case <-ctx.Done():
 			return bytes, conns, ctx.Err()
+		case <-p.ctx.Done(): // closing: a stopping loop may never run the count
+			return bytes, conns, p.ctx.Err()
 		}
 	}
 	return bytes, conns, nil

@@ -94,9 +94,11 @@ func (j *journal) removeTemps() {
 }
 
 // journalVersion is the newest version. A file is written at the lowest version that holds its
-// content (1: owed rows; 2: and pending transactions; 3: and rows set aside), so a proxy of an
-// earlier release reads what it can, and refuses, naming the version, what it would lose.
-const journalVersion = 3
+// content (1: owed rows; 2: and pending transactions; 3: and rows set aside; 4: and rows stored
+// in some of their partitions, which an earlier release would write to all of them again), so a
+// proxy of an earlier release reads what it can, and refuses, naming the version, what it would
+// lose.
+const journalVersion = 4
 
 // journalDoc is the file's content: rows owed to OpenMLDB, rows of transactions whose commit
 // was at the broker, to be decided by their marker (markerProbe), and rows set aside.

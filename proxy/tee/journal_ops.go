@@ -236,6 +236,36 @@ func changeJournal(dir string, change func(*journalDoc) error) error {
 	return err
 }
 
+// storedPartitions reports whether some row of doc is known to be stored in some of its
+// partitions (journalGroup.StoredPartitions), which an earlier release would write again.
+func (doc journalDoc) storedPartitions() bool {
+	has := func(groups []journalGroup) bool {
+		for _, g := range groups {
+			if len(g.StoredPartitions) > 0 {
+				return true
+			}
+		}
+		return false
+	}
+	pending := func(ps []journalPending) bool {
+		for _, p := range ps {
+			if has(p.Groups) {
+				return true
+			}
+		}
+		return false
+	}
+	if has(doc.Groups) || pending(doc.Pending) {
+		return true
+	}
+	for _, a := range doc.SetAside {
+		if has(a.Groups) || pending(a.Pending) {
+			return true
+		}
+	}
+	return false
+}
+
 // writeJournalDoc replaces the journal of dir with doc, or removes it when doc holds no rows, at
 // the lowest version that holds its content (journalVersion). The earlier release's files doc
 // names as imported are removed once it is written; it returns the names still to keep (those
@@ -259,6 +289,8 @@ func writeJournalDoc(dir string, doc journalDoc) (imported []string, err error) 
 		return imported, syncDir(dir) // or a crash could bring the old file, and its rows, back
 	}
 	switch {
+	case doc.storedPartitions():
+		doc.Version = 4
 	case len(doc.SetAside) > 0 || len(imported) > 0:
 		doc.Version = 3
 	case len(doc.Pending) > 0:

@@ -239,8 +239,14 @@ func (t *Tee) startStore(ctx context.Context, p *partitionPlan, part *kmsg.Produ
 	// and whether its invalid records are dead-lettered, so a retry repeats neither.
 	var todo batchTodo
 	release := func(batchDone) {}
-	if p.idempotent() && p.state != nil && (len(p.rows) > 0 || deadLetters) {
-		key := producerPartition{producerID: p.producerID, epoch: p.epoch, topic: p.topic, partition: p.partition, tid: p.state.table.TID}
+	if p.idempotent() && (len(p.rows) > 0 || deadLetters) {
+		// A batch whose records all failed before its table was resolved has no rows, and no
+		// real table has TID 0: its dead letters are still remembered.
+		var tid uint32
+		if p.state != nil {
+			tid = p.state.table.TID
+		}
+		key := producerPartition{producerID: p.producerID, epoch: p.epoch, topic: p.topic, partition: p.partition, tid: tid}
 		if mayBlock {
 			var err error
 			todo, release, err = t.ledger.acquire(ctx, key, p.baseSequence, len(p.rows))

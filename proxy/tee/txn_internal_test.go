@@ -156,11 +156,11 @@ func TestJournalRoundTripAndSetAside(t *testing.T) {
 	}
 
 	// A version this release does not know is refused, naming it.
-	if err := os.WriteFile(filepath.Join(dir, journalFile), []byte(`{"version":4,"groups":[]}`), 0o600); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, journalFile), []byte(`{"version":5,"groups":[]}`), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := j.load(func(string, string) (*openmldb.Table, error) { return tb, nil }); err == nil || !strings.Contains(err.Error(), "has version 4; this proxy reads versions 1 to 3") {
-		t.Fatalf("load of a version 4 journal: %v", err)
+	if _, err := j.load(func(string, string) (*openmldb.Table, error) { return tb, nil }); err == nil || !strings.Contains(err.Error(), "has version 5; this proxy reads versions 1 to 4") {
+		t.Fatalf("load of a version 5 journal: %v", err)
 	}
 
 	j.asides = nil
@@ -218,6 +218,10 @@ func TestJournalKeepsStoredPartitionsOfItsTable(t *testing.T) {
 	}
 	if skipped, err := j.save([]heldGroup{g}, nil); err != nil || skipped != 1 {
 		t.Fatalf("save: skipped %d, %v", skipped, err)
+	}
+	// An earlier release, which would write the row to partitions 3 and 5 again, refuses it.
+	if v := diskVersion(t, j.dir); v != 4 {
+		t.Fatalf("journal with stored partitions written at version %d, want 4", v)
 	}
 	l, err := j.load(func(string, string) (*openmldb.Table, error) { return tb, nil })
 	if err != nil || len(l.groups) != 1 {
