@@ -21,7 +21,8 @@ type Lane interface {
 	// (feed returns how many it consumed), and closed once when the connection ends. write,
 	// called only on the loop, sends b or buffers what the socket does not take at once; close
 	// may be called from any goroutine. Attach may duplicate nc's socket: the caller closes nc
-	// when Attach returns.
+	// when Attach returns. A lane bounds what it buffers: write fails, or the loop closes the
+	// connection (closed is called), when the tablet stops taking its output.
 	Attach(nc net.Conn, feed func(data []byte) int, closed func(err error)) (write func(b []byte) error, close func(), err error)
 	// Run runs fn on the loop; it is called from other goroutines and must not wait for fn.
 	Run(fn func()) error

@@ -2,9 +2,12 @@ package proxy
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"io"
 	"net"
 	"sync"
+	"time"
 
 	"github.com/panjf2000/gnet/v2"
 )
@@ -17,6 +20,11 @@ import (
 type Loop struct {
 	el  gnet.EventLoop
 	ctx context.Context
+	// stall is how long a hook connection's peer may take none of its buffered output before
+	// the loop closes the connection, and maxOutbound the most a write may leave buffered
+	// (hookStall, hookMaxOutbound; tests lower them).
+	stall       time.Duration
+	maxOutbound int
 
 	mu         sync.Mutex
 	dispatched bool     // the loop is delivering a hook connection's input
@@ -52,7 +60,7 @@ func (p *Proxy) loopOf(el gnet.EventLoop) *Loop {
 	}
 	l := p.loops[el]
 	if l == nil {
-		l = &Loop{el: el, ctx: p.ctx}
+		l = &Loop{el: el, ctx: p.ctx, stall: hookStall, maxOutbound: hookMaxOutbound}
 		p.loops[el] = l
 	}
 	return l
@@ -98,6 +106,21 @@ func (l *Loop) deliver(fn func()) {
 	}
 }
 
+// A hook connection's output is buffered by gnet without bound, and its writer (the tee's
+// OpenMLDB client) gives up on what it wrote after its own timeouts, not when the bytes leave:
+// a tablet that keeps its connection open but stops reading (a hung process) would make the
+// buffer grow with every Produce for as long as the connection lives. So the loop closes a hook
+// connection whose peer has taken none of its output for hookStall, and refuses a write that
+// would buffer more than hookMaxOutbound (a peer reading, but far slower than it is written).
+const (
+	hookStall       = 10 * time.Second
+	hookMaxOutbound = 256 << 20
+)
+
+// ErrPeerStalled is what a hook connection's closed gets when the loop closed it because its peer
+// took none of its output for a while.
+var ErrPeerStalled = errors.New("peer took none of the connection's output")
+
 // hookConn is a connection a hook attached to a loop.
 type hookConn struct {
 	loop   *Loop
@@ -106,6 +129,15 @@ type hookConn struct {
 	// gone is set (on the loop) when the connection has closed: gnet's Write would then write to
 	// a released descriptor, which another connection may have been given meanwhile.
 	gone bool
+
+	// The stall watch (on the loop): bytes handed to gnet, how many of them the peer had taken
+	// at the last look, and when that last grew; closeErr is what closed is told.
+	gc           gnet.Conn
+	written      int64
+	taken        int64
+	lastProgress time.Time
+	watching     bool
+	closeErr     error
 }
 
 // Attach hands nc to the loop and returns when the loop serves it; call it off the loop. The loop
@@ -129,14 +161,54 @@ func (l *Loop) Attach(nc net.Conn, feed func(data []byte) int, closed func(err e
 		return nil, nil, r.Err
 	}
 	gc := r.Conn
+	hc.gc = gc
 	write = func(b []byte) error {
 		if hc.gone {
 			return net.ErrClosed
 		}
+		if out := gc.OutboundBuffered(); out+len(b) > l.maxOutbound {
+			return fmt.Errorf("%d bytes already buffered for a peer reading far slower than it is written: %w", out, ErrPeerStalled)
+		}
 		_, err := gc.Write(b)
+		hc.written += int64(len(b))
+		if err == nil && !hc.watching && gc.OutboundBuffered() > 0 {
+			hc.watching = true
+			hc.taken, hc.lastProgress = hc.written-int64(gc.OutboundBuffered()), time.Now()
+			hc.watchLater()
+		}
 		return err
 	}
 	return write, func() { _ = gc.Close() }, nil
+}
+
+// watchLater looks at the connection's output again a quarter of the stall time from now.
+func (h *hookConn) watchLater() {
+	time.AfterFunc(h.loop.stall/4, func() {
+		_ = h.loop.Run(h.watch) // fails only when the engine stops, whose close ends the connection
+	})
+}
+
+// watch (on the loop) closes the connection if its peer has taken none of its output for the
+// stall time, and keeps watching while output is buffered.
+func (h *hookConn) watch() {
+	if h.gone {
+		h.watching = false
+		return
+	}
+	out := int64(h.gc.OutboundBuffered())
+	if out == 0 {
+		h.watching = false
+		return
+	}
+	if taken := h.written - out; taken > h.taken {
+		h.taken, h.lastProgress = taken, time.Now()
+	} else if time.Since(h.lastProgress) >= h.loop.stall {
+		h.watching = false
+		h.closeErr = fmt.Errorf("%w for %v (%d bytes waiting)", ErrPeerStalled, h.loop.stall, out)
+		_ = h.gc.Close()
+		return
+	}
+	h.watchLater()
 }
 
 // onTraffic hands a hook connection's input to its feed.
@@ -157,6 +229,9 @@ func (h *hookConn) onTraffic(c gnet.Conn) gnet.Action {
 // onClose tells the hook its connection ended.
 func (h *hookConn) onClose(err error) {
 	h.gone = true
+	if h.closeErr != nil {
+		err = h.closeErr
+	}
 	if err == nil {
 		err = io.EOF
 	}

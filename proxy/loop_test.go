@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"io"
 	"net"
 	"sync"
 	"testing"
@@ -233,5 +234,106 @@ func TestLoopWriteAfterCloseFails(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("the write task never ran")
+	}
+}
+
+// stallingPeer accepts connections and reads none of their input until read is closed, then
+// reads everything (a hung tablet process, which the kernel keeps connected, and its recovery).
+func stallingPeer(t *testing.T, read <-chan struct{}) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			t.Cleanup(func() { c.Close() })
+			go func() {
+				<-read
+				_, _ = io.Copy(io.Discard, c)
+			}()
+		}
+	}()
+	return ln.Addr().String()
+}
+
+// attachTo attaches a connection to addr to l and returns its write (on the loop, through
+// l.Run) and the channel its close is reported on.
+func attachTo(t *testing.T, l *Loop, addr string) (func(b []byte) error, <-chan error) {
+	t.Helper()
+	nc, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed := make(chan error, 1)
+	write, closeConn, err := l.Attach(nc, func(data []byte) int { return len(data) }, func(err error) { closed <- err })
+	nc.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(closeConn)
+	onLoop := func(b []byte) error {
+		done := make(chan error, 1)
+		if err := l.Run(func() { done <- write(b) }); err != nil {
+			return err
+		}
+		return <-done
+	}
+	return onLoop, closed
+}
+
+// A hook connection whose peer takes none of its output is closed after the stall time, with
+// ErrPeerStalled (before, gnet buffered every Put frame for a hung tablet for as long as the
+// connection lived); one whose peer reads, slowly, is not; and a write that would buffer more
+// than hookMaxOutbound fails.
+func TestLoopClosesHookConnectionsWhosePeerStopsReading(t *testing.T) {
+	l := servedLoop(t)
+	l.stall, l.maxOutbound = 400*time.Millisecond, 32<<20
+	hung := make(chan struct{})
+	write, closed := attachTo(t, l, stallingPeer(t, hung))
+	chunk := make([]byte, 4<<20) // more than the sockets take: the rest waits in gnet's buffer
+	if err := write(chunk); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-closed:
+		if !errors.Is(err, ErrPeerStalled) {
+			t.Fatalf("closed with %v, want ErrPeerStalled", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("a connection whose peer reads nothing was never closed")
+	}
+	close(hung)
+
+	// A peer that reads keeps its connection, however long the output takes.
+	slowRead := make(chan struct{})
+	close(slowRead)
+	write, closed = attachTo(t, l, stallingPeer(t, slowRead))
+	for range 8 {
+		if err := write(chunk); err != nil {
+			t.Fatal(err)
+		}
+	}
+	select {
+	case err := <-closed:
+		t.Fatalf("a connection whose peer reads was closed: %v", err)
+	case <-time.After(3 * l.stall):
+	}
+
+	// The bound on what is buffered for a peer that does not keep up.
+	stuck := make(chan struct{})
+	defer close(stuck)
+	write, _ = attachTo(t, l, stallingPeer(t, stuck))
+	var err error
+	for i := 0; i < l.maxOutbound/len(chunk)+8 && err == nil; i++ {
+		err = write(chunk)
+	}
+	if !errors.Is(err, ErrPeerStalled) {
+		t.Fatalf("writing past %d MiB for a peer reading nothing: %v, want ErrPeerStalled", l.maxOutbound>>20, err)
 	}
 }
