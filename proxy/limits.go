@@ -47,6 +47,7 @@ const (
 	pauseInflight uint8 = 1 + iota
 	pauseQueued
 	pauseOutbound
+	pauseUpstream
 )
 
 // limiter holds the proxy-wide counters of Limits.
@@ -204,6 +205,21 @@ func (s *session) outboundFull() bool {
 		return false
 	}
 	s.recheckSoon(&s.outboundWake, s.c)
+	return true
+}
+
+// upstreamFull reports whether requests the broker has not taken yet (in its connection's output
+// buffer, or waiting behind a Finish) are past MaxOutboundPerConnection; if so a wake is
+// scheduled to look again. Requests with a response slot are bounded by the slots and
+// MaxQueuedBytes, but an acks=0 Produce has none and releases its reservation once handed on,
+// so without this a client producing with acks=0 to a broker that reads slowly or not at all
+// would have the proxy buffer everything it sends.
+func (s *session) upstreamFull() bool {
+	max := s.p.lim.limits.Load().MaxOutboundPerConnection
+	if max <= 0 || s.up == nil || int64(s.up.OutboundBuffered()+len(s.pend)) <= max {
+		return false
+	}
+	s.recheckSoon(&s.upstreamWake, s.c)
 	return true
 }
 
@@ -384,6 +400,8 @@ func pauseReason(why uint8) string {
 		return "limits.max_inflight_per_connection"
 	case pauseOutbound:
 		return "limits.max_outbound_bytes_per_connection"
+	case pauseUpstream:
+		return "limits.max_outbound_bytes_per_connection (requests the broker has not read)"
 	}
 	return "limits.max_queued_bytes"
 }

@@ -351,3 +351,46 @@ func TestSetLimitsWakesWaitingClients(t *testing.T) {
 	pl.wait(t)
 	consumeValues(t, p.Addr(), "raised", pl.values)
 }
+
+// blackholeBroker accepts connections and never reads from them or answers (a broker stuck in a
+// long GC pause, a full disk, or a muted channel).
+func blackholeBroker(t *testing.T) string {
+	t.Helper()
+	never := make(chan struct{})
+	t.Cleanup(func() { close(never) })
+	return stallingPeer(t, never)
+}
+
+// Produce requests with acks=0 get no response slot, so neither
+// limits.max_inflight_per_connection nor limits.max_queued_bytes holds them: their reservation
+// is released as soon as they are handed to the broker connection. What the broker has not read
+// is bounded by limits.max_outbound_bytes_per_connection instead (before, a client producing
+// with acks=0 to a broker that does not read had the proxy buffer everything it sent).
+func TestAcks0ProduceToAStalledBrokerIsBounded(t *testing.T) {
+	const maxQueued = 4 << 20
+	p, _ := startProxyOpts(t, []string{blackholeBroker(t)}, 1, Options{Limits: Limits{
+		MaxQueuedBytes: maxQueued, MaxInflightPerConnection: 16, MaxOutboundPerConnection: 1 << 20}})
+	conn, err := net.DialTimeout("tcp", p.Addr(), 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	frame := reqFrame(produceReq("t", 0, 0, strings.Repeat("v", 256<<10)), 1)
+	// The client writes for a few seconds; whatever the proxy takes beyond the kernel's socket
+	// buffers (a few MiB on loopback for each of the two connections) is held in the proxy.
+	var written int64
+	deadline := time.Now().Add(3 * time.Second)
+	_ = conn.SetWriteDeadline(deadline)
+	for time.Now().Before(deadline) && written < 512<<20 {
+		n, err := conn.Write(frame)
+		written += int64(n)
+		if err != nil {
+			break
+		}
+	}
+	t.Logf("client wrote %d MiB of acks=0 Produce to a broker that reads nothing; QueuedBytes %d", written>>20, p.QueuedBytes())
+	if written > 64<<20 {
+		t.Fatalf("the proxy took %d MiB of acks=0 requests for a broker that reads none of them "+
+			"(limits.max_queued_bytes = %d): acks=0 requests are not bounded", written>>20, maxQueued)
+	}
+}

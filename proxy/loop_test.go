@@ -15,40 +15,58 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
-// echoServer returns the address of a TCP server that sends back whatever it reads, one byte
-// per write, so the reader sees frames arrive in pieces.
-func echoServer(t *testing.T) string {
+// serveConns accepts connections on a loopback port until the test ends, hands each to handle
+// on a goroutine of its own, and closes them when the test ends; it returns the address.
+func serveConns(t *testing.T, handle func(net.Conn)) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { ln.Close() })
+	var mu sync.Mutex
+	var conns []net.Conn
+	t.Cleanup(func() {
+		ln.Close()
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range conns {
+			c.Close()
+		}
+	})
 	go func() {
 		for {
 			c, err := ln.Accept()
 			if err != nil {
 				return
 			}
-			go func() {
-				defer c.Close()
-				buf := make([]byte, 256)
-				for {
-					n, err := c.Read(buf)
-					if err != nil {
-						return
-					}
-					for _, b := range buf[:n] {
-						if _, err := c.Write([]byte{b}); err != nil {
-							return
-						}
-						time.Sleep(time.Millisecond)
-					}
-				}
-			}()
+			mu.Lock()
+			conns = append(conns, c)
+			mu.Unlock()
+			go handle(c)
 		}
 	}()
 	return ln.Addr().String()
+}
+
+// echoServer returns the address of a TCP server that sends back whatever it reads, one byte
+// per write, so the reader sees frames arrive in pieces.
+func echoServer(t *testing.T) string {
+	t.Helper()
+	return serveConns(t, func(c net.Conn) {
+		buf := make([]byte, 256)
+		for {
+			n, err := c.Read(buf)
+			if err != nil {
+				return
+			}
+			for _, b := range buf[:n] {
+				if _, err := c.Write([]byte{b}); err != nil {
+					return
+				}
+				time.Sleep(time.Millisecond)
+			}
+		}
+	})
 }
 
 // echoHook keeps a connection of its own to an echo server on each client connection's loop
@@ -241,25 +259,10 @@ func TestLoopWriteAfterCloseFails(t *testing.T) {
 // reads everything (a hung tablet process, which the kernel keeps connected, and its recovery).
 func stallingPeer(t *testing.T, read <-chan struct{}) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			t.Cleanup(func() { c.Close() })
-			go func() {
-				<-read
-				_, _ = io.Copy(io.Discard, c)
-			}()
-		}
-	}()
-	return ln.Addr().String()
+	return serveConns(t, func(c net.Conn) {
+		<-read
+		_, _ = io.Copy(io.Discard, c)
+	})
 }
 
 // attachTo attaches a connection to addr to l and returns its write (on the loop, through

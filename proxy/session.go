@@ -73,8 +73,9 @@ type session struct {
 	reserved    int64
 	pauseWhy    uint8
 	wakePending bool
-	// outboundWake: a timer will wake the session to look at its output buffer again.
-	outboundWake bool
+	// outboundWake: a timer will wake the session to look at its output buffer again;
+	// upstreamWake, at its broker connection's.
+	outboundWake, upstreamWake bool
 	// The broker connection is not read while the client's unread responses are past
 	// MaxOutboundPerConnection (upPaused); upWake: a timer will wake it to look again.
 	upPaused, upWake bool
@@ -214,6 +215,9 @@ func (s *session) onTraffic() gnet.Action {
 		}
 		if s.outboundFull() {
 			return s.pauseReading(pauseOutbound)
+		}
+		if s.upstreamFull() {
+			return s.pauseReading(pauseUpstream)
 		}
 		prefix, err := c.Peek(4)
 		if err != nil || len(prefix) < 4 {
