@@ -87,6 +87,13 @@ func (c *Client) pickLane(lane Lane, addr string) (conn *rpcConn, fallback *lane
 	}
 	st := l.states[k]
 	if st == nil {
+		// Lanes of addresses no longer used go now (see rpcPool.conn): those with no live
+		// connection, no dial and no fallback Put.
+		for ok, os := range l.states {
+			if (os.conn == nil || os.conn.isDead()) && !os.dialing && os.fallback == 0 {
+				delete(l.states, ok)
+			}
+		}
 		st = &laneState{}
 		l.states[k] = st
 	}

@@ -347,6 +347,12 @@ func (c *rpcConn) failCalls(err error, observed bool) {
 	}
 	c.wmu.Lock()
 	c.deferred = nil // their calls end below
+	// Nothing more is written; a dead connection can stay in a map a while (until its address
+	// is dialed again, which for a tablet gone for good is never), so it keeps no buffers.
+	if !c.writing {
+		c.wbuf = nil
+	}
+	c.spare = nil
 	c.wmu.Unlock()
 	for _, p := range calls {
 		cerr := &ConnError{Addr: c.addr, Err: err}
@@ -438,7 +444,7 @@ func (c *rpcConn) writeQueued(wait bool) {
 		if c.lane != nil && c.failed.Load() {
 			// Its calls have failed already (and may be retried elsewhere): sending them now
 			// could store rows twice.
-			c.wbuf = c.wbuf[:0]
+			c.wbuf, c.spare = nil, nil
 			break
 		}
 		buf := c.wbuf
@@ -463,7 +469,7 @@ func (c *rpcConn) writeQueued(wait bool) {
 		}
 		c.wmu.Lock()
 		if werr != nil {
-			c.wbuf = c.wbuf[:0]
+			c.wbuf, c.spare = nil, nil // the connection fails now: nothing more is written
 			c.writing = false
 			c.wmu.Unlock()
 			c.fail(fmt.Errorf("write: %w", werr))
@@ -717,6 +723,13 @@ func (p *rpcPool) conn(addr string) (*rpcConn, error) {
 	}
 	if c := p.conns[addr]; c != nil && !c.isDead() {
 		return c, nil
+	}
+	// Dead connections of other addresses go now: a tablet that moved to another address (a
+	// pod with a new IP) would otherwise leave its entry for the life of the process.
+	for a, dc := range p.conns {
+		if dc.isDead() {
+			delete(p.conns, a)
+		}
 	}
 	c = newDialingConn(addr, p.auth, p.log, 2*p.timeout)
 	c.observe = p.observe
