@@ -115,7 +115,8 @@ func openTee(ctx context.Context, log *slog.Logger, cfg *config.Config, m teeMet
 	}
 	t, err := tee.New(tee.Options{Sinks: cfg.Sinks, Database: cfg.OpenMLDB.Database, Store: store,
 		KafkaBootstrap: cfg.Kafka.Bootstrap, KafkaTLS: kafkaTLS, KafkaSASL: upstreamSASL(cfg.Kafka.SASL), Logger: log, Metrics: m.tee, LogPayloads: cfg.Log.Payloads,
-		TransactionMaxTimeout: cfg.Kafka.TransactionMaxTimeout, JournalDir: cfg.OpenMLDB.JournalDir})
+		TransactionMaxTimeout: cfg.Kafka.TransactionMaxTimeout, JournalDir: cfg.OpenMLDB.JournalDir,
+		MaxHeldTransactionRows: cfg.Limits.MaxHeldTransactionRows})
 	if err != nil {
 		store.Close()
 		return nil, nil, err

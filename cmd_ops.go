@@ -183,6 +183,7 @@ func reload(log *slog.Logger, rt opsRuntime, p *proxy.Proxy, t *tee.Tee, started
 	if t != nil {
 		t.SetKafkaTLS(p.UpstreamTLSConfig())
 		t.SetLogPayloads(next.Log.Payloads)
+		t.SetMaxHeldTransactionRows(next.Limits.MaxHeldTransactionRows)
 	}
 	if rt.level != nil {
 		rt.level.Set(next.Log.SlogLevel())
@@ -193,7 +194,8 @@ func reload(log *slog.Logger, rt opsRuntime, p *proxy.Proxy, t *tee.Tee, started
 	}
 	log.Info("configuration reloaded", "sinks", len(next.Sinks), "log.level", next.Log.Level, "log.payloads", next.Log.Payloads,
 		"limits.max_connections", next.Limits.MaxConnections, "limits.max_inflight_per_connection", next.Limits.MaxInflightPerConnection,
-		"limits.max_queued_bytes", next.Limits.MaxQueuedBytes, "limits.max_outbound_bytes_per_connection", next.Limits.MaxOutboundBytesPerConnection)
+		"limits.max_queued_bytes", next.Limits.MaxQueuedBytes, "limits.max_outbound_bytes_per_connection", next.Limits.MaxOutboundBytesPerConnection,
+		"limits.max_held_transaction_rows", next.Limits.MaxHeldTransactionRows)
 	return next, nil
 }
 

@@ -12,6 +12,7 @@ const (
 	DefaultMaxInflightPerConnection = 1024
 	DefaultMaxQueuedBytes           = 512 << 20
 	DefaultMaxOutboundBytes         = 64 << 20
+	DefaultMaxHeldTransactionRows   = 1_000_000
 )
 
 // Limits bounds what clients can make the proxy hold. When a bound is hit the proxy stops reading
@@ -30,6 +31,11 @@ type Limits struct {
 	// MaxOutboundBytesPerConnection bounds the response bytes waiting to be written to one client
 	// (it does not read them); past it the proxy reads no more of its requests until it does.
 	MaxOutboundBytesPerConnection int64 `koanf:"max_outbound_bytes_per_connection"`
+	// MaxHeldTransactionRows bounds the rows of open Kafka transactions the tee holds until
+	// their EndTxn (they are answered once held, so no other limit counts them); past it, further
+	// transactional batches of teed topics are refused, retriably, before they reach the broker.
+	// 0 means no limit.
+	MaxHeldTransactionRows int `koanf:"max_held_transaction_rows"`
 }
 
 func registerLimitsFlags(fs *pflag.FlagSet) {
@@ -37,6 +43,7 @@ func registerLimitsFlags(fs *pflag.FlagSet) {
 	fs.Int("limits.max_inflight_per_connection", DefaultMaxInflightPerConnection, "requests of one connection awaiting responses before the proxy stops reading it")
 	fs.Int64("limits.max_queued_bytes", DefaultMaxQueuedBytes, "request bytes held over all connections before the proxy stops reading clients")
 	fs.Int64("limits.max_outbound_bytes_per_connection", DefaultMaxOutboundBytes, "response bytes waiting for a client that does not read before the proxy stops reading its requests")
+	fs.Int("limits.max_held_transaction_rows", DefaultMaxHeldTransactionRows, "rows of open transactions held for their EndTxn before further transactional batches are refused (0: no limit)")
 }
 
 func (l Limits) validate() []error {
@@ -49,6 +56,9 @@ func (l Limits) validate() []error {
 	}
 	if l.MaxQueuedBytes < 1<<20 {
 		errs = append(errs, fmt.Errorf("limits.max_queued_bytes: %d is below the 1 MiB minimum", l.MaxQueuedBytes))
+	}
+	if l.MaxHeldTransactionRows < 0 {
+		errs = append(errs, fmt.Errorf("limits.max_held_transaction_rows: %d must be 0 (no limit) or positive", l.MaxHeldTransactionRows))
 	}
 	if l.MaxOutboundBytesPerConnection < 1<<20 {
 		errs = append(errs, fmt.Errorf("limits.max_outbound_bytes_per_connection: %d is below the 1 MiB minimum", l.MaxOutboundBytesPerConnection))

@@ -13,7 +13,8 @@ func TestTLSAndLimitsKeys(t *testing.T) {
 		t.Fatal(err)
 	}
 	if c.TLS.Enabled || c.Kafka.TLS.Enabled || c.Limits.MaxConnections != DefaultMaxConnections ||
-		c.Limits.MaxInflightPerConnection != DefaultMaxInflightPerConnection || c.Limits.MaxQueuedBytes != DefaultMaxQueuedBytes {
+		c.Limits.MaxInflightPerConnection != DefaultMaxInflightPerConnection || c.Limits.MaxQueuedBytes != DefaultMaxQueuedBytes ||
+		c.Limits.MaxHeldTransactionRows != DefaultMaxHeldTransactionRows {
 		t.Fatalf("defaults: tls %+v kafka.tls %+v limits %+v", c.TLS, c.Kafka.TLS, c.Limits)
 	}
 	c, err = Load("run", []string{"--kafka.bootstrap", "k:9092", "--tls.enabled", "--tls.cert", "s.pem", "--tls.key", "s.key",
@@ -43,6 +44,7 @@ func TestTLSAndLimitsKeys(t *testing.T) {
 		"--limits.max_inflight_per_connection=0":          "limits.max_inflight_per_connection: 0",
 		"--limits.max_queued_bytes=1000":                  "limits.max_queued_bytes: 1000 is below",
 		"--limits.max_outbound_bytes_per_connection=1000": "limits.max_outbound_bytes_per_connection: 1000 is below",
+		"--limits.max_held_transaction_rows=-1":           "limits.max_held_transaction_rows: -1",
 		"--kafka.transaction_max_timeout=10ms":            "kafka.transaction_max_timeout: 10ms is below 1s",
 	} {
 		_, err := Load("run", append([]string{"--kafka.bootstrap", "k:9092"}, strings.Fields(args)...), nil)

@@ -154,6 +154,23 @@ func (l *ledger) try(key producerPartition, baseSequence int32, n int) (batchTod
 	return todo, release, nil
 }
 
+// whole reports whether every row of the batch is known to be stored (for a transactional
+// batch: held). It adds nothing to the ledger.
+func (l *ledger) whole(key producerPartition, baseSequence int32, n int) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	el, ok := l.items[key]
+	if !ok {
+		return false
+	}
+	for _, b := range el.Value.(*ledgerEntry).batches {
+		if b.baseSequence == baseSequence && len(b.stored) == n {
+			return allTrue(b.stored)
+		}
+	}
+	return false
+}
+
 // batch finds or adds the progress of a batch; l.mu must be held.
 func (l *ledger) batch(key producerPartition, baseSequence int32, n int) *batchProgress {
 	el, ok := l.items[key]

@@ -54,6 +54,10 @@ func (t *Tee) Sinks() []config.Sink { return *t.sinks.Load() }
 // SetLogPayloads turns record values in rejection log lines on or off (log.payloads).
 func (t *Tee) SetLogPayloads(on bool) { t.payloads.Store(on) }
 
+// SetMaxHeldTransactionRows replaces the bound on rows of open transactions (0: no limit) for
+// batches planned from now on.
+func (t *Tee) SetMaxHeldTransactionRows(n int) { t.maxHeld.Store(int64(n)) }
+
 // SetKafkaTLS replaces the TLS configuration of the tee's own Kafka clients (a reload re-read
 // kafka.tls's files); their next connections use it. Ignored when the tee started without TLS.
 func (t *Tee) SetKafkaTLS(cfg *tls.Config) {

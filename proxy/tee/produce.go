@@ -269,6 +269,7 @@ func (t *Tee) planPartition(ctx context.Context, s *config.Sink, topic string, p
 			}
 		}
 	}
+	t.boundHeldRows(p)
 	if len(p.invalid) > 0 {
 		t.metrics.rowsRejected.WithLabelValues(p.tableName()).Add(float64(len(p.invalid)))
 		if s.OnInvalid == config.OnInvalidReject {
@@ -280,6 +281,29 @@ func (t *Tee) planPartition(ctx context.Context, s *config.Sink, topic string, p
 		}
 	}
 	return p
+}
+
+// boundHeldRows refuses a transactional batch whose rows would take the rows held for open
+// transactions past limits.max_held_transaction_rows: held rows are answered at once, so no
+// other limit counts them, and they stay until the EndTxn. The refusal comes before the broker
+// (nothing is appended) and is retriable; room comes as transactions commit or abort. A retry of
+// a batch whose rows are held already adds none and passes.
+func (t *Tee) boundHeldRows(p *partitionPlan) {
+	max := t.maxHeld.Load()
+	if max <= 0 || !p.transactional || len(p.rows) == 0 || p.reject || p.state == nil {
+		return
+	}
+	held := t.txns.openNow.Load()
+	if held+int64(len(p.rows)) <= max {
+		return
+	}
+	key := producerPartition{producerID: p.producerID, epoch: p.epoch, topic: p.topic, partition: p.partition, tid: p.state.table.TID}
+	if t.ledger.whole(key, p.baseSequence, len(p.rows)) {
+		return
+	}
+	p.reject, p.rejectCode = true, codeOpenMLDBUnavailable
+	p.rejectMessage = fmt.Sprintf("the proxy holds %d rows of open transactions for their EndTxn and this batch has %d more, past limits.max_held_transaction_rows (%d); nothing was appended, retry once transactions have committed or aborted",
+		held, len(p.rows), max)
 }
 
 // convert turns one record value into a row of the sink's table, resolving (and if allowed

@@ -59,6 +59,9 @@ type Options struct {
 	Metrics   *Metrics // nil: a private, unregistered set
 	// LogPayloads includes the invalid records' values in the log line of a rejected partition.
 	LogPayloads bool
+	// MaxHeldTransactionRows bounds the rows of open transactions held for their EndTxn (0: no
+	// limit); see config.Limits.
+	MaxHeldTransactionRows int
 	// TransactionMaxTimeout is the brokers' transaction.max.timeout.ms: rows of a transaction
 	// held longer than this without its EndTxn passing through are dropped, since the coordinator
 	// has aborted it by then (0: DefaultTransactionMaxTimeout).
@@ -88,6 +91,7 @@ type Tee struct {
 	dec     kgo.Decompressor
 	ledger  *ledger
 	txns    *heldRows
+	maxHeld atomic.Int64 // MaxHeldTransactionRows, replaced by SetMaxHeldTransactionRows
 	// retrying marks the keys whose committed rows a goroutine keeps writing (retryCommitted);
 	// closed ends those goroutines and bg waits for them.
 	retryMu     sync.Mutex
@@ -199,6 +203,7 @@ func New(opts Options) (*Tee, error) {
 	t.records.New = func() any { return new(connect.Record) }
 	t.sinks.Store(&opts.Sinks)
 	t.payloads.Store(opts.LogPayloads)
+	t.maxHeld.Store(int64(opts.MaxHeldTransactionRows))
 	if err := t.ensureDLQ(opts.Sinks); err != nil {
 		return nil, err
 	}

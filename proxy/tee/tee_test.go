@@ -174,28 +174,7 @@ func (e *env) topicRecords(t *testing.T, topic string) []string {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	adm, err := kgo.NewClient(kgo.SeedBrokers(e.kafka.ListenAddrs()...))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer adm.Close()
-	lo := kmsg.NewPtrListOffsetsRequest()
-	lt := kmsg.NewListOffsetsRequestTopic()
-	lt.Topic = topic
-	for p := int32(0); p < partitions; p++ {
-		lp := kmsg.NewListOffsetsRequestTopicPartition()
-		lp.Partition, lp.Timestamp = p, -1
-		lt.Partitions = append(lt.Partitions, lp)
-	}
-	lo.Topics = append(lo.Topics, lt)
-	resp, err := lo.RequestWith(ctx, adm)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var want int64
-	for _, p := range resp.Topics[0].Partitions {
-		want += p.Offset
-	}
+	want := e.endOffsets(t, topic)
 	if want == 0 {
 		return nil
 	}
@@ -1153,4 +1132,35 @@ func TestUnreachableDeadLetterTopicAnswersAtTheDeadline(t *testing.T) {
 	if p.ErrorCode != kerr.NotEnoughReplicasAfterAppend.Code || p.ErrorMessage == nil || !strings.Contains(*p.ErrorMessage, "dead-letter topic bad") {
 		t.Fatalf("error code %d (%v), want NOT_ENOUGH_REPLICAS_AFTER_APPEND naming the dead-letter topic", p.ErrorCode, p.ErrorMessage)
 	}
+}
+
+// endOffsets sums the end offsets of topic's partitions at the broker: its records, control
+// records (transaction markers) included.
+func (e *env) endOffsets(t *testing.T, topic string) int64 {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	adm, err := kgo.NewClient(kgo.SeedBrokers(e.kafka.ListenAddrs()...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer adm.Close()
+	lo := kmsg.NewPtrListOffsetsRequest()
+	lt := kmsg.NewListOffsetsRequestTopic()
+	lt.Topic = topic
+	for p := int32(0); p < partitions; p++ {
+		lp := kmsg.NewListOffsetsRequestTopicPartition()
+		lp.Partition, lp.Timestamp = p, -1
+		lt.Partitions = append(lt.Partitions, lp)
+	}
+	lo.Topics = append(lo.Topics, lt)
+	resp, err := lo.RequestWith(ctx, adm)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want int64
+	for _, p := range resp.Topics[0].Partitions {
+		want += p.Offset
+	}
+	return want
 }

@@ -133,8 +133,10 @@ type heldRows struct {
 	// still owed to OpenMLDB, and the journal must keep them meanwhile.
 	writing     map[int64][]heldGroup
 	nextAttempt int64
-	// Rows held now: of open transactions, and of committed ones not yet written.
+	// Rows held now: of open transactions, and of committed ones not yet written; openNow
+	// mirrors openRows for readers without mu (the planning of every transactional batch).
 	openRows, committedRows int
+	openNow                 atomic.Int64
 	// expired remembers, for another maxAge, the transactions dropped by age and their rows, so a
 	// commit that still arrives for one is reported instead of passing silently.
 	expired map[txnKey]expiredTxn
@@ -184,6 +186,7 @@ func (h *heldRows) count(committed bool, n int) {
 		h.committedRows += n
 	} else {
 		h.openRows += n
+		h.openNow.Store(int64(h.openRows))
 	}
 	h.gauge(h.openRows, h.committedRows)
 }

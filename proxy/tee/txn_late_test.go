@@ -14,6 +14,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kversion"
 
 	"github.com/openmldb-kafka-proxy/openmldb-kafka-proxy/config"
+	"github.com/openmldb-kafka-proxy/openmldb-kafka-proxy/proxy/tee"
 )
 
 // rawTxnBatch is rawProducerBatch marked transactional.
@@ -187,5 +188,47 @@ func TestRetryOfABatchAnsweredBeforeItsRowsWereHeldHoldsThem(t *testing.T) {
 	}
 	if got := len(e.topicRecords(t, "bad")); got != 1 {
 		t.Fatalf("dead-letter topic holds %d records, want the invalid record once", got)
+	}
+}
+
+// Rows of open transactions are bounded by limits.max_held_transaction_rows: past it, a further
+// transactional batch is refused, retriably (NOT_ENOUGH_REPLICAS), before anything is appended;
+// a retry of a batch already held passes, and room comes back as transactions end.
+func TestHeldTransactionRowsAreBounded(t *testing.T) {
+	e := startEnvWith(t, func(o *tee.Options) { o.MaxHeldTransactionRows = 4 },
+		[]config.Sink{{Topics: []string{"topic1"}, AutoCreate: true}}, "topic1")
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cl := e.client(t, kgo.MaxVersions(kversion.V3_9_0()))
+	if p := produceRaw(t, cl, "topic1", 0, rawBatch(seedRow(0))); p.ErrorCode != 0 {
+		t.Fatalf("creating the table: code %d", p.ErrorCode)
+	}
+	big := newRawTxn(t, ctx, cl, "big-app")
+	big.addPartition(ctx, "topic1")
+	held := rawTxnBatch(big.pid, big.epoch, 0, seedRow(1), seedRow(2), seedRow(3))
+	if p := big.produce(ctx, "topic1", held); p.ErrorCode != 0 {
+		t.Fatalf("3 rows under a bound of 4: code %d", p.ErrorCode)
+	}
+	other := newRawTxn(t, ctx, cl, "other-app")
+	other.addPartition(ctx, "topic1")
+	refused := rawTxnBatch(other.pid, other.epoch, 0, seedRow(4), seedRow(5))
+	p := other.produce(ctx, "topic1", refused)
+	if p.ErrorCode != kerr.NotEnoughReplicas.Code || p.ErrorMessage == nil || !strings.Contains(*p.ErrorMessage, "limits.max_held_transaction_rows (4)") {
+		t.Fatalf("2 more rows past the bound: code %d (%v), want NOT_ENOUGH_REPLICAS naming the limit", p.ErrorCode, p.ErrorMessage)
+	}
+	if p := big.produce(ctx, "topic1", held); p.ErrorCode != 0 {
+		t.Fatalf("retry of a batch already held: code %d", p.ErrorCode)
+	}
+	big.end(ctx, true)
+	if p := other.produce(ctx, "topic1", refused); p.ErrorCode != 0 {
+		t.Fatalf("after the first transaction committed: code %d", p.ErrorCode)
+	}
+	other.end(ctx, true)
+	if ids := e.tableIDs(t, "topic1"); len(ids) != 6 {
+		t.Fatalf("table holds ids %v, want 0..5 once each", ids)
+	}
+	// Rows 0..5 and two transaction markers: the refused attempt appended nothing.
+	if got := e.endOffsets(t, "topic1"); got != 8 {
+		t.Fatalf("topic's end offsets sum to %d, want 8", got)
 	}
 }
