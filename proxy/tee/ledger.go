@@ -67,7 +67,13 @@ type ledger struct {
 	max   int
 	items map[producerPartition]*list.Element
 	lru   *list.List // of *ledgerEntry, front = most recent
+	// rows counts the rows of every batch remembered (a byte each, plus their partitions), and
+	// maxRows bounds them: producer partitions alone do not bound memory when batches are big.
+	rows, maxRows int
 }
+
+// defaultLedgerRows bounds the rows the ledger remembers: about 16 MB.
+const defaultLedgerRows = 16 << 20
 
 type ledgerEntry struct {
 	key     producerPartition
@@ -78,7 +84,7 @@ func newLedger(max int) *ledger {
 	if max <= 0 {
 		max = 100_000
 	}
-	return &ledger{max: max, items: make(map[producerPartition]*list.Element), lru: list.New()}
+	return &ledger{max: max, maxRows: defaultLedgerRows, items: make(map[producerPartition]*list.Element), lru: list.New()}
 }
 
 // acquire starts an attempt at writing a batch of n rows. It waits (until ctx ends) for an
@@ -177,11 +183,6 @@ func (l *ledger) batch(key producerPartition, baseSequence int32, n int) *batchP
 	if !ok {
 		el = l.lru.PushFront(&ledgerEntry{key: key})
 		l.items[key] = el
-		for l.lru.Len() > l.max {
-			old := l.lru.Back()
-			l.lru.Remove(old)
-			delete(l.items, old.Value.(*ledgerEntry).key)
-		}
 	} else {
 		l.lru.MoveToFront(el)
 	}
@@ -193,6 +194,17 @@ func (l *ledger) batch(key producerPartition, baseSequence int32, n int) *batchP
 	}
 	b := &batchProgress{baseSequence: baseSequence, stored: make([]bool, n)}
 	e.batches = append(e.batches, b)
+	l.rows += n
+	// The least recently used producer partitions go first, never the one just used.
+	for (l.lru.Len() > l.max || l.rows > l.maxRows) && l.lru.Back() != el {
+		old := l.lru.Back()
+		l.lru.Remove(old)
+		oe := old.Value.(*ledgerEntry)
+		delete(l.items, oe.key)
+		for _, ob := range oe.batches {
+			l.rows -= len(ob.stored)
+		}
+	}
 	if len(e.batches) > batchesPerProducerPartition {
 		// Forget the batch with the lowest sequence, as the broker does, not the one seen first:
 		// Finishes of pipelined requests start out of order (a large one encodes on a goroutine
@@ -204,6 +216,7 @@ func (l *ledger) batch(key producerPartition, baseSequence int32, n int) *batchP
 				oldest = i
 			}
 		}
+		l.rows -= len(e.batches[oldest].stored)
 		e.batches = slices.Delete(e.batches, oldest, oldest+1)
 	}
 	return b

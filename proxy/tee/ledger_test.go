@@ -238,3 +238,31 @@ func TestLedgerFileKeepsBatchesStoredInPart(t *testing.T) {
 		t.Fatalf("unreadable file: %v", err)
 	}
 }
+
+// The ledger's memory is bounded by rows too, not only by producer partitions: big batches of
+// many producers make it forget the least recently used ones, never the batch in use.
+func TestLedgerIsBoundedByRows(t *testing.T) {
+	l := newLedger(1000)
+	l.maxRows = 100
+	for id := range int64(5) {
+		_, release := acquireT(t, l, producerPartition{producerID: id}, 0, 40)
+		release(make([]bool, 40))
+	}
+	if l.rows > 100 || l.lru.Len() != 2 {
+		t.Fatalf("%d rows in %d producer partitions remembered, want at most 100 in the 2 latest", l.rows, l.lru.Len())
+	}
+	if todo, release := acquireT(t, l, producerPartition{producerID: 0}, 0, 40); !todo[0] {
+		release(nil)
+		t.Fatal("the oldest producer's batch is still remembered")
+	} else {
+		release(nil)
+	}
+	// One batch larger than the bound is still remembered while it is the one in use.
+	_, release := acquireT(t, l, producerPartition{producerID: 9}, 0, 500)
+	release([]bool{true})
+	if todo, release := acquireT(t, l, producerPartition{producerID: 9}, 0, 500); todo[0] {
+		t.Fatal("the batch in use was forgotten")
+	} else {
+		release(nil)
+	}
+}
