@@ -43,7 +43,8 @@ type teeMetrics struct {
 const shutdownCloseTimeout = 10 * time.Second
 
 // serveOps runs the proxy with its admin listener until ctx ends, reloading on rt.reload, and
-// drains before closing.
+// drains before closing. If the proxy fails by itself (proxy.Proxy.Failed) it shuts down the same
+// way and returns the failure, so the command exits non-zero.
 func serveOps(ctx context.Context, log *slog.Logger, cfg *config.Config, rt opsRuntime, extra ...any) error {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -75,7 +76,8 @@ func serveOps(ctx context.Context, log *slog.Logger, cfg *config.Config, rt opsR
 		if t != nil {
 			checks = append(checks, admin.Check{Name: "openmldb", Func: t.Ready})
 		}
-		adm, err := admin.Start(admin.Options{Listen: cfg.Admin.Listen, Gatherer: reg, Checks: checks, Pprof: cfg.Admin.Pprof, Logger: log})
+		live := []admin.Check{{Name: "kafka", Func: func(context.Context) error { return p.Err() }}}
+		adm, err := admin.Start(admin.Options{Listen: cfg.Admin.Listen, Gatherer: reg, Checks: checks, Live: live, Pprof: cfg.Admin.Pprof, Logger: log})
 		if err != nil {
 			closeProxy(log, p)
 			return err
@@ -99,6 +101,11 @@ func serveOps(ctx context.Context, log *slog.Logger, cfg *config.Config, rt opsR
 		select {
 		case <-ctx.Done():
 			return shutdown(log, p, t, cur.Shutdown.DrainTimeout)
+		case <-p.Failed():
+			// The proxy serves nobody any more; exit non-zero so a supervisor restarts it, after
+			// letting the tee store what it still holds (shutdown's drain ends at once otherwise).
+			err := shutdown(log, p, t, cur.Shutdown.DrainTimeout)
+			return errors.Join(fmt.Errorf("proxy stopped serving: %w", p.Err()), err)
 		case <-rt.reload:
 			next, err := reload(log, rt, p, t, cfg)
 			if err != nil {

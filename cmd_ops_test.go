@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/panjf2000/gnet/v2"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -480,5 +481,26 @@ func TestReloadAppliesLimits(t *testing.T) {
 	}
 	if err := readFrame(first); err != nil {
 		t.Fatalf("first connection after the reloads: %v", err)
+	}
+}
+
+// When the proxy stops serving by itself (its gnet engine ended without a shutdown: every client
+// connection and the bootstrap listener are gone), run returns an error naming the cause, so the
+// process exits non-zero and its supervisor restarts it.
+func TestRunFailsWhenTheProxyStopsServing(t *testing.T) {
+	e := startOps(t, "failed_tbl")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := gnet.Stop(ctx, "tcp://"+e.listen); err != nil { //nolint:staticcheck // the only way to stop it from outside
+		t.Fatal(err)
+	}
+	select {
+	case err := <-e.done:
+		if err == nil || !strings.Contains(err.Error(), "proxy stopped serving: gnet engine stopped") {
+			t.Errorf("run after the engine stopped: %v, want the failure", err)
+		}
+		e.done <- nil // for the cleanup
+	case <-ctx.Done():
+		t.Fatal("run goes on after the proxy stopped serving")
 	}
 }

@@ -15,8 +15,9 @@ import (
 // request frames nor reads the socket (see readPauser) — so the client's TCP window closes and it
 // blocks; reading resumes when responses leave. Only MaxConnections closes connections.
 type Limits struct {
-	// MaxConnections is the most client connections open at once over all listeners; further
-	// connections are closed at once with a log line.
+	// MaxConnections is the most client connections open at once over all listeners (a TLS
+	// connection counts from its accept, handshake included); further connections are closed at
+	// once with a log line.
 	MaxConnections int
 	// MaxInflightPerConnection is how many requests of one connection may await their responses
 	// (including requests a Hook still works on) before the proxy stops reading that connection.
@@ -78,7 +79,7 @@ func (p *Proxy) SetLimits(l Limits) {
 // Limits returns the limits in force.
 func (p *Proxy) Limits() Limits { return *p.lim.limits.Load() }
 
-// ClientConns is the number of client connections open now.
+// ClientConns is the number of client connections open now, TLS handshakes in progress included.
 func (p *Proxy) ClientConns() int64 { return p.lim.conns.Load() }
 
 // QueuedBytes is the request bytes held now (see Limits.MaxQueuedBytes).
@@ -124,12 +125,6 @@ func (p *Proxy) logRefused(remote string, node int32, max int64) {
 		p.log.Warn("closing client: limits.max_connections reached", "client", remote, "node", node, "max_connections", max,
 			"suppressed", suppressed)
 	}
-}
-
-// connsFull reports whether a new connection would be refused (a cheap check before TLS work).
-func (p *Proxy) connsFull() bool {
-	max := int64(p.lim.limits.Load().MaxConnections)
-	return max > 0 && p.lim.conns.Load() >= max
 }
 
 // connClosed uncounts a client connection admitted by admitConn.

@@ -7,10 +7,14 @@ import (
 	"log/slog"
 	"net"
 	"runtime"
+	"strings"
 	"sync"
+	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/panjf2000/gnet/v2"
+	gerrors "github.com/panjf2000/gnet/v2/pkg/errors"
 )
 
 // engine is the one gnet engine of the proxy. It listens on the bootstrap address; connections
@@ -22,7 +26,13 @@ type engine struct {
 	eng     gnet.Engine
 	started chan struct{} // closed by the first OnTick: the event loops are registered
 	once    sync.Once
-	done    chan error
+	ended   chan struct{} // closed when gnet.Run returned
+	runErr  error         // gnet.Run's result, set before ended is closed
+	// stopping is set by stop: the engine ending afterwards is no failure.
+	stopping atomic.Bool
+	// errs keeps gnet's last error lines: gnet.Run returns nil when the engine shut itself down
+	// (an Accept error, say), so they are all that tells why.
+	errs gnetErrors
 }
 
 // brokerConn tags a connection enrolled from the listener of a broker node.
@@ -34,13 +44,14 @@ func eventLoops() int { return max(1, runtime.GOMAXPROCS(0)/2) }
 
 // startEngine binds the bootstrap address and returns once the engine runs.
 func (p *Proxy) startEngine(ctx context.Context) (*engine, error) {
-	e := &engine{p: p, started: make(chan struct{}), done: make(chan error, 1)}
+	e := &engine{p: p, started: make(chan struct{}), ended: make(chan struct{})}
 	addr, err := p.engineAddr()
 	if err != nil {
 		return nil, err
 	}
 	go func() {
-		e.done <- gnet.Run(e, addr,
+		defer close(e.ended)
+		e.runErr = gnet.Run(e, addr,
 			gnet.WithMulticore(true),
 			gnet.WithNumEventLoop(eventLoops()),
 			// Enrolling from accept goroutines needs a balancer other than round-robin.
@@ -50,25 +61,55 @@ func (p *Proxy) startEngine(ctx context.Context) (*engine, error) {
 			// The ticker starts after the event loops are registered: its first tick is the
 			// signal that Register (used by broker listeners) is safe.
 			gnet.WithTicker(true),
-			gnet.WithLogger(gnetLogger{p.log}))
+			gnet.WithLogger(gnetLogger{l: p.log, errs: &e.errs}))
 	}()
 	select {
 	case <-e.started:
+		go p.watchEngine(e)
 		return e, nil
-	case err := <-e.done:
-		return nil, fmt.Errorf("listen %s: %w", p.opts.Listen, err)
+	case <-e.ended:
+		return nil, fmt.Errorf("listen %s: %w", p.opts.Listen, e.cause())
 	case <-ctx.Done():
 		return nil, fmt.Errorf("listen %s: %w", p.opts.Listen, ctx.Err())
 	}
 }
 
+// cause is why the engine ended, once it has.
+func (e *engine) cause() error {
+	if e.runErr != nil {
+		return e.runErr
+	}
+	if last := e.errs.last(); last != "" {
+		return errors.New(last)
+	}
+	return errors.New("no error reported")
+}
+
+// watchEngine fails the proxy when its engine ends without stop: gnet then has closed every
+// client connection and the bootstrap listener (gnet's acceptor ends the engine on any Accept
+// error but a few, EMFILE included), and the process must not go on looking healthy.
+func (p *Proxy) watchEngine(e *engine) {
+	<-e.ended
+	if e.stopping.Load() {
+		return
+	}
+	p.fail(fmt.Errorf("gnet engine stopped: %w", e.cause()))
+}
+
 // stop shuts the engine down, closing every client connection, and waits for it.
 func (e *engine) stop(ctx context.Context) error {
-	if err := e.eng.Stop(ctx); err != nil {
+	e.stopping.Store(true)
+	select {
+	case <-e.ended:
+		return nil // it stopped by itself (Proxy.Err says why)
+	default:
+	}
+	// ErrEngineInShutdown: it is stopping by itself right now.
+	if err := e.eng.Stop(ctx); err != nil && !errors.Is(err, gerrors.ErrEngineInShutdown) {
 		return fmt.Errorf("stop engine: %w", err)
 	}
 	select {
-	case <-e.done:
+	case <-e.ended:
 	case <-ctx.Done():
 		return fmt.Errorf("stop engine: %w", ctx.Err())
 	}
@@ -96,20 +137,23 @@ func (e *engine) OnOpen(c gnet.Conn) ([]byte, gnet.Action) {
 	case *hookConn:
 		return nil, gnet.None
 	case brokerConn:
-		return nil, e.open(c, x.node)
+		return nil, e.open(c, x.node, false)
 	case *tlsClient:
-		return nil, e.open(c, x.node)
+		x.opened.Store(true)
+		return nil, e.open(c, x.node, true)
 	default:
-		return nil, e.open(c, -1)
+		return nil, e.open(c, -1, false)
 	}
 }
 
-func (e *engine) open(c gnet.Conn, node int32) gnet.Action {
+// open starts the session of a client connection; admitted tells that acceptTLS already counted
+// it against MaxConnections (a refused one is then uncounted by OnClose).
+func (e *engine) open(c gnet.Conn, node int32, admitted bool) gnet.Action {
 	if e.p.refuseDraining(c) {
 		return gnet.Close
 	}
 	s := newSession(e.p, c, node)
-	if !e.p.admitConn(s.remote, node) {
+	if !admitted && !e.p.admitConn(s.remote, node) {
 		return gnet.Close
 	}
 	s.opened()
@@ -132,6 +176,8 @@ func (e *engine) OnClose(c gnet.Conn, err error) gnet.Action {
 		x.s.upClosed(err)
 	case *hookConn:
 		x.onClose(err)
+	case *tlsClient: // refused by open before it had a session
+		x.release()
 	}
 	return gnet.None
 }
@@ -153,7 +199,12 @@ func (e *engine) OnTraffic(c gnet.Conn) gnet.Action {
 type brokerListener struct {
 	node int32
 	ln   net.Listener
+	stop chan struct{} // closed by close: ends an accept loop's backoff at once
 	done chan struct{}
+}
+
+func newBrokerListener(ln net.Listener, node int32) *brokerListener {
+	return &brokerListener{node: node, ln: ln, stop: make(chan struct{}), done: make(chan struct{})}
 }
 
 // listenBroker opens the listener of node on addr.
@@ -162,7 +213,7 @@ func (p *Proxy) listenBroker(addr string, node int32) (*brokerListener, error) {
 	if err != nil {
 		return nil, fmt.Errorf("listen %s for node %d: %w", addr, node, err)
 	}
-	bl := &brokerListener{node: node, ln: ln, done: make(chan struct{})}
+	bl := newBrokerListener(ln, node)
 	if p.clientTLS() {
 		go p.acceptTLS(bl)
 	} else {
@@ -174,11 +225,8 @@ func (p *Proxy) listenBroker(addr string, node int32) (*brokerListener, error) {
 func (p *Proxy) acceptLoop(bl *brokerListener) {
 	defer close(bl.done)
 	for {
-		c, err := bl.ln.Accept()
+		c, err := p.accept(bl)
 		if err != nil {
-			if !errors.Is(err, net.ErrClosed) {
-				p.log.Error("broker listener stopped", "node", bl.node, "addr", bl.ln.Addr(), "err", err)
-			}
 			return
 		}
 		ctx := gnet.NewContext(gnet.NewNetConnContext(p.ctx, c), brokerConn{node: bl.node})
@@ -189,23 +237,122 @@ func (p *Proxy) acceptLoop(bl *brokerListener) {
 			continue
 		}
 		// gnet dups the socket and closes c itself; wait so errors are reported.
-		if r := <-res; r.Err != nil {
+		if r, ok := p.engine.result(res); !ok {
+			return
+		} else if r.Err != nil {
 			p.log.Warn("closing client: cannot enroll", "client", c.RemoteAddr(), "node", bl.node, "err", r.Err)
 		}
 	}
 }
 
+// result waits for the outcome of a Register; false when the engine ended first (gnet may then
+// never answer).
+func (e *engine) result(res <-chan gnet.RegisteredResult) (gnet.RegisteredResult, bool) {
+	select {
+	case r := <-res:
+		return r, true
+	case <-e.ended:
+		return gnet.RegisteredResult{}, false
+	}
+}
+
+// Backoff of an accept loop after a temporary Accept error, as net/http's: descriptors run out
+// in a burst of clients and come back as connections close, so giving up would stop a listener
+// for good over a moment's shortage.
+const (
+	acceptBackoffMin = 5 * time.Millisecond
+	acceptBackoffMax = time.Second
+)
+
+// accept returns the next connection of bl, waiting out temporary errors; it returns an error
+// only when bl is closed (or on an error retrying cannot cure, which it logs).
+func (p *Proxy) accept(bl *brokerListener) (net.Conn, error) {
+	var delay time.Duration
+	for {
+		c, err := bl.ln.Accept()
+		if err == nil {
+			return c, nil
+		}
+		if errors.Is(err, net.ErrClosed) {
+			return nil, err
+		}
+		if !temporaryAcceptErr(err) {
+			p.log.Error("listener stopped", "listener", listenerName(bl.node), "node", bl.node, "addr", bl.ln.Addr(), "err", err)
+			return nil, err
+		}
+		delay = min(max(2*delay, acceptBackoffMin), acceptBackoffMax)
+		if ok, suppressed := p.acceptLog.Allow(bl.ln.Addr().String()); ok {
+			p.log.Error("accept failed; retrying", "listener", listenerName(bl.node), "node", bl.node, "addr", bl.ln.Addr(),
+				"err", err, "retry_in", delay, "suppressed", suppressed)
+		}
+		t := time.NewTimer(delay)
+		select {
+		case <-t.C:
+		case <-bl.stop:
+			t.Stop()
+			return nil, net.ErrClosed
+		}
+	}
+}
+
+// temporaryAcceptErr reports whether an Accept error passes by itself: descriptors or buffers
+// exhausted, a connection aborted while queued, a timeout.
+func temporaryAcceptErr(err error) bool {
+	for _, e := range []syscall.Errno{syscall.EMFILE, syscall.ENFILE, syscall.ECONNABORTED, syscall.ENOBUFS, syscall.ENOMEM} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
 // close stops accepting and waits for the accept loop.
 func (bl *brokerListener) close() {
+	close(bl.stop)
 	_ = bl.ln.Close()
 	<-bl.done
 }
 
-// gnetLogger sends gnet's own logs to slog (at debug, except warnings and errors).
-type gnetLogger struct{ l *slog.Logger }
+// gnetLogger sends gnet's own logs to slog (at debug, except warnings and errors), keeping the
+// last errors for engine.cause.
+type gnetLogger struct {
+	l    *slog.Logger
+	errs *gnetErrors
+}
 
 func (g gnetLogger) Debugf(f string, a ...any) { g.l.Debug(fmt.Sprintf(f, a...), "component", "gnet") }
 func (g gnetLogger) Infof(f string, a ...any)  { g.l.Debug(fmt.Sprintf(f, a...), "component", "gnet") }
 func (g gnetLogger) Warnf(f string, a ...any)  { g.l.Warn(fmt.Sprintf(f, a...), "component", "gnet") }
-func (g gnetLogger) Errorf(f string, a ...any) { g.l.Error(fmt.Sprintf(f, a...), "component", "gnet") }
-func (g gnetLogger) Fatalf(f string, a ...any) { g.l.Error(fmt.Sprintf(f, a...), "component", "gnet") }
+func (g gnetLogger) Errorf(f string, a ...any) { g.error(fmt.Sprintf(f, a...)) }
+func (g gnetLogger) Fatalf(f string, a ...any) { g.error(fmt.Sprintf(f, a...)) }
+
+func (g gnetLogger) error(msg string) {
+	g.errs.add(msg)
+	g.l.Error(msg, "component", "gnet")
+}
+
+// gnetErrors keeps gnet's last few error lines: a failing engine logs the root cause first
+// ("Accept() failed due to error: too many open files"), then three lines on how it shut down.
+type gnetErrors struct {
+	mu    sync.Mutex
+	lines []string
+}
+
+const gnetErrorsKept = 8
+
+func (g *gnetErrors) add(msg string) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if len(g.lines) == gnetErrorsKept {
+		g.lines = g.lines[1:]
+	}
+	g.lines = append(g.lines, msg)
+}
+
+// last joins the lines kept, oldest first; "" when gnet logged no error.
+func (g *gnetErrors) last() string {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return strings.Join(g.lines, "; ")
+}

@@ -71,9 +71,9 @@ func (p *Proxy) DrainRequests(ctx context.Context) error {
 }
 
 // AnswersTaken is the second part of Drain: it waits until the clients' sockets have taken every
-// answer written to them, or ctx ends, or the proxy is closed (nothing is left to take them). An
-// answer the close finds in a send buffer is written once, as far as the socket takes it, so a
-// client reading slower than it was answered would lose it.
+// answer written to them, or ctx ends, or the proxy is closed or failed (nothing is left to take
+// them). An answer the close finds in a send buffer is written once, as far as the socket takes
+// it, so a client reading slower than it was answered would lose it.
 func (p *Proxy) AnswersTaken(ctx context.Context) error {
 	t := time.NewTicker(10 * time.Millisecond)
 	defer t.Stop()
@@ -85,13 +85,15 @@ func (p *Proxy) AnswersTaken(ctx context.Context) error {
 			return nil
 		case err == nil:
 			unsent, conns = b, c
-		case p.ctx.Err() != nil:
-			return nil // closed: its connections are gone
+		case p.ctx.Err() != nil, p.Err() != nil:
+			return nil // closed or failed: its connections are gone
 		}
 		select {
 		case <-ctx.Done():
 			return fmt.Errorf("drain: %d bytes of answers not yet taken by %d clients: %w", unsent, conns, ctx.Err())
 		case <-p.ctx.Done():
+			return nil
+		case <-p.failed:
 			return nil
 		case <-t.C:
 		}
@@ -126,6 +128,8 @@ func (p *Proxy) unsentAnswers(ctx context.Context) (bytes, conns int, err error)
 			return bytes, conns, ctx.Err()
 		case <-p.ctx.Done(): // closing: a stopping loop may never run the count
 			return bytes, conns, p.ctx.Err()
+		case <-p.failed:
+			return bytes, conns, p.Err()
 		}
 	}
 	return bytes, conns, nil
@@ -144,9 +148,12 @@ func (p *Proxy) closeListeners() {
 	}
 }
 
-// Ready reports whether the proxy can serve: not draining, and a bootstrap broker answered a
-// Metadata request within the last readyFresh (else one is sent now).
+// Ready reports whether the proxy can serve: not failed (see Failed), not draining, and a
+// bootstrap broker answered a Metadata request within the last readyFresh (else one is sent now).
 func (p *Proxy) Ready(ctx context.Context) error {
+	if err := p.Err(); err != nil {
+		return err
+	}
 	if p.draining.Load() {
 		return errors.New("draining")
 	}

@@ -90,6 +90,13 @@ type Proxy struct {
 	loops      map[gnet.EventLoop]*Loop // ConnInfo.Loop of each event loop (loop.go)
 	ops                                 // drain, readiness, in-flight accounting (ops.go)
 
+	// failed is closed once the proxy can no longer serve (Failed, Err); failErr says why.
+	failed   chan struct{}
+	failOnce sync.Once
+	failErr  error
+	// acceptLog keeps an accept loop retrying through descriptor exhaustion to one line a second.
+	acceptLog *lograte.Limiter
+
 	mu      sync.Mutex
 	nodes   map[int32]*node
 	brokers []*brokerListener
@@ -141,12 +148,14 @@ func New(opts Options) (*Proxy, error) {
 		opts.Metrics = NewMetrics(nil)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	p := &Proxy{opts: opts, log: opts.Logger, listenPort: lp, ctx: ctx, cancel: cancel, nodes: map[int32]*node{}, tls: th}
+	p := &Proxy{opts: opts, log: opts.Logger, listenPort: lp, ctx: ctx, cancel: cancel, nodes: map[int32]*node{}, tls: th,
+		failed: make(chan struct{})}
 	p.metrics = opts.Metrics
 	p.metrics.proxy.Store(p)
 	limits := opts.Limits
 	p.lim.limits.Store(&limits)
 	p.refusedLog = lograte.New(time.Second)
+	p.acceptLog = lograte.New(time.Second)
 	return p, nil
 }
 
@@ -183,6 +192,33 @@ func (p *Proxy) BrokerAddr(id int32) (string, bool) {
 	n.startMu.Lock()
 	defer n.startMu.Unlock()
 	return net.JoinHostPort(p.opts.AdvertisedHost, strconv.Itoa(n.port)), n.ln != nil
+}
+
+// Failed is closed when the proxy stops serving by itself: its gnet engine ended without Close
+// (which closes every client connection and the bootstrap listener), so it accepts nobody any
+// more. Err then says why, and Ready fails. The process should exit and be restarted; Close is
+// still to be called.
+func (p *Proxy) Failed() <-chan struct{} { return p.failed }
+
+// Err is why the proxy failed (see Failed), nil while it has not.
+func (p *Proxy) Err() error {
+	select {
+	case <-p.failed:
+		return p.failErr
+	default:
+		return nil
+	}
+}
+
+// fail records that the proxy cannot serve any more and stops its remaining listeners, so
+// clients are refused (and try elsewhere) rather than accepted and closed.
+func (p *Proxy) fail(err error) {
+	p.failOnce.Do(func() {
+		p.failErr = err
+		close(p.failed)
+		p.log.Error("proxy stopped serving; restart it", "err", err)
+		p.closeListeners()
+	})
 }
 
 // Close stops every listener and closes every client and upstream connection. Later calls

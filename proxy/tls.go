@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -231,22 +232,29 @@ type tlsClient struct {
 	node   int32
 	remote string
 	bridge *bridgeState
+	// opened is set by OnOpen; from then the session (or OnClose, when open refused the
+	// connection) uncounts it.
+	opened atomic.Bool
+	once   sync.Once
+	p      *Proxy
 }
 
+// release uncounts a connection admitted by acceptTLS that got no session.
+func (x *tlsClient) release() { x.once.Do(x.p.connClosed) }
+
 // acceptTLS accepts TLS clients for one listener (node -1 is bootstrap): each connection is
-// handshaken on its own goroutine and bridged into the engine like a plain connection.
+// handshaken on its own goroutine and bridged into the engine like a plain connection. A
+// connection counts against MaxConnections from its accept: a handshake in progress holds a
+// goroutine, a descriptor and buffers for up to tlsHandshakeTimeout, and clients that never send
+// a ClientHello would otherwise pile up without bound.
 func (p *Proxy) acceptTLS(bl *brokerListener) {
 	defer close(bl.done)
 	for {
-		c, err := bl.ln.Accept()
+		c, err := p.accept(bl)
 		if err != nil {
-			if !errors.Is(err, net.ErrClosed) {
-				p.log.Error("TLS listener stopped", "node", bl.node, "addr", bl.ln.Addr(), "err", err)
-			}
 			return
 		}
-		if p.connsFull() {
-			p.logRefused(c.RemoteAddr().String(), bl.node, int64(p.lim.limits.Load().MaxConnections))
+		if !p.admitConn(c.RemoteAddr().String(), bl.node) {
 			_ = c.Close()
 			continue
 		}
@@ -254,6 +262,8 @@ func (p *Proxy) acceptTLS(bl *brokerListener) {
 	}
 }
 
+// serveTLS handshakes an admitted connection and enrolls it into the engine, uncounting it if it
+// does not get there.
 func (p *Proxy) serveTLS(c net.Conn, node int32) {
 	remote := c.RemoteAddr().String()
 	tc := tls.Server(c, p.tls.listen)
@@ -261,25 +271,34 @@ func (p *Proxy) serveTLS(c net.Conn, node int32) {
 	err := tc.HandshakeContext(ctx)
 	cancel()
 	if err != nil {
+		p.connClosed()
 		p.log.Warn("closing client: TLS handshake failed", "client", remote, "node", node, "err", err)
 		_ = c.Close()
 		return
 	}
 	inner, bst, err := bridge(tc)
 	if err != nil {
+		p.connClosed()
 		p.log.Warn("closing client: TLS bridge", "client", remote, "node", node, "err", err)
 		_ = tc.Close()
 		return
 	}
-	gctx := gnet.NewContext(gnet.NewNetConnContext(p.ctx, inner), &tlsClient{node: node, remote: remote, bridge: bst})
+	x := &tlsClient{node: node, remote: remote, bridge: bst, p: p}
+	gctx := gnet.NewContext(gnet.NewNetConnContext(p.ctx, inner), x)
 	res, err := p.engine.eng.Register(gctx)
 	if err != nil {
+		x.release()
 		p.log.Warn("closing client: cannot enroll", "client", remote, "node", node, "err", err)
 		_ = inner.Close()
 		return
 	}
-	// gnet dups the socket and closes inner itself.
-	if r := <-res; r.Err != nil {
+	// gnet dups the socket and closes inner itself. Its result comes after OnOpen, if OnOpen
+	// runs at all (it does not when the socket cannot be added to the poller).
+	r, _ := p.engine.result(res)
+	if !x.opened.Load() {
+		x.release()
+	}
+	if r.Err != nil {
 		p.log.Warn("closing client: cannot enroll", "client", remote, "node", node, "err", r.Err)
 	}
 }
@@ -291,7 +310,7 @@ func (p *Proxy) startTLSBootstrap() error {
 	if err != nil {
 		return fmt.Errorf("listen %s: %w", p.opts.Listen, err)
 	}
-	bl := &brokerListener{node: -1, ln: ln, done: make(chan struct{})}
+	bl := newBrokerListener(ln, -1)
 	p.mu.Lock()
 	p.brokers = append(p.brokers, bl)
 	p.mu.Unlock()

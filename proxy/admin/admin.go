@@ -36,6 +36,9 @@ type Options struct {
 	Gatherer prometheus.Gatherer
 	// Checks must all pass for /readyz to answer 200.
 	Checks []Check
+	// Live must all pass for /livez to answer 200: conditions only a restart cures (the proxy's
+	// engine stopped), cheap to evaluate. None: /livez is 200 while the process runs.
+	Live []Check
 	// Pprof serves net/http/pprof under /debug/pprof/.
 	Pprof bool
 	// CheckTimeout bounds one /readyz evaluation; default DefaultCheckTimeout.
@@ -89,11 +92,12 @@ func (s *Server) mux() *http.ServeMux {
 	m := http.NewServeMux()
 	m.Handle("GET /metrics", promhttp.HandlerFor(s.opts.Gatherer, promhttp.HandlerOpts{
 		ErrorLog: slog.NewLogLogger(s.opts.Logger.Handler(), slog.LevelWarn)}))
-	m.HandleFunc("GET /livez", func(w http.ResponseWriter, _ *http.Request) {
-		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		_, _ = w.Write([]byte("ok\n"))
+	m.HandleFunc("GET /livez", func(w http.ResponseWriter, r *http.Request) {
+		s.answer(w, r, s.opts.Live, "ok", "not live")
 	})
-	m.HandleFunc("GET /readyz", s.readyz)
+	m.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		s.answer(w, r, s.opts.Checks, "ready", "not ready")
+	})
 	if s.opts.Pprof {
 		m.HandleFunc("/debug/pprof/", pprof.Index)
 		m.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
@@ -104,35 +108,35 @@ func (s *Server) mux() *http.ServeMux {
 	return m
 }
 
-// readyz runs every check concurrently and answers 200 "ready", or 503 with one line naming
-// each failed check and why.
-func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
+// answer runs every check concurrently and answers 200 with ok, or 503 with one line, starting
+// with failed, naming each failed check and why.
+func (s *Server) answer(w http.ResponseWriter, r *http.Request, checks []Check, ok, failed string) {
 	ctx, cancel := context.WithTimeout(r.Context(), s.opts.CheckTimeout)
 	defer cancel()
-	errs := make([]error, len(s.opts.Checks))
-	done := make(chan int, len(s.opts.Checks))
-	for i, c := range s.opts.Checks {
+	errs := make([]error, len(checks))
+	done := make(chan int, len(checks))
+	for i, c := range checks {
 		go func() {
 			errs[i] = c.Func(ctx)
 			done <- i
 		}()
 	}
-	for range s.opts.Checks {
+	for range checks {
 		<-done
 	}
 	var reasons []string
 	for i, err := range errs {
 		if err != nil {
-			reasons = append(reasons, s.opts.Checks[i].Name+": "+oneLine(err.Error()))
+			reasons = append(reasons, checks[i].Name+": "+oneLine(err.Error()))
 		}
 	}
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	if len(reasons) > 0 {
 		w.WriteHeader(http.StatusServiceUnavailable)
-		_, _ = w.Write([]byte("not ready: " + strings.Join(reasons, "; ") + "\n"))
+		_, _ = w.Write([]byte(failed + ": " + strings.Join(reasons, "; ") + "\n"))
 		return
 	}
-	_, _ = w.Write([]byte("ready\n"))
+	_, _ = w.Write([]byte(ok + "\n"))
 }
 
 // oneLine keeps a reason on a single line (joined errors carry newlines).

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/panjf2000/gnet/v2"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -54,7 +55,8 @@ func start(t *testing.T, pprof bool) *fixture {
 		f.proxy.Close(ctx)
 	})
 	f.admin, err = admin.Start(admin.Options{Listen: "127.0.0.1:0", Gatherer: reg, Pprof: pprof, Logger: log,
-		Checks: []admin.Check{{Name: "kafka", Func: f.proxy.Ready}}, CheckTimeout: 2 * time.Second})
+		Checks: []admin.Check{{Name: "kafka", Func: f.proxy.Ready}}, CheckTimeout: 2 * time.Second,
+		Live: []admin.Check{{Name: "kafka", Func: func(context.Context) error { return f.proxy.Err() }}}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -209,6 +211,34 @@ func TestDrainClosesReadiness(t *testing.T) {
 	}
 	if err == nil {
 		t.Error("a connection made while draining was not closed")
+	}
+}
+
+// When the proxy stops serving by itself (its gnet engine ended without Close: every client
+// connection and the bootstrap listener are gone), /livez fails as well as /readyz, so the
+// orchestrator restarts the process instead of leaving it up and refusing clients.
+func TestLivenessFailsWhenTheProxyStopsServing(t *testing.T) {
+	f := start(t, false)
+	base := "http://" + f.admin.Addr()
+	if code, body := get(t, base+"/livez"); code != 200 || body != "ok\n" {
+		t.Fatalf("/livez: %d %q", code, body)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := gnet.Stop(ctx, "tcp://"+f.addr); err != nil { //nolint:staticcheck // the only way to stop it from outside
+		t.Fatal(err)
+	}
+	select {
+	case <-f.proxy.Failed():
+	case <-ctx.Done():
+		t.Fatal("the proxy does not report itself failed")
+	}
+	if code, body := get(t, base+"/livez"); code != http.StatusServiceUnavailable ||
+		!strings.HasPrefix(body, "not live: kafka: gnet engine stopped") || strings.Count(body, "\n") != 1 {
+		t.Errorf("/livez after the engine stopped: %d %q", code, body)
+	}
+	if code, body := get(t, base+"/readyz"); code != http.StatusServiceUnavailable || !strings.Contains(body, "gnet engine stopped") {
+		t.Errorf("/readyz after the engine stopped: %d %q", code, body)
 	}
 }
 
