@@ -77,6 +77,12 @@ type ConnInfo struct {
 	// Loop is the connection's event loop, for connections of the hook's own that should be
 	// served there (nil outside a running proxy).
 	Loop *Loop
+	// Keep counts n bytes against Limits.MaxQueuedBytes until release is called: for work a
+	// hook goes on with after the request was answered, such as an OpenMLDB write that outlives
+	// its request's timeout, which would otherwise escape the bound. It never blocks or fails;
+	// past the bound the proxy stops reading clients until enough is released. release may be
+	// called more than once. Nil outside a running proxy.
+	Keep func(n int64) (release func())
 }
 
 // Serial keeps a connection's hook work in the order of its requests when some of it must leave

@@ -145,6 +145,13 @@ func (l *limiter) reserve(n, max int64) bool {
 	}
 }
 
+// keep counts n bytes until release (ConnInfo.Keep), whatever the bound.
+func (l *limiter) keep(n int64) (release func()) {
+	raiseTo(&l.peak, l.queued.Add(n))
+	var once sync.Once
+	return func() { once.Do(func() { l.release(n) }) }
+}
+
 // release returns n bytes and wakes the sessions waiting for room.
 func (l *limiter) release(n int64) {
 	if n == 0 {

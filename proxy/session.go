@@ -478,7 +478,7 @@ func (s *session) beginOnLoop(hi *hookItem) bool {
 }
 
 func (s *session) connInfo(h protocol.RequestHeader) ConnInfo {
-	return ConnInfo{RemoteAddr: s.remote, ClientID: string(h.ClientID), NodeID: s.node, Serial: &s.serial, Loop: s.loop}
+	return ConnInfo{RemoteAddr: s.remote, ClientID: string(h.ClientID), NodeID: s.node, Serial: &s.serial, Loop: s.loop, Keep: s.p.lim.keep}
 }
 
 // begun is a Begin's outcome, encoded off the loop where Begin ran there.

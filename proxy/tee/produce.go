@@ -46,6 +46,9 @@ type partitionPlan struct {
 	rows     []openmldb.Row
 	nRecords int
 	invalid  []badRecord
+	// bytes is the size of the partition's records in the request: what a write of its rows
+	// that outlives the request keeps counted against the proxy's queued bytes (see expire).
+	bytes int
 
 	// Identity of the (first) batch, for the ledger and transactions.
 	producerID    int64
@@ -208,7 +211,7 @@ func (t *Tee) beginProduce(ctx context.Context, c proxy.ConnInfo, req *kmsg.Prod
 
 // planPartition decodes and converts one partition's records. It never returns nil.
 func (t *Tee) planPartition(ctx context.Context, s *config.Sink, topic string, partition int32, records []byte, onLoop bool) *partitionPlan {
-	p := &partitionPlan{db: t.db, topic: topic, partition: partition, sink: s, producerID: -1, baseSequence: -1, onLoop: onLoop}
+	p := &partitionPlan{db: t.db, topic: topic, partition: partition, sink: s, producerID: -1, baseSequence: -1, onLoop: onLoop, bytes: len(records)}
 	batches, err := protocol.DecodeBatches(records, t.dec)
 	if err != nil {
 		p.reject, p.rejectCode = true, codeCorrupt

@@ -47,7 +47,7 @@ func (t *Tee) finishProduce(ctx context.Context, c proxy.ConnInfo, plans []*part
 		jobs = append(jobs, storeJob{p, part})
 	}
 	f := &finishing{t: t, c: c, jobs: jobs, writes: make([]*rowWrite, len(jobs)), open: make([]bool, len(jobs)),
-		left: len(jobs) + 1, done: done}
+		kept: make([]func(), len(jobs)), left: len(jobs) + 1, done: done}
 	for i := range f.open {
 		f.open[i] = true
 	}
@@ -122,9 +122,12 @@ type finishing struct {
 	mu     sync.Mutex
 	writes []*rowWrite // per job: the write it started, if it started one
 	open   []bool      // per job: its outcome is not in yet
-	left   int         // open jobs, plus one for the starter until it has started them all
-	timed  bool        // a write is out, so the deadline timer runs (set before the starter's end)
-	timer  *time.Timer
+	// kept, per job the deadline answered while its write went on: the release of the bytes it
+	// keeps counted against the proxy's queued bytes until that write ends (ConnInfo.Keep).
+	kept  []func()
+	left  int  // open jobs, plus one for the starter until it has started them all
+	timed bool // a write is out, so the deadline timer runs (set before the starter's end)
+	timer *time.Timer
 }
 
 // end records job i's outcome (i < 0: the starter is through) and completes the finish when it was
@@ -133,7 +136,14 @@ func (f *finishing) end(i int, msg string) {
 	f.mu.Lock()
 	if i >= 0 {
 		if !f.open[i] {
+			// The write's own end after the deadline's answer (or the reverse): the bytes it
+			// kept are free now.
+			release := f.kept[i]
+			f.kept[i] = nil
 			f.mu.Unlock()
+			if release != nil {
+				release()
+			}
 			return
 		}
 		f.open[i] = false
@@ -163,13 +173,19 @@ func (f *finishing) whileOpen(i int, fn func()) bool {
 	return true
 }
 
-// expire reports every write still out at the deadline.
+// expire reports every write still out at the deadline. Each goes on (the ledger must learn
+// its outcome) and keeps its partition's bytes counted against the proxy's queued bytes until it
+// ends: a client choosing a short timeout would otherwise have answered requests' writes pile up
+// beyond limits.max_queued_bytes.
 func (f *finishing) expire() {
 	for i, j := range f.jobs {
 		f.mu.Lock()
 		open, rows := f.open[i], len(j.plan.rows)
 		if w := f.writes[i]; w != nil {
 			rows = w.rows
+		}
+		if open && f.c.Keep != nil {
+			f.kept[i] = f.c.Keep(int64(j.plan.bytes))
 		}
 		f.mu.Unlock()
 		if open {

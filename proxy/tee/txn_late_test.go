@@ -232,3 +232,42 @@ func TestHeldTransactionRowsAreBounded(t *testing.T) {
 		t.Fatalf("topic's end offsets sum to %d, want 8", got)
 	}
 }
+
+// A write that outlives its request's timeout (answered with an error, the write going on for
+// the ledger's sake) keeps its bytes counted against limits.max_queued_bytes until it ends:
+// before, a client choosing a short timeout_ms had such writes pile up beyond the bound.
+func TestWritesOutlivingTheirRequestStayCounted(t *testing.T) {
+	e := startEnv(t, []config.Sink{{Topics: []string{"topic1"}, AutoCreate: true}}, "topic1")
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cl := e.client(t)
+	if p := produceRaw(t, cl, "topic1", 0, rawBatch(seedRow(0))); p.ErrorCode != 0 {
+		t.Fatalf("creating the table: code %d", p.ErrorCode)
+	}
+	e.cluster.StallPuts(time.Minute)
+	defer e.cluster.StallPuts(0)
+	batch := seedBatch(1, 200)
+	req := kmsg.NewPtrProduceRequest()
+	req.Acks, req.TimeoutMillis = -1, 100
+	req.Topics = []kmsg.ProduceRequestTopic{{Topic: "topic1", Partitions: []kmsg.ProduceRequestTopicPartition{{Partition: 0, Records: batch}}}}
+	resp, err := req.RequestWith(ctx, cl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code := resp.Topics[0].Partitions[0].ErrorCode; code != kerr.NotEnoughReplicasAfterAppend.Code {
+		t.Fatalf("produce against a stalled tablet: code %d, want NOT_ENOUGH_REPLICAS_AFTER_APPEND", code)
+	}
+	if q := e.proxy.QueuedBytes(); q < int64(len(batch)) {
+		t.Fatalf("queued bytes %d after the answer while its write goes on, want at least the batch's %d", q, len(batch))
+	}
+	e.cluster.StallPuts(0)
+	for deadline := time.Now().Add(20 * time.Second); e.proxy.QueuedBytes() != 0; {
+		if time.Now().After(deadline) {
+			t.Fatalf("queued bytes %d after the write ended, want 0", e.proxy.QueuedBytes())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if ids := e.tableIDs(t, "topic1"); len(ids) != 201 {
+		t.Fatalf("table holds %d ids, want 201", len(ids))
+	}
+}
