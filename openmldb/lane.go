@@ -89,8 +89,9 @@ func (c *Client) pickLane(lane Lane, addr string) (conn *rpcConn, fallback *lane
 	if st == nil {
 		// Lanes of addresses no longer used go now (see rpcPool.conn): those with no live
 		// connection, no dial and no fallback Put.
+		now := time.Now()
 		for ok, os := range l.states {
-			if (os.conn == nil || os.conn.isDead()) && !os.dialing && os.fallback == 0 {
+			if (os.conn == nil || os.conn.isDead()) && !os.dialing && os.fallback == 0 && !now.Before(os.retryAt) {
 				delete(l.states, ok)
 			}
 		}

@@ -18,7 +18,8 @@ func (stubLane) Run(fn func()) error { fn(); return nil }
 
 // The lane states of addresses no longer used are dropped when another address is picked (a
 // tablet that moved to a new address left one per event loop for the life of the process); a
-// state with a Put still on the shared connection, or a dial in progress, is kept.
+// state with a Put still on the shared connection, a dial in progress or a redial backoff
+// running is kept.
 func TestLaneStatesOfUnusedAddressesAreDropped(t *testing.T) {
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	c := &Client{pool: newRPCPool(nil, time.Second, log), log: log}
@@ -53,6 +54,9 @@ func TestLaneStatesOfUnusedAddressesAreDropped(t *testing.T) {
 	_, fb := c.pickLane(lane, b)
 	c.unfallback(fb) // b's Put is over
 	settled(b)
+	c.lanes.mu.Lock()
+	c.lanes.states[laneKey{lane, b}].retryAt = time.Time{} // its redial backoff has passed
+	c.lanes.mu.Unlock()
 	_, fd := c.pickLane(lane, d)
 	defer c.unfallback(fd)
 	c.lanes.mu.Lock()

@@ -491,9 +491,12 @@ func (c *rpcConn) writeQueued(wait bool) {
 			}()
 			return
 		}
-		if cap(buf) <= 1<<20 {
+		if cap(buf) <= 1<<20 && !c.failed.Load() {
 			c.spare = buf[:0]
 		}
+	}
+	if c.failed.Load() {
+		c.wbuf, c.spare = nil, nil
 	}
 	c.writing = false
 	c.wmu.Unlock()

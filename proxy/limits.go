@@ -218,7 +218,11 @@ func (s *session) outboundFull() bool {
 // would have the proxy buffer everything it sends.
 func (s *session) upstreamFull() bool {
 	max := s.p.lim.limits.Load().MaxOutboundPerConnection
-	if max <= 0 || s.up == nil || int64(s.up.OutboundBuffered()+len(s.pend)) <= max {
+	queued := len(s.pend)
+	if s.up != nil {
+		queued += s.up.OutboundBuffered()
+	}
+	if max <= 0 || int64(queued) <= max {
 		return false
 	}
 	s.recheckSoon(&s.upstreamWake, s.c)

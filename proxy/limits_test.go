@@ -370,14 +370,25 @@ func TestAcks0ProduceToAStalledBrokerIsBounded(t *testing.T) {
 	const maxQueued = 4 << 20
 	p, _ := startProxyOpts(t, []string{blackholeBroker(t)}, 1, Options{Limits: Limits{
 		MaxQueuedBytes: maxQueued, MaxInflightPerConnection: 16, MaxOutboundPerConnection: 1 << 20}})
+	written := pushAcks0(t, p)
+	t.Logf("client wrote %d MiB of acks=0 Produce to a broker that reads nothing; QueuedBytes %d", written>>20, p.QueuedBytes())
+	if written > 64<<20 {
+		t.Fatalf("the proxy took %d MiB of acks=0 requests for a broker that reads none of them "+
+			"(limits.max_queued_bytes = %d): acks=0 requests are not bounded", written>>20, maxQueued)
+	}
+}
+
+// pushAcks0 writes acks=0 Produce requests of 256 KiB to p for 3 s (at most 512 MiB) and returns
+// how much the proxy took: beyond the kernel's socket buffers (a few MiB on loopback for each
+// of the client's and the broker's connections) it is held in the proxy.
+func pushAcks0(t *testing.T, p *Proxy) int64 {
+	t.Helper()
 	conn, err := net.DialTimeout("tcp", p.Addr(), 5*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { conn.Close() })
 	frame := reqFrame(produceReq("t", 0, 0, strings.Repeat("v", 256<<10)), 1)
-	// The client writes for a few seconds; whatever the proxy takes beyond the kernel's socket
-	// buffers (a few MiB on loopback for each of the two connections) is held in the proxy.
 	var written int64
 	deadline := time.Now().Add(3 * time.Second)
 	_ = conn.SetWriteDeadline(deadline)
@@ -388,9 +399,5 @@ func TestAcks0ProduceToAStalledBrokerIsBounded(t *testing.T) {
 			break
 		}
 	}
-	t.Logf("client wrote %d MiB of acks=0 Produce to a broker that reads nothing; QueuedBytes %d", written>>20, p.QueuedBytes())
-	if written > 64<<20 {
-		t.Fatalf("the proxy took %d MiB of acks=0 requests for a broker that reads none of them "+
-			"(limits.max_queued_bytes = %d): acks=0 requests are not bounded", written>>20, maxQueued)
-	}
+	return written
 }

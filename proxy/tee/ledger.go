@@ -195,9 +195,18 @@ func (l *ledger) batch(key producerPartition, baseSequence int32, n int) *batchP
 	b := &batchProgress{baseSequence: baseSequence, stored: make([]bool, n)}
 	e.batches = append(e.batches, b)
 	l.rows += n
-	// The least recently used producer partitions go first, never the one just used.
-	for (l.lru.Len() > l.max || l.rows > l.maxRows) && l.lru.Back() != el {
+	// The least recently used producer partitions go first, never the one just used nor one
+	// with a batch an attempt is still writing: a retry finding no entry would not wait for it,
+	// and would write every row again while its Puts may still land. Those are bounded by the
+	// writes in flight.
+	for l.lru.Len() > l.max || l.rows > l.maxRows {
 		old := l.lru.Back()
+		for old != nil && (old == el || writing(old.Value.(*ledgerEntry))) {
+			old = old.Prev()
+		}
+		if old == nil {
+			break
+		}
 		l.lru.Remove(old)
 		oe := old.Value.(*ledgerEntry)
 		delete(l.items, oe.key)
@@ -220,6 +229,16 @@ func (l *ledger) batch(key producerPartition, baseSequence int32, n int) *batchP
 		e.batches = slices.Delete(e.batches, oldest, oldest+1)
 	}
 	return b
+}
+
+// writing reports whether an attempt is writing one of e's batches.
+func writing(e *ledgerEntry) bool {
+	for _, b := range e.batches {
+		if b.busy != nil {
+			return true
+		}
+	}
+	return false
 }
 
 // seqBefore reports whether sequence a comes before b. Sequences are 31-bit and wrap from

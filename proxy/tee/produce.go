@@ -136,6 +136,7 @@ func (t *Tee) beginProduce(ctx context.Context, c proxy.ConnInfo, req *kmsg.Prod
 	start := time.Now()
 	var plans []*partitionPlan
 	total := 0
+	heldPlanned := 0 // rows of this request's transactional batches that will be held
 	for ti := range req.Topics {
 		tp := &req.Topics[ti]
 		total += len(tp.Partitions)
@@ -145,6 +146,7 @@ func (t *Tee) beginProduce(ctx context.Context, c proxy.ConnInfo, req *kmsg.Prod
 		}
 		for pi := range tp.Partitions {
 			p := t.planPartition(ctx, sink, tp.Topic, tp.Partitions[pi].Partition, tp.Partitions[pi].Records, onLoop)
+			heldPlanned += t.boundHeldRows(p, heldPlanned)
 			if req.TransactionID != nil {
 				p.transactionalID = *req.TransactionID
 			}
@@ -272,7 +274,6 @@ func (t *Tee) planPartition(ctx context.Context, s *config.Sink, topic string, p
 			}
 		}
 	}
-	t.boundHeldRows(p)
 	if len(p.invalid) > 0 {
 		t.metrics.rowsRejected.WithLabelValues(p.tableName()).Add(float64(len(p.invalid)))
 		if s.OnInvalid == config.OnInvalidReject {
@@ -287,26 +288,30 @@ func (t *Tee) planPartition(ctx context.Context, s *config.Sink, topic string, p
 }
 
 // boundHeldRows refuses a transactional batch whose rows would take the rows held for open
-// transactions past limits.max_held_transaction_rows: held rows are answered at once, so no
-// other limit counts them, and they stay until the EndTxn. The refusal comes before the broker
-// (nothing is appended) and is retriable; room comes as transactions commit or abort. A retry of
-// a batch whose rows are held already adds none and passes.
-func (t *Tee) boundHeldRows(p *partitionPlan) {
+// transactions past limits.max_held_transaction_rows, counting planned, the rows of the same
+// request's batches admitted before it (they are held only once the broker has answered), and
+// returns the rows it admits. Held rows are answered at once, so no other limit counts them,
+// and they stay until the EndTxn. The refusal comes before the broker (nothing is appended) and
+// is retriable; room comes as transactions commit or abort. A retry of a batch whose rows are
+// held already adds none and passes. Requests pipelined on a connection are planned before the
+// earlier ones hold their rows, so the bound can be passed by what those carry.
+func (t *Tee) boundHeldRows(p *partitionPlan, planned int) int {
 	max := t.maxHeld.Load()
 	if max <= 0 || !p.transactional || len(p.rows) == 0 || p.reject || p.state == nil {
-		return
-	}
-	held := t.txns.openNow.Load()
-	if held+int64(len(p.rows)) <= max {
-		return
+		return 0
 	}
 	key := producerPartition{producerID: p.producerID, epoch: p.epoch, topic: p.topic, partition: p.partition, tid: p.state.table.TID}
+	held := t.txns.openNow.Load() + int64(planned)
+	if held+int64(len(p.rows)) <= max {
+		return len(p.rows)
+	}
 	if t.ledger.whole(key, p.baseSequence, len(p.rows)) {
-		return
+		return 0
 	}
 	p.reject, p.rejectCode = true, codeOpenMLDBUnavailable
 	p.rejectMessage = fmt.Sprintf("the proxy holds %d rows of open transactions for their EndTxn and this batch has %d more, past limits.max_held_transaction_rows (%d); nothing was appended, retry once transactions have committed or aborted",
 		held, len(p.rows), max)
+	return 0
 }
 
 // convert turns one record value into a row of the sink's table, resolving (and if allowed

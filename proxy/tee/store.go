@@ -64,9 +64,7 @@ func (t *Tee) finishProduce(ctx context.Context, c proxy.ConnInfo, plans []*part
 			// It waits (for its dead-letter produce, or an earlier attempt at the batch): the
 			// deadline timer answers for it if it is not through in time.
 			f.timed = true
-			go func() {
-				f.end(i, t.storePartition(ctx, j.plan, j.part, r.offLoop(), func(hold func()) bool { return f.whileOpen(i, hold) }))
-			}()
+			go f.startWaiting(ctx, i, r.offLoop())
 		case w == nil:
 			f.end(i, msg)
 		default:
@@ -212,24 +210,30 @@ func (t *Tee) report(c proxy.ConnInfo, j storeJob, msg string) {
 	}
 }
 
-// storePartition writes one partition's rows (only the missing ones for an idempotent retry)
-// and dead-letters its invalid records. It returns "" on success or what the client should read.
-// claim is startStore's.
-func (t *Tee) storePartition(ctx context.Context, p *partitionPlan, part *kmsg.ProduceResponseTopicPartition, r route, claim func(hold func()) bool) string {
-	w, msg, _ := t.startStore(ctx, p, part, true, nil, r, nil, claim)
+// startWaiting starts job i's store, waiting for what it needs first (its dead-letter produce,
+// or an earlier attempt at the batch), on a goroutine of its own. Its write then ends the job as
+// the others' do, through its notify: the deadline answers for it meanwhile, keeping its bytes
+// counted until the write really ends (expire). Its rows are held only while the client is
+// still to be answered (whileOpen).
+func (f *finishing) startWaiting(ctx context.Context, i int, r route) {
+	j := f.jobs[i]
+	w, msg, _ := f.t.startStore(ctx, j.plan, j.part, true, nil, r, func(o writeOutcome, w *rowWrite) {
+		f.end(i, w.message(o))
+	}, func(hold func()) bool { return f.whileOpen(i, hold) })
 	if w == nil {
-		return msg
+		f.end(i, msg)
+		return
 	}
-	return w.wait(ctx)
+	f.mu.Lock()
+	f.writes[i] = w
+	f.mu.Unlock()
 }
 
 // rowWrite is one partition's rows being written to OpenMLDB.
 type rowWrite struct {
-	p    *partitionPlan
-	rows int // rows written by this attempt
-	// Exactly one of these learns the outcome: notify when set, else the done channel.
-	done   chan writeOutcome
-	notify func(writeOutcome, *rowWrite)
+	p      *partitionPlan
+	rows   int                           // rows written by this attempt
+	notify func(writeOutcome, *rowWrite) // learns the outcome
 }
 
 type writeOutcome struct {
@@ -241,10 +245,10 @@ type writeOutcome struct {
 // returns the write in progress, or nil and the outcome ("" when there is nothing to write).
 // With mayBlock false it does not wait for anything: when it would have to (a dead-letter
 // produce, or an earlier attempt at the same batch still writing), it does nothing and reports
-// started false. With batch the Puts wait for batch.Flush; with notify the outcome goes to notify
-// instead of the write's done channel. A caller that may run after the client was answered (the
-// deadline passed while it waited) passes claim, which runs hold only while the partition's
-// answer is still to come and reports whether it did.
+// started false. With batch the Puts wait for batch.Flush; notify learns the write's outcome. A
+// caller that may run after the client was answered (the deadline passed while it waited)
+// passes claim, which runs hold only while the partition's answer is still to come and reports
+// whether it did.
 func (t *Tee) startStore(ctx context.Context, p *partitionPlan, part *kmsg.ProduceResponseTopicPartition, mayBlock bool,
 	batch *openmldb.WriteBatch, r route, notify func(writeOutcome, *rowWrite), claim func(hold func()) bool) (w *rowWrite, msg string, started bool) {
 	deadLetters := len(p.invalid) > 0 && p.sink.OnInvalid == config.OnInvalidDLQ
@@ -355,9 +359,6 @@ func (t *Tee) startStore(ctx context.Context, p *partitionPlan, part *kmsg.Produ
 	// what is missing. It completes through a callback (on the OpenMLDB client's reader), so
 	// no goroutine waits for it.
 	w = &rowWrite{p: p, rows: len(rows), notify: notify}
-	if notify == nil {
-		w.done = make(chan writeOutcome, 1)
-	}
 	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), DefaultWriteTimeout)
 	start := time.Now()
 	m := p.state.m
@@ -396,23 +397,9 @@ func (t *Tee) startStore(ctx context.Context, p *partitionPlan, part *kmsg.Produ
 		if o.failed > 0 {
 			m.failed.Add(float64(o.failed))
 		}
-		if w.notify != nil {
-			w.notify(o, w)
-		} else {
-			w.done <- o
-		}
+		w.notify(o, w)
 	})
 	return w, "", true
-}
-
-// wait waits for the write until ctx ends and returns "" or what the client should read.
-func (w *rowWrite) wait(ctx context.Context) string {
-	select {
-	case o := <-w.done:
-		return w.message(o)
-	case <-ctx.Done():
-		return w.p.timeoutMessage(w.rows)
-	}
 }
 
 // message is what the client should read about a finished write ("" when every row is stored).

@@ -46,12 +46,16 @@ func newRawTxn(t *testing.T, ctx context.Context, cl *kgo.Client, id string) *ra
 	return &rawTxn{t: t, cl: cl, id: id, pid: resp.ProducerID, epoch: resp.ProducerEpoch}
 }
 
-func (x *rawTxn) addPartition(ctx context.Context, topic string) {
+// addPartition adds partitions of topic (none: partition 0) to the transaction.
+func (x *rawTxn) addPartition(ctx context.Context, topic string, partitions ...int32) {
 	x.t.Helper()
+	if len(partitions) == 0 {
+		partitions = []int32{0}
+	}
 	req := kmsg.NewPtrAddPartitionsToTxnRequest()
 	req.TransactionalID, req.ProducerID, req.ProducerEpoch = x.id, x.pid, x.epoch
 	rt := kmsg.NewAddPartitionsToTxnRequestTopic()
-	rt.Topic, rt.Partitions = topic, []int32{0}
+	rt.Topic, rt.Partitions = topic, partitions
 	req.Topics = append(req.Topics, rt)
 	resp, err := req.RequestWith(ctx, x.cl)
 	if err != nil {
@@ -195,14 +199,7 @@ func TestRetryOfABatchAnsweredBeforeItsRowsWereHeldHoldsThem(t *testing.T) {
 // transactional batch is refused, retriably (NOT_ENOUGH_REPLICAS), before anything is appended;
 // a retry of a batch already held passes, and room comes back as transactions end.
 func TestHeldTransactionRowsAreBounded(t *testing.T) {
-	e := startEnvWith(t, func(o *tee.Options) { o.MaxHeldTransactionRows = 4 },
-		[]config.Sink{{Topics: []string{"topic1"}, AutoCreate: true}}, "topic1")
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	cl := e.client(t, kgo.MaxVersions(kversion.V3_9_0()))
-	if p := produceRaw(t, cl, "topic1", 0, rawBatch(seedRow(0))); p.ErrorCode != 0 {
-		t.Fatalf("creating the table: code %d", p.ErrorCode)
-	}
+	ctx, e, cl := startHeldBound(t)
 	big := newRawTxn(t, ctx, cl, "big-app")
 	big.addPartition(ctx, "topic1")
 	held := rawTxnBatch(big.pid, big.epoch, 0, seedRow(1), seedRow(2), seedRow(3))
@@ -270,4 +267,80 @@ func TestWritesOutlivingTheirRequestStayCounted(t *testing.T) {
 	if ids := e.tableIDs(t, "topic1"); len(ids) != 201 {
 		t.Fatalf("table holds %d ids, want 201", len(ids))
 	}
+}
+
+// The same for a partition whose store first waited (here for its dead-letter produce): its
+// write outlives the answer too, and its bytes stay counted until it ends.
+func TestWritesOfWaitingPartitionsStayCounted(t *testing.T) {
+	e := startEnv(t, []config.Sink{{Topics: []string{"dlqd"}, AutoCreate: true, OnInvalid: config.OnInvalidDLQ, DLQTopic: "bad"}}, "dlqd", "bad")
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cl := e.client(t)
+	if p := produceRaw(t, cl, "dlqd", 0, rawBatch(seedRow(0))); p.ErrorCode != 0 {
+		t.Fatalf("creating the table: code %d", p.ErrorCode)
+	}
+	e.cluster.StallPuts(time.Minute)
+	defer e.cluster.StallPuts(0)
+	bad := strings.Replace(seedMessage, `"c1_int16":1`, `"c1_int16":70000`, 1)
+	values := []string{bad}
+	for i := 1; i <= 200; i++ {
+		values = append(values, seedRow(i))
+	}
+	batch := rawBatch(values...)
+	req := kmsg.NewPtrProduceRequest()
+	req.Acks, req.TimeoutMillis = -1, 1000
+	req.Topics = []kmsg.ProduceRequestTopic{{Topic: "dlqd", Partitions: []kmsg.ProduceRequestTopicPartition{{Partition: 0, Records: batch}}}}
+	resp, err := req.RequestWith(ctx, cl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code := resp.Topics[0].Partitions[0].ErrorCode; code != kerr.NotEnoughReplicasAfterAppend.Code {
+		t.Fatalf("produce against a stalled tablet: code %d, want NOT_ENOUGH_REPLICAS_AFTER_APPEND", code)
+	}
+	time.Sleep(300 * time.Millisecond) // the goroutine's own end has come by now
+	if q := e.proxy.QueuedBytes(); q < int64(len(batch)) {
+		t.Fatalf("queued bytes %d after the answer while the partition's write goes on (Puts stalled), want at least the batch's %d", q, len(batch))
+	}
+}
+
+// The held-rows bound counts the batches of one request against each other: they are planned
+// before any of them is held.
+func TestHeldRowsBoundCountsBatchesOfTheSameRequest(t *testing.T) {
+	ctx, _, cl := startHeldBound(t)
+	x := newRawTxn(t, ctx, cl, "app")
+	x.addPartition(ctx, "topic1", 0, 1)
+	req := kmsg.NewPtrProduceRequest()
+	req.TransactionID, req.Acks, req.TimeoutMillis = &x.id, -1, 5000
+	req.Topics = []kmsg.ProduceRequestTopic{{Topic: "topic1", Partitions: []kmsg.ProduceRequestTopicPartition{
+		{Partition: 0, Records: rawTxnBatch(x.pid, x.epoch, 0, seedRow(1), seedRow(2), seedRow(3))},
+		{Partition: 1, Records: rawTxnBatch(x.pid, x.epoch, 0, seedRow(4), seedRow(5), seedRow(6))},
+	}}}
+	resp, err := req.RequestWith(ctx, cl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	accepted := 0
+	for _, p := range resp.Topics[0].Partitions {
+		if p.ErrorCode == 0 {
+			accepted += 3
+		}
+	}
+	if accepted > 4 {
+		t.Fatalf("%d rows of one open transaction held under limits.max_held_transaction_rows = 4: batches planned together are not counted against each other", accepted)
+	}
+}
+
+// startHeldBound starts the tee with limits.max_held_transaction_rows 4 and a sink for topic1,
+// whose table it creates, and returns a client limited to Kafka 3.9's protocol.
+func startHeldBound(t *testing.T) (context.Context, *env, *kgo.Client) {
+	t.Helper()
+	e := startEnvWith(t, func(o *tee.Options) { o.MaxHeldTransactionRows = 4 },
+		[]config.Sink{{Topics: []string{"topic1"}, AutoCreate: true}}, "topic1")
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	t.Cleanup(cancel)
+	cl := e.client(t, kgo.MaxVersions(kversion.V3_9_0()))
+	if p := produceRaw(t, cl, "topic1", 0, rawBatch(seedRow(0))); p.ErrorCode != 0 {
+		t.Fatalf("creating the table: code %d", p.ErrorCode)
+	}
+	return ctx, e, cl
 }
