@@ -35,6 +35,7 @@ type batchProgress struct {
 	// deadLettered: the batch's invalid records are in its dead-letter topic.
 	deadLettered bool
 	busy         chan struct{} // nil when no attempt is writing
+	waiters      int           // attempts waiting on busy: they need the batch after it closes
 }
 
 // batchTodo is what an attempt at a batch must write.
@@ -92,14 +93,19 @@ func newLedger(max int) *ledger {
 // — every row for a new batch, the missing rows (and partitions) for a retry — and a release
 // function the attempt must call with what it stored, whenever its writes have ended.
 func (l *ledger) acquire(ctx context.Context, key producerPartition, baseSequence int32, n int) (batchTodo, func(batchDone), error) {
+	var waited *batchProgress
 	for {
-		todo, release, busy := l.try(key, baseSequence, n)
-		if busy == nil {
+		todo, release, b, busy := l.tryWaiting(key, baseSequence, n, waited)
+		if b == nil {
 			return todo, release, nil
 		}
+		waited = b
 		select {
 		case <-busy:
 		case <-ctx.Done():
+			l.mu.Lock()
+			b.waiters--
+			l.mu.Unlock()
 			return batchTodo{}, nil, ctx.Err()
 		}
 	}
@@ -108,17 +114,26 @@ func (l *ledger) acquire(ctx context.Context, key producerPartition, baseSequenc
 // tryAcquire is acquire without waiting: ok is false when an earlier attempt at the batch is
 // still writing.
 func (l *ledger) tryAcquire(key producerPartition, baseSequence int32, n int) (todo batchTodo, release func(batchDone), ok bool) {
-	todo, release, busy := l.try(key, baseSequence, n)
-	return todo, release, busy == nil
+	todo, release, b, _ := l.tryWaiting(key, baseSequence, n, nil)
+	if b != nil {
+		l.mu.Lock()
+		b.waiters-- // not waiting after all
+		l.mu.Unlock()
+	}
+	return todo, release, b == nil
 }
 
 // try starts an attempt, or returns the busy channel of the attempt in progress.
-func (l *ledger) try(key producerPartition, baseSequence int32, n int) (batchTodo, func(batchDone), chan struct{}) {
+func (l *ledger) tryWaiting(key producerPartition, baseSequence int32, n int, waited *batchProgress) (batchTodo, func(batchDone), *batchProgress, chan struct{}) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if waited != nil {
+		waited.waiters--
+	}
 	b := l.batch(key, baseSequence, n)
 	if b.busy != nil {
-		return batchTodo{}, nil, b.busy
+		b.waiters++
+		return batchTodo{}, nil, b, b.busy
 	}
 	b.busy = make(chan struct{})
 	todo := batchTodo{rows: make([]bool, n), deadLettered: b.deadLettered}
@@ -157,7 +172,7 @@ func (l *ledger) try(key producerPartition, baseSequence int32, n int) (batchTod
 		b.busy = nil
 		l.mu.Unlock()
 	}
-	return todo, release, nil
+	return todo, release, nil, nil
 }
 
 // whole reports whether every row of the batch is known to be stored (for a transactional
@@ -214,16 +229,21 @@ func (l *ledger) batch(key producerPartition, baseSequence int32, n int) *batchP
 			l.rows -= len(ob.stored)
 		}
 	}
-	if len(e.batches) > batchesPerProducerPartition {
+	for len(e.batches) > batchesPerProducerPartition {
 		// Forget the batch with the lowest sequence, as the broker does, not the one seen first:
 		// Finishes of pipelined requests start out of order (a large one encodes on a goroutine
 		// while a small later one runs on the loop), and forgetting by arrival dropped a batch the
-		// broker still deduplicates, so its retry wrote every row again.
+		// broker still deduplicates, so its retry wrote every row again. Not while an attempt is
+		// still writing it: a retry waiting for that attempt would find a fresh batch and write
+		// every row again; the entry keeps it (and more) until a later batch comes after it ends.
 		oldest := 0
 		for i, c := range e.batches {
 			if seqBefore(c.baseSequence, e.batches[oldest].baseSequence) {
 				oldest = i
 			}
+		}
+		if ob := e.batches[oldest]; ob.busy != nil || ob.waiters > 0 {
+			break
 		}
 		l.rows -= len(e.batches[oldest].stored)
 		e.batches = slices.Delete(e.batches, oldest, oldest+1)
@@ -234,7 +254,7 @@ func (l *ledger) batch(key producerPartition, baseSequence int32, n int) *batchP
 // writing reports whether an attempt is writing one of e's batches.
 func writing(e *ledgerEntry) bool {
 	for _, b := range e.batches {
-		if b.busy != nil {
+		if b.busy != nil || b.waiters > 0 {
 			return true
 		}
 	}
