@@ -10,6 +10,7 @@ import (
 	"net"
 	"strings"
 	"sync"
+	"time"
 
 	"google.golang.org/protobuf/proto"
 
@@ -134,6 +135,7 @@ func (s *rpcServer) serveConn(c net.Conn) {
 	reqs := map[methodKey]proto.Message{}
 	first := true
 	graceful := false
+	lastFlush := time.Now()
 	for {
 		if !fr.complete() {
 			// Nothing more to answer without blocking: send what the batch produced.
@@ -141,6 +143,7 @@ func (s *rpcServer) serveConn(c net.Conn) {
 				s.log.Debug("connection write ended", "addr", s.addr(), "err", err)
 				break
 			}
+			lastFlush = time.Now()
 		}
 		f, err := fr.next()
 		if err != nil {
@@ -166,6 +169,15 @@ func (s *rpcServer) serveConn(c net.Conn) {
 			resp, rerr := s.dispatch(inlineCtx, f, reqs)
 			if rerr != errWouldBlock {
 				w.append(f.meta.GetCorrelationId(), resp, rerr)
+				// A client that keeps the read buffer full would otherwise get no answer until
+				// it pauses: brpc answers each request as it completes.
+				if w.pending() >= inlineFlushBytes || time.Since(lastFlush) >= inlineFlushEvery {
+					if err := w.flush(); err != nil {
+						s.log.Debug("connection write ended", "addr", s.addr(), "err", err)
+						break
+					}
+					lastFlush = time.Now()
+				}
 				continue
 			}
 			// The handler would block (a stall began after inline was decided): serve the
@@ -256,6 +268,21 @@ func (w *respWriter) append(cid int64, resp proto.Message, rerr *rpcError) {
 		w.failed = fmt.Errorf("encode response: %w", err)
 		w.nc.Close()
 	}
+}
+
+// inlineFlushBytes and inlineFlushEvery bound how many bytes of answers a connection's reading
+// goroutine collects, and for how long, before writing them although more complete requests
+// are buffered.
+const (
+	inlineFlushBytes = 64 << 10
+	inlineFlushEvery = 5 * time.Millisecond
+)
+
+// pending is how many bytes of answers are collected and not written yet.
+func (w *respWriter) pending() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return len(w.buf)
 }
 
 // flush writes every collected answer.
