@@ -287,29 +287,18 @@ func (c *Client) WriteAsync(ctx context.Context, t *Table, rows []Row, opts Writ
 }
 
 // skipStored marks the ops whose partition already holds their row (stored, per row) as done
-// and returns the others, or nil when none is skipped.
+// and returns the others, or nil (every op) when stored is empty.
 func skipStored(ops []putOp, stored [][]uint32) []int {
 	if len(stored) == 0 {
 		return nil
 	}
-	var pending []int
-	skipped := false
+	pending := make([]int, 0, len(ops))
 	for i := range ops {
-		op := &ops[i]
-		if op.row < len(stored) && slices.Contains(stored[op.row], op.pid) {
+		if op := &ops[i]; op.row < len(stored) && slices.Contains(stored[op.row], op.pid) {
 			op.done = true
-			if !skipped {
-				skipped = true
-				pending = make([]int, 0, len(ops))
-				for j := range i {
-					pending = append(pending, j)
-				}
-			}
 			continue
 		}
-		if skipped {
-			pending = append(pending, i)
-		}
+		pending = append(pending, i)
 	}
 	return pending
 }

@@ -184,12 +184,18 @@ func (l *ledger) whole(key producerPartition, baseSequence int32, n int) bool {
 	if !ok {
 		return false
 	}
-	for _, b := range el.Value.(*ledgerEntry).batches {
+	b := el.Value.(*ledgerEntry).find(baseSequence, n)
+	return b != nil && allTrue(b.stored)
+}
+
+// find returns the progress of the batch of baseSequence and n rows, or nil.
+func (e *ledgerEntry) find(baseSequence int32, n int) *batchProgress {
+	for _, b := range e.batches {
 		if b.baseSequence == baseSequence && len(b.stored) == n {
-			return allTrue(b.stored)
+			return b
 		}
 	}
-	return false
+	return nil
 }
 
 // batch finds or adds the progress of a batch; l.mu must be held.
@@ -202,10 +208,8 @@ func (l *ledger) batch(key producerPartition, baseSequence int32, n int) *batchP
 		l.lru.MoveToFront(el)
 	}
 	e := el.Value.(*ledgerEntry)
-	for _, b := range e.batches {
-		if b.baseSequence == baseSequence && len(b.stored) == n {
-			return b
-		}
+	if b := e.find(baseSequence, n); b != nil {
+		return b
 	}
 	b := &batchProgress{baseSequence: baseSequence, stored: make([]bool, n)}
 	e.batches = append(e.batches, b)
