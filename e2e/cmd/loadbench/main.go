@@ -60,6 +60,7 @@ type options struct {
 	partitions   int
 	linger       time.Duration
 	maxBuffered  int
+	batchBytes   int
 	compression  string
 	generator    string
 	targets      string
@@ -90,6 +91,7 @@ func parseOptions(args []string, out io.Writer) (options, error) {
 	fs.IntVar(&o.partitions, "partitions", 6, "partitions of each round's topic")
 	fs.DurationVar(&o.linger, "linger", 0, "producer linger (kgo's default is 10ms, which would dominate latency)")
 	fs.IntVar(&o.maxBuffered, "max-buffered", 10000, "producer's buffered-record cap; at full speed latency is mostly time spent in this queue")
+	fs.IntVar(&o.batchBytes, "batch-bytes", 0, "producer's largest record batch in bytes, per partition (0: kgo's default, about 1 MB; the Java client's batch.size default is 16384)")
 	fs.StringVar(&o.compression, "compression", "none", "producer codec: none, gzip, snappy, lz4, zstd")
 	fs.StringVar(&o.generator, "generator", "random", "record generator: random (-size bytes) or seed (the seed guide's message.json with c3_int64 = record index)")
 	fs.StringVar(&o.targets, "targets", "direct,proxy", "comma-separated targets: direct, proxy (tee off), tee (tee on)")
@@ -301,7 +303,7 @@ func runRound(ctx context.Context, o options, cluster *kfake.Cluster, procs *pro
 	if t.viaProxy {
 		seeds = []string{proxy.Addr}
 	}
-	cl, err := kgo.NewClient(
+	opts := []kgo.Opt{
 		kgo.SeedBrokers(seeds...),
 		kgo.ClientID("okp-loadbench"),
 		kgo.RequiredAcks(kgo.AllISRAcks()),
@@ -309,7 +311,11 @@ func runRound(ctx context.Context, o options, cluster *kfake.Cluster, procs *pro
 		kgo.ProducerLinger(o.linger),
 		kgo.MaxBufferedRecords(o.maxBuffered),
 		kgo.RecordPartitioner(kgo.RoundRobinPartitioner()),
-	)
+	}
+	if o.batchBytes > 0 {
+		opts = append(opts, kgo.ProducerBatchMaxBytes(int32(o.batchBytes)))
+	}
+	cl, err := kgo.NewClient(opts...)
 	if err != nil {
 		return roundStats{}, fmt.Errorf("kgo client: %w", err)
 	}
