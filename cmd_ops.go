@@ -27,9 +27,9 @@ type opsRuntime struct {
 	// reload receives SIGHUP; each receipt re-reads the configuration with load.
 	reload <-chan os.Signal
 	load   func() (*config.Config, error)
-	// started and reloaded let tests follow along: the admin address ("" when disabled) once
-	// serving, and each reload's outcome.
-	started  func(adminAddr string)
+	// started and reloaded let tests follow along: the admin address ("" when disabled) and
+	// the proxy once serving, and each reload's outcome.
+	started  func(adminAddr string, p *proxy.Proxy)
 	reloaded func(error)
 }
 
@@ -94,7 +94,7 @@ func serveOps(ctx context.Context, log *slog.Logger, cfg *config.Config, rt opsR
 	attrs := []any{"listen", p.Addr(), "advertised_host", opts.AdvertisedHost, "kafka", strings.Join(opts.Bootstrap, ","), "sinks", len(cfg.Sinks), "admin", adminAddr}
 	log.Info("ready", append(attrs, extra...)...)
 	if rt.started != nil {
-		rt.started(adminAddr)
+		rt.started(adminAddr, p)
 	}
 	cur := cfg
 	for {

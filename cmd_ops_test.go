@@ -25,6 +25,7 @@ import (
 	"github.com/openmldb-kafka-proxy/openmldb-kafka-proxy/internal/freeport"
 	"github.com/openmldb-kafka-proxy/openmldb-kafka-proxy/openmldb"
 	"github.com/openmldb-kafka-proxy/openmldb-kafka-proxy/openmldb/openmldbtest"
+	"github.com/openmldb-kafka-proxy/openmldb-kafka-proxy/proxy"
 )
 
 // opsEnv is kfake + the OpenMLDB-compatible cluster, with serveOps running against a config file.
@@ -35,6 +36,7 @@ type opsEnv struct {
 	file    string
 	listen  string
 	admin   string
+	proxy   *proxy.Proxy // once serving
 	level   *slog.LevelVar
 	hup     chan os.Signal
 	reloads chan error
@@ -115,14 +117,16 @@ func startOpsFull(t *testing.T, table, extra string, kafkaOpts []kfake.Opt, args
 	log, level := newLoggerVar(cfg.Log)
 	e.level = level
 	started := make(chan string, 1)
+	proxies := make(chan *proxy.Proxy, 1)
 	sctx, stop := context.WithCancel(context.Background())
 	e.stop = stop
 	go func() {
 		e.done <- serveOps(sctx, log, cfg, opsRuntime{level: level, reload: e.hup, load: load,
-			started: func(a string) { started <- a }, reloaded: func(err error) { e.reloads <- err }})
+			started: func(a string, p *proxy.Proxy) { started <- a; proxies <- p }, reloaded: func(err error) { e.reloads <- err }})
 	}()
 	select {
 	case e.admin = <-started:
+		e.proxy = <-proxies
 	case err := <-e.done:
 		t.Fatalf("serve: %v", err)
 	case <-ctx.Done():
@@ -491,7 +495,7 @@ func TestRunFailsWhenTheProxyStopsServing(t *testing.T) {
 	e := startOps(t, "failed_tbl")
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if err := gnet.Stop(ctx, "tcp://"+e.listen); err != nil { //nolint:staticcheck // the only way to stop it from outside
+	if err := gnet.Stop(ctx, e.proxy.EngineAddr()); err != nil { //nolint:staticcheck // the only way to stop it from outside
 		t.Fatal(err)
 	}
 	select {

@@ -151,8 +151,8 @@ func exhaustDescriptors(t *testing.T, h *holder, addr string, n int) {
 
 // served reports whether a new client on addr gets an answer: an ApiVersions version the proxy
 // cannot parse is answered by the proxy itself (the child's broker answers nothing).
-func served(addr string, tlsConf *tls.Config) error {
-	conn, err := net.DialTimeout("tcp", addr, 3*time.Second)
+func served(network, addr string, tlsConf *tls.Config) error {
+	conn, err := net.DialTimeout(network, addr, 3*time.Second)
 	if err != nil {
 		return err
 	}
@@ -180,9 +180,10 @@ func quietLogger() *slog.Logger {
 	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))
 }
 
-// The Go accept loops (per-broker listeners, and every listener with client TLS) wait out a
-// moment without file descriptors and accept again once descriptors are back; they used to
-// return on the first EMFILE, leaving the listener open but never accepting again.
+// The accept loops (bootstrap and per-broker listeners, plain or TLS) wait out a moment without
+// file descriptors and accept again once descriptors are back. The Go loops used to return on
+// the first EMFILE, leaving the listener open but never accepting again; the plain bootstrap
+// listener was gnet's own, whose acceptor ended the whole engine (every client closed).
 func TestAcceptLoopsOutliveDescriptorExhaustion(t *testing.T) {
 	t.Run("broker listener", func(t *testing.T) {
 		h := startHolder(t)
@@ -194,8 +195,21 @@ func TestAcceptLoopsOutliveDescriptorExhaustion(t *testing.T) {
 			t.Fatal("node 0's listener did not open")
 		}
 		exhaustDescriptors(t, h, addr, 300)
-		if err := served(addr, nil); err != nil {
+		if err := served("tcp", addr, nil); err != nil {
 			t.Fatalf("after a moment without descriptors the broker listener does not serve a new client: %v", err)
+		}
+	})
+	t.Run("bootstrap listener", func(t *testing.T) {
+		h := startHolder(t)
+		p, _ := startProxyOpts(t, []string{"127.0.0.1:" + h.port}, 1, Options{Logger: quietLogger()})
+		exhaustDescriptors(t, h, p.Addr(), 300)
+		if err := served("tcp", p.Addr(), nil); err != nil {
+			t.Fatalf("after a moment without descriptors the bootstrap listener does not serve a new client: %v", err)
+		}
+		select {
+		case <-p.Failed():
+			t.Fatalf("the proxy failed: %v", p.Err())
+		default:
 		}
 	})
 	t.Run("TLS bootstrap listener", func(t *testing.T) {
@@ -204,34 +218,58 @@ func TestAcceptLoopsOutliveDescriptorExhaustion(t *testing.T) {
 		p, _ := startProxyOpts(t, []string{"127.0.0.1:" + h.port}, 1, Options{Logger: quietLogger(),
 			TLS: &ServerTLS{CertFile: k.CertFile, KeyFile: k.KeyFile}})
 		exhaustDescriptors(t, h, p.Addr(), 300)
-		if err := served(p.Addr(), &tls.Config{RootCAs: k.Pool, ServerName: "127.0.0.1"}); err != nil {
+		if err := served("tcp", p.Addr(), &tls.Config{RootCAs: k.Pool, ServerName: "127.0.0.1"}); err != nil {
 			t.Fatalf("after a moment without descriptors the TLS listener does not serve a new client: %v", err)
 		}
 	})
 }
 
-// gnet's acceptor ends the whole engine on EMFILE (closing every client connection and the
-// plain bootstrap listener). The proxy must then not look healthy: it reports itself failed
-// (Failed closed, Err and Ready naming the cause) so that the command exits and is restarted.
-// Should the engine survive, it must serve again instead.
-func TestDescriptorExhaustionOnTheBootstrapListenerIsNotSilent(t *testing.T) {
-	h := startHolder(t)
-	p, _ := startProxyOpts(t, []string{"127.0.0.1:" + h.port}, 1, Options{Logger: quietLogger()})
-	exhaustDescriptors(t, h, p.Addr(), 300)
-	select {
-	case <-p.Failed():
-		err := p.Err()
-		if err == nil || !strings.Contains(err.Error(), "too many open files") {
-			t.Errorf("Err after the engine stopped on EMFILE: %v, want the cause named", err)
+// The engine's own listener (engineAddr) serves nobody and cannot be made to: it is UDP, so
+// there is no connection to accept (one would bypass client TLS), and datagrams to it are dropped
+// without harm. The bootstrap address still serves afterwards, in either mode.
+func TestEngineSocketServesNobody(t *testing.T) {
+	for _, withTLS := range []bool{false, true} {
+		name := "plain"
+		if withTLS {
+			name = "client TLS"
 		}
-		if rerr := p.Ready(testCtx(t, 5*time.Second)); rerr == nil {
-			t.Error("Ready after the engine stopped: nil, want an error")
-		}
-		t.Logf("the engine stopped: %v", err)
-	case <-time.After(time.Second):
-		if err := served(p.Addr(), nil); err != nil {
-			t.Fatalf("after a moment without descriptors the proxy neither serves a new client (%v) nor reports itself failed", err)
-		}
+		t.Run(name, func(t *testing.T) {
+			c := newCluster(t, kfake.NumBrokers(1))
+			opts := Options{Logger: quietLogger()}
+			var tlsConf *tls.Config
+			if withTLS {
+				k := testpki.New(t)
+				opts.TLS = &ServerTLS{CertFile: k.CertFile, KeyFile: k.KeyFile}
+				tlsConf = &tls.Config{RootCAs: k.Pool, ServerName: "127.0.0.1"}
+			}
+			p, _ := startProxyOpts(t, c.ListenAddrs(), 1, opts)
+			network, addr, ok := strings.Cut(p.EngineAddr(), "://")
+			if !ok || network != "udp4" {
+				t.Fatalf("engine address %q, want udp4://…", p.EngineAddr())
+			}
+			if err := served("tcp", addr, nil); err == nil {
+				t.Error("a TCP client on the engine's own port was served")
+			}
+			u, err := net.Dial("udp4", addr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			req := kmsg.NewPtrApiVersionsRequest()
+			for range 100 {
+				if _, err := u.Write(reqFrame(req, 7)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			u.Close()
+			if err := served("tcp", p.Addr(), tlsConf); err != nil {
+				t.Errorf("bootstrap listener after datagrams to the engine's socket: %v", err)
+			}
+			select {
+			case <-p.Failed():
+				t.Fatalf("the proxy failed: %v", p.Err())
+			default:
+			}
+		})
 	}
 }
 
@@ -251,7 +289,7 @@ func TestEngineStoppingByItselfFailsTheProxy(t *testing.T) {
 	if err := p.Ready(ctx); err != nil {
 		t.Fatalf("Ready before anything happened: %v", err)
 	}
-	if err := gnet.Stop(ctx, "tcp://"+p.Addr()); err != nil { //nolint:staticcheck // the only way to stop it from outside
+	if err := gnet.Stop(ctx, p.EngineAddr()); err != nil { //nolint:staticcheck // the only way to stop it from outside
 		t.Fatal(err)
 	}
 	select {

@@ -17,9 +17,9 @@ import (
 	gerrors "github.com/panjf2000/gnet/v2/pkg/errors"
 )
 
-// engine is the one gnet engine of the proxy. It listens on the bootstrap address; connections
-// accepted by broker listeners are enrolled into its event loops, so the number of event loops
-// does not grow with the number of brokers (each loop blocks an OS thread in epoll_wait).
+// engine is the one gnet engine of the proxy. Connections accepted by the bootstrap and broker
+// listeners are enrolled into its event loops, so the number of event loops does not grow with
+// the number of brokers (each loop blocks an OS thread in epoll_wait).
 type engine struct {
 	gnet.BuiltinEventEngine
 	p       *Proxy
@@ -30,6 +30,7 @@ type engine struct {
 	runErr  error         // gnet.Run's result, set before ended is closed
 	// stopping is set by stop: the engine ending afterwards is no failure.
 	stopping atomic.Bool
+	addr     string // the engine's own listener (engineAddr)
 	// errs keeps gnet's last error lines: gnet.Run returns nil when the engine shut itself down
 	// (an Accept error, say), so they are all that tells why.
 	errs gnetErrors
@@ -42,13 +43,28 @@ type brokerConn struct{ node int32 }
 // processors to the upstream reader and writer goroutines.
 func eventLoops() int { return max(1, runtime.GOMAXPROCS(0)/2) }
 
-// startEngine binds the bootstrap address and returns once the engine runs.
+// startEngine starts the engine on a private socket of its own (engineAddr) and returns once it
+// runs. Every client listener is a Go accept loop (acceptLoop, acceptTLS) enrolling its
+// connections into the engine: gnet's acceptor ends the whole engine, closing every client, on an
+// Accept error such as EMFILE, where a Go loop waits and retries.
 func (p *Proxy) startEngine(ctx context.Context) (*engine, error) {
-	e := &engine{p: p, started: make(chan struct{}), ended: make(chan struct{})}
-	addr, err := p.engineAddr()
+	var err error
+	for range 3 { // the port engineAddr picked can be taken before gnet binds it
+		var e *engine
+		if e, err = p.runEngine(ctx); err == nil || ctx.Err() != nil {
+			return e, err
+		}
+	}
+	return nil, err
+}
+
+// runEngine is one attempt of startEngine.
+func (p *Proxy) runEngine(ctx context.Context) (*engine, error) {
+	addr, err := engineAddr()
 	if err != nil {
 		return nil, err
 	}
+	e := &engine{p: p, addr: addr, started: make(chan struct{}), ended: make(chan struct{})}
 	go func() {
 		defer close(e.ended)
 		e.runErr = gnet.Run(e, addr,
@@ -56,10 +72,9 @@ func (p *Proxy) startEngine(ctx context.Context) (*engine, error) {
 			gnet.WithNumEventLoop(eventLoops()),
 			// Enrolling from accept goroutines needs a balancer other than round-robin.
 			gnet.WithLoadBalancing(gnet.LeastConnections),
-			gnet.WithReuseAddr(true),
 			gnet.WithTCPNoDelay(gnet.TCPNoDelay),
 			// The ticker starts after the event loops are registered: its first tick is the
-			// signal that Register (used by broker listeners) is safe.
+			// signal that Register (used by the accept loops) is safe.
 			gnet.WithTicker(true),
 			gnet.WithLogger(gnetLogger{l: p.log, errs: &e.errs}))
 	}()
@@ -68,9 +83,41 @@ func (p *Proxy) startEngine(ctx context.Context) (*engine, error) {
 		go p.watchEngine(e)
 		return e, nil
 	case <-e.ended:
-		return nil, fmt.Errorf("listen %s: %w", p.opts.Listen, e.cause())
+		return nil, fmt.Errorf("start gnet engine on %s: %w", addr, e.cause())
 	case <-ctx.Done():
-		return nil, fmt.Errorf("listen %s: %w", p.opts.Listen, ctx.Err())
+		return nil, fmt.Errorf("start gnet engine on %s: %w", addr, ctx.Err())
+	}
+}
+
+// engineAddr picks the engine's own listener. gnet cannot run without one, and no client is
+// served there: a UDP socket on a free loopback port, since UDP has no Accept to fail and needs
+// no file system (a unix socket would need a writable directory, which the sidecar manifest's
+// read-only root does not give, and gnet's address syntax cannot name an abstract one).
+// Datagrams arriving there are dropped (engine.OnTraffic). The port is picked here rather than
+// left to gnet (":0") because gnet.Stop, which the tests use to stop an engine from outside,
+// finds engines by the address given to gnet.Run.
+func engineAddr() (string, error) {
+	pc, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	if err != nil {
+		return "", fmt.Errorf("engine socket: %w", err)
+	}
+	addr := pc.LocalAddr().String()
+	if err := pc.Close(); err != nil {
+		return "", fmt.Errorf("engine socket: %w", err)
+	}
+	return "udp4://" + addr, nil
+}
+
+// startBootstrap opens the bootstrap listener on Listen, plain or TLS.
+func (p *Proxy) startBootstrap(ln net.Listener) {
+	bl := newBrokerListener(ln, -1)
+	p.mu.Lock()
+	p.brokers = append(p.brokers, bl)
+	p.mu.Unlock()
+	if p.clientTLS() {
+		go p.acceptTLS(bl)
+	} else {
+		go p.acceptLoop(bl)
 	}
 }
 
@@ -86,8 +133,7 @@ func (e *engine) cause() error {
 }
 
 // watchEngine fails the proxy when its engine ends without stop: gnet then has closed every
-// client connection and the bootstrap listener (gnet's acceptor ends the engine on any Accept
-// error but a few, EMFILE included), and the process must not go on looking healthy.
+// client connection, and the process must not go on looking healthy.
 func (p *Proxy) watchEngine(e *engine) {
 	<-e.ended
 	if e.stopping.Load() {
@@ -129,7 +175,8 @@ func (e *engine) OnTick() (time.Duration, gnet.Action) {
 }
 
 // OnOpen creates the session of a client connection (dialing its broker in a goroutine), or
-// attaches an enrolled broker connection to its session.
+// attaches an enrolled broker connection to its session. Every connection comes enrolled, tagged
+// by its context.
 func (e *engine) OnOpen(c gnet.Conn) ([]byte, gnet.Action) {
 	switch x := c.Context().(type) {
 	case *upstream:
@@ -141,9 +188,8 @@ func (e *engine) OnOpen(c gnet.Conn) ([]byte, gnet.Action) {
 	case *tlsClient:
 		x.opened.Store(true)
 		return nil, e.open(c, x.node, true)
-	default:
-		return nil, e.open(c, -1, false)
 	}
+	return nil, gnet.Close // no connection comes otherwise (engineAddr is UDP)
 }
 
 // open starts the session of a client connection; admitted tells that acceptTLS already counted
@@ -182,7 +228,8 @@ func (e *engine) OnClose(c gnet.Conn, err error) gnet.Action {
 	return gnet.None
 }
 
-// OnTraffic handles requests from a client, responses from a broker, or a hook connection's input.
+// OnTraffic handles requests from a client, responses from a broker, or a hook connection's
+// input; a datagram to the engine's own socket (engineAddr) is dropped.
 func (e *engine) OnTraffic(c gnet.Conn) gnet.Action {
 	switch x := c.Context().(type) {
 	case *session:

@@ -80,9 +80,7 @@ type Proxy struct {
 
 	engine *engine
 	tls    *tlsHolder // nil without TLS
-	// engineDir is the private directory of the engine's unix socket (client TLS only).
-	engineDir string
-	lim       limiter
+	lim    limiter
 	// refusedLog keeps a reconnect storm at max_connections to one log line a second.
 	refusedLog *lograte.Limiter
 	frames     framePool // buffers of gathered request frames (framepool.go)
@@ -163,19 +161,29 @@ func New(opts Options) (*Proxy, error) {
 // cluster's brokers in the background (a Metadata request to a bootstrap broker) and opens their
 // listeners, so clients that remember broker addresses can reconnect after a proxy restart.
 func (p *Proxy) Start(ctx context.Context) error {
+	ln, err := net.Listen("tcp", p.opts.Listen)
+	if err != nil {
+		return fmt.Errorf("listen %s: %w", p.opts.Listen, err)
+	}
 	e, err := p.startEngine(ctx)
 	if err != nil {
+		_ = ln.Close()
 		return err
 	}
 	p.engine = e
-	if p.clientTLS() {
-		if err := p.startTLSBootstrap(); err != nil {
-			_ = e.stop(ctx)
-			return err
-		}
-	}
+	p.startBootstrap(ln)
 	go p.discover()
 	return nil
+}
+
+// EngineAddr is the gnet engine's own listener (a loopback UDP socket where nothing is served;
+// every client listener is a Go accept loop enrolling into the engine). Tests use it to stop the
+// engine from outside with gnet.Stop, as a failing engine would stop.
+func (p *Proxy) EngineAddr() string {
+	if p.engine == nil {
+		return ""
+	}
+	return p.engine.addr
 }
 
 // Addr is the bootstrap listener address.
@@ -230,7 +238,6 @@ func (p *Proxy) Close(ctx context.Context) error {
 		if p.engine == nil {
 			return
 		}
-		defer p.removeEngineDir()
 		p.closeErr = p.engine.stop(ctx)
 	})
 	return p.closeErr

@@ -225,7 +225,7 @@ func TestLivenessFailsWhenTheProxyStopsServing(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if err := gnet.Stop(ctx, "tcp://"+f.addr); err != nil { //nolint:staticcheck // the only way to stop it from outside
+	if err := gnet.Stop(ctx, f.proxy.EngineAddr()); err != nil { //nolint:staticcheck // the only way to stop it from outside
 		t.Fatal(err)
 	}
 	select {
