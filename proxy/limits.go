@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"fmt"
+	"log/slog"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -356,7 +357,7 @@ func (s *session) pauseReading(why uint8) gnet.Action {
 		}
 	}
 	if s.c.InboundBuffered() > pausedInboundCap+s.p.opts.MaxFrameBytes {
-		s.p.log.Warn("closing client: input buffered while paused passes the cap", "client", s.remote, "buffered", s.c.InboundBuffered())
+		s.p.logConn(slog.LevelWarn, "closing client: input buffered while paused passes the cap", "client", s.remote, "buffered", s.c.InboundBuffered())
 		return gnet.Close
 	}
 	return gnet.None

@@ -279,7 +279,7 @@ func (p *Proxy) acceptLoop(bl *brokerListener) {
 		ctx := gnet.NewContext(gnet.NewNetConnContext(p.ctx, c), brokerConn{node: bl.node})
 		res, err := p.engine.eng.Register(ctx)
 		if err != nil {
-			p.log.Warn("closing client: cannot enroll", "client", c.RemoteAddr(), "node", bl.node, "err", err)
+			p.logConn(slog.LevelWarn, "closing client: cannot enroll", "client", c.RemoteAddr(), "node", bl.node, "err", err)
 			_ = c.Close()
 			continue
 		}
@@ -287,7 +287,7 @@ func (p *Proxy) acceptLoop(bl *brokerListener) {
 		if r, ok := p.engine.result(res); !ok {
 			return
 		} else if r.Err != nil {
-			p.log.Warn("closing client: cannot enroll", "client", c.RemoteAddr(), "node", bl.node, "err", r.Err)
+			p.logConn(slog.LevelWarn, "closing client: cannot enroll", "client", c.RemoteAddr(), "node", bl.node, "err", r.Err)
 		}
 	}
 }

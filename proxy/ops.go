@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -14,6 +15,10 @@ import (
 // readyFresh is how long a successful upstream Metadata answer keeps the proxy ready without
 // asking again, so frequent readiness probes cost at most one broker round trip per interval.
 const readyFresh = 2 * time.Second
+
+// connLogBurst is how many "client connected" (and as many "client disconnected") lines go out
+// per second: every one at ordinary rates, a sample with a count of the rest in a reconnect storm.
+const connLogBurst = 20
 
 // pauseDrain is the read-pause reason while draining (see limits.go for the others).
 const pauseDrain uint8 = 100
@@ -199,7 +204,21 @@ func listenerName(node int32) string {
 func (s *session) opened() {
 	s.openedAt = time.Now()
 	s.p.metrics.connsTotal.Inc()
-	s.p.log.Info("client connected", "client", s.remote, "listener", listenerName(s.node), "node", s.node)
+	s.p.logConn(slog.LevelInfo, "client connected", "client", s.remote, "listener", listenerName(s.node), "node", s.node)
+}
+
+// logConn writes a line about one client connection. Each such line is worth reading at ordinary
+// rates, but a reconnect storm would write one per connection: at most connLogBurst lines a
+// second go out per message, and the next one out counts those left out ("suppressed").
+func (p *Proxy) logConn(level slog.Level, msg string, args ...any) {
+	ok, suppressed := p.connLog.Allow(msg)
+	if !ok {
+		return
+	}
+	if suppressed > 0 {
+		args = append(args, "suppressed", suppressed)
+	}
+	p.log.Log(context.Background(), level, msg, args...)
 }
 
 // closedOps logs a client connection's end and returns its unanswered requests' in-flight
@@ -208,7 +227,7 @@ func (s *session) closedOps() {
 	if n := s.slots.len(); n > 0 {
 		s.p.inflight.Add(-int64(n))
 	}
-	s.p.log.Info("client disconnected", "client", s.remote, "listener", listenerName(s.node), "node", s.node,
+	s.p.logConn(slog.LevelInfo, "client disconnected", "client", s.remote, "listener", listenerName(s.node), "node", s.node,
 		"duration", time.Since(s.openedAt).Round(time.Millisecond), "requests", s.requests, "unanswered", s.slots.len())
 }
 

@@ -94,6 +94,9 @@ type Proxy struct {
 	failErr  error
 	// acceptLog keeps an accept loop retrying through descriptor exhaustion to one line a second.
 	acceptLog *lograte.Limiter
+	// connLog keeps a reconnect storm's lines about single client connections to connLogBurst a
+	// second per message (logConn; the metrics count every connection).
+	connLog *lograte.Limiter
 
 	mu      sync.Mutex
 	nodes   map[int32]*node
@@ -154,6 +157,7 @@ func New(opts Options) (*Proxy, error) {
 	p.lim.limits.Store(&limits)
 	p.refusedLog = lograte.New(time.Second)
 	p.acceptLog = lograte.New(time.Second)
+	p.connLog = lograte.NewBurst(time.Second, connLogBurst)
 	return p, nil
 }
 

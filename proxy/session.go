@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"log/slog"
 	"time"
 
 	"github.com/panjf2000/gnet/v2"
@@ -119,7 +120,7 @@ func newSession(p *Proxy, c gnet.Conn, node int32) *session {
 func (s *session) dial() {
 	nc, _, err := s.p.dialUpstream(s.ctx, s.node)
 	if err != nil {
-		s.p.log.Warn("closing client: upstream unreachable", "client", s.remote, "node", s.node, "err", err)
+		s.p.logConn(slog.LevelWarn, "closing client: upstream unreachable", "client", s.remote, "node", s.node, "err", err)
 		_ = s.c.Close()
 		return
 	}
@@ -132,7 +133,7 @@ func (s *session) dial() {
 		return
 	}
 	if r := <-res; r.Err != nil {
-		s.p.log.Warn("closing client: upstream enroll", "client", s.remote, "err", r.Err)
+		s.p.logConn(slog.LevelWarn, "closing client: upstream enroll", "client", s.remote, "err", r.Err)
 		_ = s.c.Close()
 	}
 }
@@ -153,7 +154,7 @@ func (s *session) upClosed(err error) {
 	s.up = nil
 	s.upstreamDown(!s.closed)
 	if !s.closed {
-		s.p.log.Warn("closing client: broker connection ended", "client", s.remote, "node", s.node, "err", err)
+		s.p.logConn(slog.LevelWarn, "closing client: broker connection ended", "client", s.remote, "node", s.node, "err", err)
 		_ = s.c.Close()
 	}
 }
@@ -173,7 +174,7 @@ func (s *session) clientClosed() {
 
 // fail closes the client connection because of a protocol error.
 func (s *session) fail(why string, err error) gnet.Action {
-	s.p.log.Warn("closing client: "+why, "client", s.remote, "node", s.node, "err", err)
+	s.p.logConn(slog.LevelWarn, "closing client: "+why, "client", s.remote, "node", s.node, "err", err)
 	s.failing = true
 	_ = s.c.Close()
 	return gnet.Close
@@ -225,7 +226,7 @@ func (s *session) onTraffic() gnet.Action {
 		}
 		size := int(protocol.FrameSize(prefix))
 		if size < minRequestFrame || size > s.p.opts.MaxFrameBytes {
-			s.p.log.Warn("closing client: bad request frame size", "client", s.remote, "size", size, "max_frame_bytes", s.p.opts.MaxFrameBytes)
+			s.p.logConn(slog.LevelWarn, "closing client: bad request frame size", "client", s.remote, "size", size, "max_frame_bytes", s.p.opts.MaxFrameBytes)
 			return gnet.Close
 		}
 		if avail := c.InboundBuffered(); avail < 4+size {
@@ -263,7 +264,7 @@ func (s *session) onTraffic() gnet.Action {
 		}
 		h, err := protocol.ParseRequestHeader(frame)
 		if err != nil {
-			s.p.log.Warn("closing client: malformed request header", "client", s.remote, "err", err)
+			s.p.logConn(slog.LevelWarn, "closing client: malformed request header", "client", s.remote, "err", err)
 			return gnet.Close
 		}
 		if !s.accept(frame, h, false) {
@@ -292,7 +293,7 @@ func (s *session) gatherMore() (act gnet.Action, done bool) {
 	s.gather, s.gatherTo = nil, 0
 	h, err := protocol.ParseRequestHeader(frame)
 	if err != nil {
-		s.p.log.Warn("closing client: malformed request header", "client", s.remote, "err", err)
+		s.p.logConn(slog.LevelWarn, "closing client: malformed request header", "client", s.remote, "err", err)
 		return gnet.Close, false
 	}
 	if !s.accept(frame, h, true) {
@@ -365,7 +366,7 @@ func (s *session) accept(frame []byte, h protocol.RequestHeader, owned bool) boo
 	if h.Key == 0 {
 		acks, err := protocol.ProduceAcks(frame, h)
 		if err != nil {
-			s.p.log.Warn("closing client: malformed produce request", "client", s.remote, "err", err)
+			s.p.logConn(slog.LevelWarn, "closing client: malformed produce request", "client", s.remote, "err", err)
 			return false
 		}
 		expect = acks != 0
@@ -377,7 +378,7 @@ func (s *session) accept(frame []byte, h protocol.RequestHeader, owned bool) boo
 		// advertise, sent by a client that skipped ApiVersions) could carry what it looks for
 		// elsewhere: Produce v13 names topics by id, so a teed topic would pass untouched. A
 		// broker closes the connection on a version it does not support; so does the proxy.
-		s.p.log.Warn("closing client: request version not supported", "client", s.remote,
+		s.p.logConn(slog.LevelWarn, "closing client: request version not supported", "client", s.remote,
 			"api", kmsg.NameForKey(h.Key), "version", h.Version, "supported", fmt.Sprintf("%d-%d", min, max))
 		return false
 	}

@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"os"
 	"sync"
@@ -272,14 +273,14 @@ func (p *Proxy) serveTLS(c net.Conn, node int32) {
 	cancel()
 	if err != nil {
 		p.connClosed()
-		p.log.Warn("closing client: TLS handshake failed", "client", remote, "node", node, "err", err)
+		p.logConn(slog.LevelWarn, "closing client: TLS handshake failed", "client", remote, "node", node, "err", err)
 		_ = c.Close()
 		return
 	}
 	inner, bst, err := bridge(tc)
 	if err != nil {
 		p.connClosed()
-		p.log.Warn("closing client: TLS bridge", "client", remote, "node", node, "err", err)
+		p.logConn(slog.LevelWarn, "closing client: TLS bridge", "client", remote, "node", node, "err", err)
 		_ = tc.Close()
 		return
 	}
@@ -288,7 +289,7 @@ func (p *Proxy) serveTLS(c net.Conn, node int32) {
 	res, err := p.engine.eng.Register(gctx)
 	if err != nil {
 		x.release()
-		p.log.Warn("closing client: cannot enroll", "client", remote, "node", node, "err", err)
+		p.logConn(slog.LevelWarn, "closing client: cannot enroll", "client", remote, "node", node, "err", err)
 		_ = inner.Close()
 		return
 	}
@@ -299,6 +300,6 @@ func (p *Proxy) serveTLS(c net.Conn, node int32) {
 		x.release()
 	}
 	if r.Err != nil {
-		p.log.Warn("closing client: cannot enroll", "client", remote, "node", node, "err", r.Err)
+		p.logConn(slog.LevelWarn, "closing client: cannot enroll", "client", remote, "node", node, "err", r.Err)
 	}
 }

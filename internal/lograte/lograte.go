@@ -1,6 +1,6 @@
 // Package lograte keeps a log line that can repeat once per request from flooding the log: per
-// key (a table and a reason, say), at most one line per interval goes out, and it says how many
-// were left out since the previous one. Metrics still count every event; the log shows that it
+// key (a table and a reason, say), at most a few lines per interval go out (one, unless made with
+// NewBurst), and the next one out says how many were left out before it. Metrics still count every event; the log shows that it
 // happens and what it looks like.
 package lograte
 
@@ -13,6 +13,7 @@ import (
 // Limiter decides, per key, whether a line may be logged now.
 type Limiter struct {
 	every time.Duration
+	burst int
 	now   func() time.Time
 
 	mu   sync.Mutex
@@ -20,7 +21,8 @@ type Limiter struct {
 }
 
 type state struct {
-	last       time.Time
+	last       time.Time // start of the key's current interval: its first line out in it
+	sent       int       // lines out in the current interval
 	suppressed int
 }
 
@@ -29,8 +31,12 @@ type state struct {
 const maxKeys = 4096
 
 // New returns a Limiter letting one line per key through every interval.
-func New(every time.Duration) *Limiter {
-	return &Limiter{every: every, now: time.Now, keys: map[string]*state{}}
+func New(every time.Duration) *Limiter { return NewBurst(every, 1) }
+
+// NewBurst returns a Limiter letting up to burst lines per key through every interval: for lines
+// that are each worth reading at ordinary rates (a client connecting) and only flood in a storm.
+func NewBurst(every time.Duration, burst int) *Limiter {
+	return &Limiter{every: every, burst: max(burst, 1), now: time.Now, keys: map[string]*state{}}
 }
 
 // Allow reports whether a line for key may be logged now, and how many lines for key were
@@ -47,10 +53,15 @@ func (l *Limiter) Allow(key string) (ok bool, suppressed int) {
 		s = &state{}
 		l.keys[key] = s
 	} else if now.Sub(s.last) < l.every {
-		s.suppressed++
-		return false, 0
+		if s.sent >= l.burst {
+			s.suppressed++
+			return false, 0
+		}
+		s.sent++
+		suppressed, s.suppressed = s.suppressed, 0
+		return true, suppressed
 	}
-	s.last, suppressed, s.suppressed = now, s.suppressed, 0
+	s.last, s.sent, suppressed, s.suppressed = now, 1, s.suppressed, 0
 	return true, suppressed
 }
 

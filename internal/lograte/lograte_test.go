@@ -37,6 +37,35 @@ func TestLimiter(t *testing.T) {
 	}
 }
 
+// A burst limiter lets its first lines of an interval through, then suppresses, and the first
+// line of the next interval counts what was left out.
+func TestBurstLimiter(t *testing.T) {
+	now := time.Unix(1000, 0)
+	l := NewBurst(time.Second, 3)
+	l.now = func() time.Time { return now }
+	for i := range 3 {
+		if ok, n := l.Allow("c"); !ok || n != 0 {
+			t.Fatalf("line %d of the burst: %v %d", i, ok, n)
+		}
+		now = now.Add(10 * time.Millisecond)
+	}
+	for i := range 7 {
+		if ok, _ := l.Allow("c"); ok {
+			t.Fatalf("line %d past the burst let through", i)
+		}
+	}
+	if ok, _ := l.Allow("d"); !ok {
+		t.Fatal("another key is limited by the first")
+	}
+	now = now.Add(time.Second)
+	if ok, n := l.Allow("c"); !ok || n != 7 {
+		t.Fatalf("next interval: %v, suppressed %d, want true, 7", ok, n)
+	}
+	if ok, n := l.Allow("c"); !ok || n != 0 {
+		t.Fatalf("second line of the next interval: %v, suppressed %d, want true, 0", ok, n)
+	}
+}
+
 func TestLimiterForgetsOldKeys(t *testing.T) {
 	now := time.Unix(1000, 0)
 	l := New(time.Hour)
