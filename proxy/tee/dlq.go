@@ -2,6 +2,7 @@ package tee
 
 import (
 	"context"
+	"slices"
 	"strconv"
 
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -17,23 +18,30 @@ const (
 	headerTable     = "__openmldb.errors.table"
 )
 
-// deadLetter produces every invalid record of the partition to the sink's DLQ topic, with its
-// original key and value and headers naming where it came from and why it was refused.
-// baseOffset is the broker-assigned offset of the partition's first record (-1 for acks=0).
-func (t *Tee) deadLetter(ctx context.Context, p *partitionPlan, baseOffset int64) error {
+// deadLetter produces the partition's invalid records to the sink's DLQ topic, with their
+// original key and value and headers naming where they came from and why they were refused, but
+// not those in done (by index in the partition: an earlier attempt's). It returns the indexes of
+// the records it got there, also when others failed: a retry must produce only the rest, or the
+// dead-letter topic would list some twice. baseOffset is the broker-assigned offset of the
+// partition's first record (-1 for acks=0).
+func (t *Tee) deadLetter(ctx context.Context, p *partitionPlan, baseOffset int64, done []int) ([]int, error) {
 	cl := t.dlq.Load()
 	if cl == nil {
-		return nil
+		return nil, nil
 	}
 	recs := make([]*kgo.Record, 0, len(p.invalid))
+	index := make(map[*kgo.Record]int, len(p.invalid))
 	for _, bad := range p.invalid {
+		if slices.Contains(done, bad.index) {
+			continue
+		}
 		offset := int64(-1)
 		if baseOffset >= 0 {
 			offset = baseOffset + int64(bad.index)
 		}
 		// bad.key and bad.value are copies (planPartition), never the request's pooled buffer:
 		// kgo may still hold a record whose ProduceSync gave up at the deadline.
-		recs = append(recs, &kgo.Record{
+		r := &kgo.Record{
 			Topic: p.sink.DLQTopic,
 			Key:   bad.key,
 			Value: bad.value,
@@ -44,11 +52,23 @@ func (t *Tee) deadLetter(ctx context.Context, p *partitionPlan, baseOffset int64
 				{Key: headerMessage, Value: []byte(bad.err.Error())},
 				{Key: headerTable, Value: []byte(p.tableName())},
 			},
-		})
+		}
+		recs = append(recs, r)
+		index[r] = bad.index
 	}
-	if err := cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
-		return err
+	// kgo never gives up on a record it has sent (it waits for the broker's answer, so an
+	// idempotent producer stays exact); those that fail here were not written.
+	var produced []int
+	var firstErr error
+	for _, res := range cl.ProduceSync(ctx, recs...) {
+		if res.Err != nil {
+			if firstErr == nil {
+				firstErr = res.Err
+			}
+			continue
+		}
+		produced = append(produced, index[res.Record])
 	}
-	t.metrics.rowsDeadLettered.WithLabelValues(p.tableName()).Add(float64(len(recs)))
-	return nil
+	t.metrics.rowsDeadLettered.WithLabelValues(p.tableName()).Add(float64(len(produced)))
+	return produced, firstErr
 }

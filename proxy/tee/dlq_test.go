@@ -1,17 +1,19 @@
 package tee_test
 
 import (
+	"context"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/openmldb-kafka-proxy/openmldb-kafka-proxy/config"
 )
 
-// The ledger remembers that a batch's invalid records are dead-lettered, so an idempotent
-// producer's retry (here: of a batch whose answer was lost) does not produce them again. That
-// holds when some record of the batch resolves the sink's table (p.state is set), not for a
-// batch whose records all fail before that (here: an int16 out of range, refused by the parser):
-// without p.state startStore takes no ledger entry, and the retry dead-letters them again.
 // An idempotent producer's retry of a batch does not dead-letter its invalid records again (the
 // ledger remembers them), also when every record of the batch is invalid, so that no table was
 // resolved for it.
@@ -37,5 +39,97 @@ func TestIdempotentRetryDoesNotDeadLetterAgain(t *testing.T) {
 		if got := len(e.topicRecords(t, "bad")) - before; got != 1 {
 			t.Errorf("batch %s: its invalid record dead-lettered %d times by the batch and its idempotent retry, want once", c.name, got)
 		}
+	}
+}
+
+// A batch some of whose dead letters reached the DLQ topic while others failed is retried with
+// only the others: the dead-letter topic lists each invalid record once. Here the DLQ broker
+// stores the first partition of the tee's first dead-letter produce and leaves the rest
+// unanswered; kgo sends those again, and they are refused with a non-retriable code. Before,
+// the attempt counted as failed as a whole, and the retry produced the stored record again.
+func TestRetryDeadLettersOnlyTheRecordsNotYetProduced(t *testing.T) {
+	e := startEnv(t, []config.Sink{{Topics: []string{"dlqd"}, AutoCreate: true, OnInvalid: config.OnInvalidDLQ, DLQTopic: "bad"}}, "dlqd", "bad")
+	cl := e.client(t)
+	if p := produceRaw(t, cl, "dlqd", 0, rawBatch(seedRow(0))); p.ErrorCode != 0 {
+		t.Fatalf("creating the table: code %d", p.ErrorCode)
+	}
+	var (
+		mu       sync.Mutex
+		failing  = true
+		requests int
+	)
+	// The tee's dead-letter produces are the Produce requests not naming dlqd.
+	e.kafka.ControlKey(int16(kmsg.Produce), func(r kmsg.Request) (kmsg.Response, error, bool) {
+		e.kafka.KeepControl()
+		req := r.(*kmsg.ProduceRequest)
+		mu.Lock()
+		defer mu.Unlock()
+		if !failing || slices.ContainsFunc(req.Topics, func(tp kmsg.ProduceRequestTopic) bool { return tp.Topic == "dlqd" }) {
+			return nil, nil, false
+		}
+		requests++
+		if requests == 1 { // kfake stores the first partition only
+			req.Topics = req.Topics[:1]
+			req.Topics[0].Partitions = req.Topics[0].Partitions[:1]
+			return nil, nil, false
+		}
+		resp := req.ResponseKind().(*kmsg.ProduceResponse)
+		resp.Version = req.Version
+		for _, tp := range req.Topics {
+			rt := kmsg.NewProduceResponseTopic()
+			rt.Topic, rt.TopicID = tp.Topic, tp.TopicID
+			for _, pp := range tp.Partitions {
+				rp := kmsg.NewProduceResponseTopicPartition()
+				rp.Partition, rp.ErrorCode = pp.Partition, kerr.InvalidRecord.Code
+				rt.Partitions = append(rt.Partitions, rp)
+			}
+			resp.Topics = append(resp.Topics, rt)
+		}
+		return resp, nil, true
+	})
+	bad1 := strings.Replace(seedMessage, `"c1_int16":1`, `"c1_int16":70000`, 1)
+	bad2 := strings.Replace(seedMessage, `"c1_int16":1`, `"c1_int16":80000`, 1)
+	batch := rawProducerBatch(4100, 0, 0, seedRow(1), bad1, bad2)
+	send := func(timeout int32) kmsg.ProduceResponseTopicPartition {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		req := kmsg.NewPtrProduceRequest()
+		req.Acks, req.TimeoutMillis = -1, timeout
+		req.Topics = []kmsg.ProduceRequestTopic{{Topic: "dlqd", Partitions: []kmsg.ProduceRequestTopicPartition{{Partition: 0, Records: batch}}}}
+		resp, err := req.RequestWith(ctx, cl)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp.Topics[0].Partitions[0]
+	}
+	if p := send(15000); p.ErrorCode != kerr.NotEnoughReplicasAfterAppend.Code { // kgo re-sends after a metadata refresh (~5 s)
+		t.Fatalf("produce with a dead letter refused: code %d, want NOT_ENOUGH_REPLICAS_AFTER_APPEND", p.ErrorCode)
+	} else if p.ErrorMessage == nil || !strings.Contains(*p.ErrorMessage, "1 of 2 invalid records not produced") {
+		t.Errorf("produce with a dead letter refused: message %q, want it to count the records not produced", *p.ErrorMessage)
+	}
+	mu.Lock()
+	failing = false
+	mu.Unlock()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		p := send(5000) // the retry; it may find the first attempt still finishing
+		if p.ErrorCode == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("retry: code %d %v", p.ErrorCode, p.ErrorMessage)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	counts := map[string]int{}
+	for _, v := range e.topicRecords(t, "bad") {
+		counts[v]++
+	}
+	if counts[bad1] != 1 || counts[bad2] != 1 || len(counts) != 2 {
+		t.Errorf("dead-letter topic: %d and %d copies of the two invalid records, %d distinct records; want one each",
+			counts[bad1], counts[bad2], len(counts))
+	}
+	if ids := e.tableIDs(t, "dlqd"); ids[1] != 1 {
+		t.Errorf("table holds the valid row %d times, want once", ids[1])
 	}
 }

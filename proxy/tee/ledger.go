@@ -32,8 +32,10 @@ type batchProgress struct {
 	// parts holds, for rows stored in some of their partitions only (a table whose indexes hash
 	// a row to several partitions), the partitions that hold them, so a retry writes the others.
 	parts map[int][]uint32
-	// deadLettered: the batch's invalid records are in its dead-letter topic.
+	// deadLettered: the batch's invalid records are in its dead-letter topic. Before that,
+	// lettered lists those an attempt got there while others failed (by index in the partition).
 	deadLettered bool
+	lettered     []int
 	busy         chan struct{} // nil when no attempt is writing
 	waiters      int           // attempts waiting on busy: they need the batch after it closes
 }
@@ -44,17 +46,33 @@ type batchTodo struct {
 	// parts, for rows stored in some partitions only, lists those partitions (by row); nil
 	// when there are none.
 	parts map[int][]uint32
-	// deadLettered: an earlier attempt produced the invalid records to the dead-letter topic.
+	// deadLettered: an earlier attempt produced the invalid records to the dead-letter topic;
+	// else lettered lists those earlier attempts did produce (by index in the partition).
 	deadLettered bool
+	lettered     []int
 }
 
 // batchDone is what an attempt at a batch stored: stored[i] for rows now in every partition,
 // parts for rows that reached some partitions only, and whether the invalid records are
-// dead-lettered.
+// dead-lettered (all of them, or the ones in lettered).
 type batchDone struct {
 	stored       []bool
 	parts        map[int][]uint32
 	deadLettered bool
+	lettered     []int
+}
+
+// addLettered records the dead letters an attempt produced; mu is held.
+func (b *batchProgress) addLettered(d batchDone) {
+	if b.deadLettered || d.deadLettered {
+		b.deadLettered, b.lettered = true, nil
+		return
+	}
+	for _, i := range d.lettered {
+		if !slices.Contains(b.lettered, i) {
+			b.lettered = append(b.lettered, i)
+		}
+	}
 }
 
 // ledger remembers, per (producer id, epoch, partition, base sequence), which rows of recent
@@ -136,7 +154,7 @@ func (l *ledger) tryWaiting(key producerPartition, baseSequence int32, n int, wa
 		return batchTodo{}, nil, b, b.busy
 	}
 	b.busy = make(chan struct{})
-	todo := batchTodo{rows: make([]bool, n), deadLettered: b.deadLettered}
+	todo := batchTodo{rows: make([]bool, n), deadLettered: b.deadLettered, lettered: slices.Clone(b.lettered)}
 	for i, done := range b.stored {
 		todo.rows[i] = !done
 	}
@@ -148,7 +166,7 @@ func (l *ledger) tryWaiting(key producerPartition, baseSequence int32, n int, wa
 	}
 	release := func(d batchDone) {
 		l.mu.Lock()
-		b.deadLettered = b.deadLettered || d.deadLettered
+		b.addLettered(d)
 		for i, done := range d.stored {
 			b.stored[i] = b.stored[i] || done
 			if done {

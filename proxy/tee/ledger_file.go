@@ -34,6 +34,10 @@ type ledgerRecord struct {
 	Stored       []int            `json:"stored,omitempty"` // rows in every partition
 	Parts        map[int][]uint32 `json:"stored_partitions,omitempty"`
 	DeadLettered bool             `json:"dead_lettered,omitempty"`
+	// Lettered lists, while not DeadLettered, the invalid records (by index in the partition)
+	// already in the dead-letter topic. Version 2 of the file: version 1 has no such field,
+	// and a release reading only that would produce them again.
+	Lettered []int `json:"dead_lettered_records,omitempty"`
 }
 
 // unfinished returns the batches whose rows are stored in part (or whose invalid records were
@@ -47,7 +51,8 @@ func (l *ledger) unfinished() []ledgerRecord {
 		e := el.Value.(*ledgerEntry)
 		for _, b := range e.batches {
 			r := ledgerRecord{ProducerID: e.key.producerID, Epoch: e.key.epoch, Topic: e.key.topic, Partition: e.key.partition,
-				TID: e.key.tid, BaseSequence: b.baseSequence, Rows: len(b.stored), DeadLettered: b.deadLettered}
+				TID: e.key.tid, BaseSequence: b.baseSequence, Rows: len(b.stored), DeadLettered: b.deadLettered,
+				Lettered: slices.Clone(b.lettered)}
 			for i, ok := range b.stored {
 				if ok {
 					r.Stored = append(r.Stored, i)
@@ -59,7 +64,8 @@ func (l *ledger) unfinished() []ledgerRecord {
 				}
 				r.Parts[i] = slices.Clone(p)
 			}
-			if len(r.Stored) == r.Rows || (len(r.Stored) == 0 && r.Parts == nil && !r.DeadLettered) {
+			whole := len(r.Stored) == r.Rows && r.Lettered == nil // (Lettered is nil once DeadLettered)
+			if whole || (len(r.Stored) == 0 && r.Parts == nil && !r.DeadLettered && r.Lettered == nil) {
 				continue // whole, or nothing done: a retry needs no record of it
 			}
 			out = append(out, r)
@@ -90,6 +96,9 @@ func (l *ledger) restore(recs []ledgerRecord) (skipped int) {
 			b.parts[i] = slices.Clone(p)
 		}
 		b.deadLettered = r.DeadLettered
+		if !r.DeadLettered {
+			b.lettered = slices.Clone(r.Lettered)
+		}
 	}
 	return skipped
 }
@@ -120,7 +129,13 @@ func saveLedger(dir string, recs []ledgerRecord) error {
 		}
 		return nil
 	}
-	b, err := json.Marshal(ledgerDoc{Version: 1, Batches: recs})
+	version := 1
+	for _, r := range recs {
+		if len(r.Lettered) > 0 {
+			version = 2 // read only by releases that know Lettered
+		}
+	}
+	b, err := json.Marshal(ledgerDoc{Version: version, Batches: recs})
 	if err != nil {
 		return fmt.Errorf("ledger: %w", err)
 	}
@@ -139,8 +154,8 @@ func takeLedger(dir string) ([]ledgerRecord, error) {
 	}
 	var doc ledgerDoc
 	err = json.Unmarshal(b, &doc)
-	if err == nil && doc.Version != 1 {
-		err = fmt.Errorf("version %d, this release reads 1", doc.Version)
+	if err == nil && doc.Version != 1 && doc.Version != 2 {
+		err = fmt.Errorf("version %d, this release reads 1 and 2", doc.Version)
 	}
 	if rerr := os.Remove(path); rerr != nil && err == nil {
 		err = rerr

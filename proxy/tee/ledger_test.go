@@ -239,6 +239,49 @@ func TestLedgerFileKeepsBatchesStoredInPart(t *testing.T) {
 	}
 }
 
+// Dead letters an attempt produced while others failed are remembered one by one: the next
+// attempt learns which, attempts add to them, and a whole success replaces the list. A batch
+// with only some dead letters (and no row) stored is kept in the ledger file, written as
+// version 2, which only releases that know the list read.
+func TestLedgerRemembersDeadLettersProducedInPart(t *testing.T) {
+	l := newLedger(10)
+	k := producerPartition{producerID: 8, epoch: 0, topic: "t", partition: 0}
+	_, release := acquirePartsT(t, l, k, 0, 0)
+	release(batchDone{lettered: []int{2}})
+	todo, release := acquirePartsT(t, l, k, 0, 0)
+	if todo.deadLettered || !reflect.DeepEqual(todo.lettered, []int{2}) {
+		t.Fatalf("after one of the dead letters: %+v, want record 2 listed", todo)
+	}
+	release(batchDone{lettered: []int{4, 2}})
+	recs := l.unfinished()
+	if len(recs) != 1 || recs[0].DeadLettered || !reflect.DeepEqual(recs[0].Lettered, []int{2, 4}) {
+		t.Fatalf("unfinished %+v, want the batch with records 2 and 4 dead-lettered", recs)
+	}
+	dir := t.TempDir()
+	if err := saveLedger(dir, recs); err != nil {
+		t.Fatal(err)
+	}
+	raw, err := os.ReadFile(filepath.Join(dir, ledgerFile))
+	if err != nil || !strings.Contains(string(raw), `"version":2`) {
+		t.Fatalf("ledger file %s (%v), want version 2", raw, err)
+	}
+	back, err := takeLedger(dir)
+	if err != nil || !reflect.DeepEqual(back, recs) {
+		t.Fatalf("read back %+v (%v)", back, err)
+	}
+	next := newLedger(10)
+	next.restore(back)
+	todo, release = acquirePartsT(t, next, k, 0, 0)
+	if !reflect.DeepEqual(todo.lettered, []int{2, 4}) {
+		t.Fatalf("restored todo %+v", todo)
+	}
+	release(batchDone{deadLettered: true, lettered: []int{7}})
+	if todo, release = acquirePartsT(t, next, k, 0, 0); !todo.deadLettered || todo.lettered != nil {
+		t.Fatalf("after the rest: %+v, want deadLettered and no list", todo)
+	}
+	release(batchDone{})
+}
+
 // The ledger's memory is bounded by rows too, not only by producer partitions: big batches of
 // many producers make it forget the least recently used ones, never the batch in use.
 func TestLedgerIsBoundedByRows(t *testing.T) {

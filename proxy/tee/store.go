@@ -286,9 +286,10 @@ func (t *Tee) startStore(ctx context.Context, p *partitionPlan, part *kmsg.Produ
 		if part != nil {
 			base = part.BaseOffset
 		}
-		if err := t.deadLetter(ctx, p, base); err != nil {
-			release(batchDone{})
-			return nil, fmt.Sprintf("dead-letter topic %s: %v", p.sink.DLQTopic, err), true
+		if produced, err := t.deadLetter(ctx, p, base, todo.lettered); err != nil {
+			release(batchDone{lettered: produced})
+			return nil, fmt.Sprintf("dead-letter topic %s: %d of %d invalid records not produced: %v", p.sink.DLQTopic,
+				len(p.invalid)-len(todo.lettered)-len(produced), len(p.invalid), err), true
 		}
 		deadLettered = true
 	}
