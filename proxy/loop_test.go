@@ -17,7 +17,7 @@ import (
 
 // serveConns accepts connections on a loopback port until the test ends, hands each to handle
 // on a goroutine of its own, and closes them when the test ends; it returns the address.
-func serveConns(t *testing.T, handle func(net.Conn)) string {
+func serveConns(t testing.TB, handle func(net.Conn)) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

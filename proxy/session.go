@@ -28,6 +28,9 @@ const (
 	maxFinishes = 8
 	// gatherInitial is the most memory set aside for a gathered frame before its bytes arrive.
 	gatherInitial = 4 << 20
+	// passMinResponse is the smallest broker response passed on while it still arrives (when it
+	// is written unchanged, startPassing); smaller ones are taken whole.
+	passMinResponse = 1 << 20
 )
 
 // session is one client connection and its upstream connection. The upstream connection is
@@ -64,6 +67,10 @@ type session struct {
 	gather   []byte // a large request frame taken whole, filled as it arrives
 	gatherTo int    // the gathered frame's full length; 0 when none is being gathered
 	finRuns  int    // Finishes running now (at most maxFinishes)
+	// passing is the slot of a broker response being passed on as it arrives, and passLeft its
+	// bytes still to come (startPassing).
+	passing  *slot
+	passLeft int
 	begins   worker[hookItem]
 	finishes worker[*slot]
 	serial   Serial // ConnInfo.Serial
@@ -578,6 +585,17 @@ func (s *session) onUpTraffic(up gnet.Conn) gnet.Action {
 		if s.holdUpstream(up) {
 			return gnet.None
 		}
+		if s.passing != nil {
+			complete, err := s.passOn(up)
+			if err != nil {
+				s.fail("read broker response", err)
+				return gnet.Close
+			}
+			if !complete {
+				return gnet.None
+			}
+			continue
+		}
 		prefix, err := up.Peek(4)
 		if err != nil || len(prefix) < 4 {
 			return gnet.None
@@ -588,6 +606,9 @@ func (s *session) onUpTraffic(up gnet.Conn) gnet.Action {
 			return gnet.Close
 		}
 		if up.InboundBuffered() < 4+size {
+			if size >= passMinResponse && s.startPassing(up, size) {
+				continue
+			}
 			return gnet.None
 		}
 		frame, err := up.Next(4 + size)
@@ -614,6 +635,63 @@ func (s *session) onUpTraffic(up gnet.Conn) gnet.Action {
 		}
 		s.complete(sl, out, resp)
 	}
+}
+
+// startPassing starts passing a large broker response on to the client as it arrives instead of
+// collecting it whole: a consumer's Fetch response is up to fetch.max.bytes (50 MB by default,
+// and raised for catching up), and collected whole it sat in the broker connection's input
+// buffer, for every connection at once, before a byte of it left. Passed on, it is bounded like
+// any output by MaxOutboundPerConnection (holdUpstream stops reading the broker). That needs the
+// response written unchanged (no addresses to rewrite, no hook) and nothing before it still to
+// be written (responses leave in request order). It reports whether the response is being passed.
+func (s *session) startPassing(up gnet.Conn, size int) bool {
+	if up.InboundBuffered() < 8 {
+		return false
+	}
+	sl := s.inflight.front()
+	for sl != nil && sl.local {
+		s.inflight.pop()
+		sl = s.inflight.front()
+	}
+	if sl == nil || s.slots.front() != sl || sl.key == 18 || sl.hasFinish() || protocol.NeedsRewrite(sl.key, sl.ver) {
+		return false
+	}
+	head, err := up.Peek(8)
+	if err != nil || int32(binary.BigEndian.Uint32(head[4:])) != sl.corr {
+		return false // the whole response's turn reports a wrong correlation id
+	}
+	s.inflight.pop()
+	s.slots.pop()
+	// Counted as the response starts: a client that has it must find it in /metrics. It stays
+	// in flight (Proxy.DrainRequests waits) until its last byte is written.
+	s.p.metrics.response(sl.key, sl.ver, 4+size)
+	s.passing, s.passLeft = sl, 4+size
+	return true
+}
+
+// passOn writes what has arrived of the response being passed, and reports whether it is
+// complete (then the responses after it may go).
+func (s *session) passOn(up gnet.Conn) (bool, error) {
+	n := min(up.InboundBuffered(), s.passLeft)
+	if n == 0 {
+		return false, nil
+	}
+	b, err := up.Next(n)
+	if err != nil {
+		return false, err
+	}
+	s.write(b) // written now or copied: b is gnet's buffer
+	if s.passLeft -= n; s.passLeft > 0 {
+		return false, nil
+	}
+	sl := s.passing
+	s.passing = nil
+	if !s.closed {
+		s.p.inflight.Add(-1)
+	}
+	s.recycle(sl)
+	s.flush()
+	return true, nil
 }
 
 // response turns a broker response into what the client gets: the broker's bytes (still aliasing

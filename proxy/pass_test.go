@@ -1,0 +1,135 @@
+package proxy
+
+import (
+	"bufio"
+	"encoding/binary"
+	"io"
+	"net"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// hugeFetchBroker answers every Fetch request with a response frame of size bytes (its
+// correlation id, then zeros), written in 64 KiB pieces as the proxy reads them, and nothing
+// else (the proxy's own Metadata requests go unanswered). It returns its address and what it
+// has written so far of all responses.
+func hugeFetchBroker(t testing.TB, size int) (string, *atomic.Int64) {
+	t.Helper()
+	var written atomic.Int64
+	addr := serveConns(t, func(c net.Conn) {
+		r := bufio.NewReader(c)
+		chunk := make([]byte, 64<<10)
+		for {
+			var p [4]byte
+			if _, err := io.ReadFull(r, p[:]); err != nil {
+				return
+			}
+			req := make([]byte, binary.BigEndian.Uint32(p[:]))
+			if _, err := io.ReadFull(r, req); err != nil || len(req) < 8 {
+				return
+			}
+			if key := int16(binary.BigEndian.Uint16(req)); key != 1 {
+				continue
+			}
+			head := binary.BigEndian.AppendUint32(nil, uint32(size))
+			head = append(head, req[4:8]...) // correlation id
+			head = append(head, 0)           // empty tagged fields of a flexible header
+			if _, err := c.Write(head); err != nil {
+				return
+			}
+			written.Add(int64(len(head)))
+			for left := size - 5; left > 0; {
+				n, err := c.Write(chunk[:min(left, len(chunk))])
+				written.Add(int64(n))
+				left -= n
+				if err != nil {
+					return
+				}
+			}
+		}
+	})
+	return addr, &written
+}
+
+// A broker response larger than passMinResponse is passed on to the client as it arrives, not
+// collected whole first: with a client that reads nothing, the proxy stops reading the broker
+// once limits.max_outbound_bytes_per_connection is waiting, so the broker gets only that (and
+// the kernel's socket buffers) out of a 256 MiB Fetch response. Before, the proxy read the
+// whole response into the broker connection's buffer. Then the client reads it: it arrives
+// whole, and the answer to the request pipelined after it (answered by the proxy itself)
+// comes after it.
+func TestLargeResponsesArePassedOnAsTheyArrive(t *testing.T) {
+	const size = 256 << 20
+	broker, written := hugeFetchBroker(t, size)
+	p, _ := startProxyOpts(t, []string{broker}, 1, Options{Logger: quietLogger(),
+		Limits: Limits{MaxOutboundPerConnection: 1 << 20}})
+	r := dialRaw(t, p.Addr())
+	fetch := kmsg.NewPtrFetchRequest()
+	fetch.Version = 12
+	local := kmsg.NewPtrApiVersionsRequest()
+	local.Version = 30 // beyond what the proxy parses: it answers itself
+	r.send(reqFrame(fetch, 1), reqFrame(local, 2))
+
+	// The broker writes until the proxy stops reading (or all of it, if it never does).
+	var last int64 = -1
+	for w := written.Load(); w != last && w < size; w = written.Load() {
+		last = w
+		time.Sleep(300 * time.Millisecond)
+	}
+	t.Logf("broker wrote %d MiB of a %d MiB response to a client that reads nothing", last>>20, size>>20)
+	if last > 64<<20 {
+		t.Fatalf("the proxy took %d MiB of a response its client does not read "+
+			"(max_outbound_bytes_per_connection 1 MiB): large responses are collected whole", last>>20)
+	}
+
+	_ = r.c.SetDeadline(time.Now().Add(60 * time.Second))
+	br := bufio.NewReaderSize(r.c, 1<<20)
+	var head [9]byte
+	if _, err := io.ReadFull(br, head[:]); err != nil {
+		t.Fatal(err)
+	}
+	if n, corr := binary.BigEndian.Uint32(head[:]), int32(binary.BigEndian.Uint32(head[4:])); n != size || corr != 1 {
+		t.Fatalf("first response: size %d, correlation id %d; want %d, 1", n, corr, size)
+	}
+	if n, err := io.CopyN(io.Discard, br, size-5); err != nil {
+		t.Fatalf("first response: %d of %d bytes after its header: %v", n, size-5, err)
+	}
+	var next [8]byte
+	if _, err := io.ReadFull(br, next[:]); err != nil {
+		t.Fatalf("the answer after the passed response: %v", err)
+	}
+	if corr := int32(binary.BigEndian.Uint32(next[4:])); corr != 2 {
+		t.Fatalf("response after the passed one: correlation id %d, want 2", corr)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for p.InflightRequests() != 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d requests still in flight after both answers", p.InflightRequests())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// BenchmarkLargeResponse fetches 32 MiB responses through the proxy, one at a time, reading
+// each whole: the cost of passing large responses on (compare with a build that collects them).
+func BenchmarkLargeResponse(b *testing.B) {
+	const size = 32 << 20
+	broker, _ := hugeFetchBroker(b, size)
+	p, _ := startProxyOpts(b, []string{broker}, 1, Options{Logger: quietLogger()})
+	r := dialRaw(b, p.Addr())
+	fetch := kmsg.NewPtrFetchRequest()
+	fetch.Version = 12
+	br := bufio.NewReaderSize(r.c, 1<<20)
+	b.SetBytes(size + 4)
+	b.ResetTimer()
+	for i := range b.N {
+		_ = r.c.SetDeadline(time.Now().Add(30 * time.Second))
+		r.send(reqFrame(fetch, int32(i)))
+		if _, err := io.CopyN(io.Discard, br, size+4); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
