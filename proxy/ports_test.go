@@ -6,6 +6,7 @@ import (
 	"net"
 	"os"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -67,5 +68,25 @@ func TestDefaultBrokerPorts(t *testing.T) {
 		if err != nil {
 			t.Fatalf("through node %d listener: %v", b.NodeID, err)
 		}
+	}
+}
+
+// A node id whose derived port (listen port + 1 + id) is beyond 65535 gets no listener, and the
+// proxy says so once, naming the node and the remedy, instead of silently telling clients a
+// port they cannot reach.
+func TestNodeIDBeyondThePortRangeIsReported(t *testing.T) {
+	var logs lockedBuffer
+	p, _ := startProxyOpts(t, []string{"127.0.0.1:1"}, 0, Options{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	for range 3 {
+		p.mapAddr(70000, "127.0.0.1", 9092)
+	}
+	if _, open := p.BrokerAddr(70000); open {
+		t.Fatal("a listener opened on a port beyond 65535")
+	}
+	if n := strings.Count(logs.String(), "port is out of range; map it with broker_ports"); n != 1 {
+		t.Fatalf("%d reports of node 70000's port, want 1:\n%s", n, logs.String())
+	}
+	if !strings.Contains(logs.String(), "node=70000") {
+		t.Errorf("the report does not name the node:\n%s", logs.String())
 	}
 }

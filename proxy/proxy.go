@@ -114,6 +114,8 @@ type node struct {
 	upstream string // broker host:port
 	startMu  sync.Mutex
 	ln       *brokerListener
+	// portLogged: the port out of range was reported (once: every response names the node).
+	portLogged bool
 }
 
 // New validates opts and returns a proxy that is not listening yet.
@@ -275,6 +277,12 @@ func (p *Proxy) mapAddr(id int32, host string, port int32) (string, int32) {
 			p.log.Info("broker moved", "node", id, "from", n.upstream, "to", up)
 		}
 		n.upstream = up
+	}
+	if (n.port <= 0 || n.port > 65535) && !n.portLogged {
+		// Clients are told this port and cannot connect: say why, once.
+		n.portLogged = true
+		p.log.Error("no listener for broker node: its port is out of range; map it with broker_ports",
+			"node", id, "port", n.port, "rule", "listen port + 1 + node id", "upstream", up)
 	}
 	if n.ln == nil && !closed && n.port > 0 && n.port <= 65535 {
 		addr := net.JoinHostPort(hostOf(p.opts.Listen), strconv.Itoa(n.port))
