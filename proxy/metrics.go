@@ -45,6 +45,8 @@ type Metrics struct {
 	// Children of the per-broker vectors, resolved once per broker address (dials, not requests).
 	mu        sync.Mutex
 	upSeries  map[string]*upstreamSeries
+	swept     time.Time        // last sweep of idle upstream series
+	now       func() time.Time // time.Now; tests move it
 	descs     apiDescs
 	gaugeDesc [4]*prometheus.Desc
 }
@@ -55,7 +57,19 @@ type upstreamSeries struct {
 	total     prometheus.Counter
 	dialErrs  prometheus.Counter
 	closeErrs prometheus.Counter
+	open      int       // connections open now
+	used      time.Time // last connection event
 }
+
+// Per-broker series of addresses no connection has used for idleSeriesAfter are dropped, so a
+// proxy running for months in front of brokers whose addresses change (pods rescheduled) does
+// not export every address it ever saw. The sweep runs when a new address appears, at most once
+// a minute; a dropped address that comes back starts its counters from zero, which rate() and
+// increase() read as a counter reset.
+const (
+	idleSeriesAfter = time.Hour
+	sweepEvery      = time.Minute
+)
 
 type apiDescs struct{ requests, bytesIn, bytesOut *prometheus.Desc }
 
@@ -82,6 +96,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		drained: prometheus.NewCounter(prometheus.CounterOpts{Name: "okp_drain_refused_connections_total",
 			Help: "Client connections closed at once because the proxy was draining."}),
 		upSeries: map[string]*upstreamSeries{},
+		now:      time.Now,
 		descs: apiDescs{
 			requests: prometheus.NewDesc("okp_requests_total", "Requests received from clients, by API key and version.", api, nil),
 			bytesIn:  prometheus.NewDesc("okp_request_bytes_total", "Request bytes received from clients (frames with their size prefix).", api, nil),
@@ -169,12 +184,14 @@ func (m *Metrics) response(key, ver int16, n int) {
 	}
 }
 
-// upstream returns the series of a broker address.
-func (m *Metrics) upstream(addr string) *upstreamSeries {
+// upstreamEvent runs record on the series of a broker address, under the lock.
+func (m *Metrics) upstreamEvent(addr string, record func(*upstreamSeries)) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	now := m.now()
 	s := m.upSeries[addr]
 	if s == nil {
+		m.sweepIdleLocked(now)
 		s = &upstreamSeries{
 			conns:     m.upConns.WithLabelValues(addr),
 			total:     m.upConnsTotal.WithLabelValues(addr),
@@ -183,7 +200,32 @@ func (m *Metrics) upstream(addr string) *upstreamSeries {
 		}
 		m.upSeries[addr] = s
 	}
-	return s
+	s.used = now
+	record(s)
+}
+
+// dialFailed counts a failed dial of a broker address.
+func (m *Metrics) dialFailed(addr string) {
+	m.upstreamEvent(addr, func(u *upstreamSeries) { u.dialErrs.Inc() })
+}
+
+// sweepIdleLocked drops the series of addresses without open connections and unused for
+// idleSeriesAfter; mu is held.
+func (m *Metrics) sweepIdleLocked(now time.Time) {
+	if now.Sub(m.swept) < sweepEvery {
+		return
+	}
+	m.swept = now
+	for addr, s := range m.upSeries {
+		if s.open > 0 || now.Sub(s.used) < idleSeriesAfter {
+			continue
+		}
+		m.upConns.DeleteLabelValues(addr)
+		m.upConnsTotal.DeleteLabelValues(addr)
+		m.upErrors.DeleteLabelValues(addr, "dial")
+		m.upErrors.DeleteLabelValues(addr, "closed")
+		delete(m.upSeries, addr)
+	}
 }
 
 // observeProduce records a Produce round trip that started at start (unix ns).

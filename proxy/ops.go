@@ -267,9 +267,11 @@ func (s *session) deliver(sl *slot, out []byte) {
 // upstreamUp accounts the session's broker connection as open.
 func (s *session) upstreamUp() {
 	if s.upAddr != "" {
-		u := s.p.metrics.upstream(s.upAddr)
-		u.conns.Inc()
-		u.total.Inc()
+		s.p.metrics.upstreamEvent(s.upAddr, func(u *upstreamSeries) {
+			u.open++
+			u.conns.Inc()
+			u.total.Inc()
+		})
 	}
 }
 
@@ -277,10 +279,12 @@ func (s *session) upstreamUp() {
 // is still connected.
 func (s *session) upstreamDown(unexpected bool) {
 	if s.upAddr != "" {
-		u := s.p.metrics.upstream(s.upAddr)
-		u.conns.Dec()
-		if unexpected {
-			u.closeErrs.Inc()
-		}
+		s.p.metrics.upstreamEvent(s.upAddr, func(u *upstreamSeries) {
+			u.open--
+			u.conns.Dec()
+			if unexpected {
+				u.closeErrs.Inc()
+			}
+		})
 	}
 }

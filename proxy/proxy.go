@@ -333,7 +333,7 @@ func (p *Proxy) dialUpstream(ctx context.Context, nodeID int32) (net.Conn, strin
 		}
 		c, err := p.dialBroker(ctx, &d, addr)
 		if err != nil {
-			p.metrics.upstream(addr).dialErrs.Inc()
+			p.metrics.dialFailed(addr)
 			return nil, "", fmt.Errorf("dial node %d at %s: %w", nodeID, addr, err)
 		}
 		return c, addr, nil
@@ -347,7 +347,7 @@ func (p *Proxy) dialUpstream(ctx context.Context, nodeID int32) (net.Conn, strin
 		if err == nil {
 			return c, addr, nil
 		}
-		p.metrics.upstream(addr).dialErrs.Inc()
+		p.metrics.dialFailed(addr)
 		errs = append(errs, err)
 	}
 	return nil, "", fmt.Errorf("no bootstrap broker reachable: %w", errors.Join(errs...))

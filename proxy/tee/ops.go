@@ -8,6 +8,7 @@ import (
 	"net"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -175,13 +176,28 @@ type RPCMetrics struct {
 	errors  *prometheus.CounterVec
 
 	mu     sync.RWMutex
-	series map[string]rpcSeries // by endpoint: resolved once, then read-locked lookups only
+	series map[string]*rpcSeries // by endpoint: resolved once, then read-locked lookups only
+	swept  time.Time             // last sweep of idle endpoints (mu)
+	now    func() time.Time      // time.Now; tests move it
 }
 
 type rpcSeries struct {
 	latency prometheus.Observer
 	errors  prometheus.Counter
+	calls   atomic.Uint64 // RPCs observed; compared between sweeps (no clock read per RPC)
+	// mark and markedAt: calls at the sweep that last saw it change, and that sweep's time (mu).
+	mark     uint64
+	markedAt time.Time
 }
+
+// Series of endpoints without an RPC for idleEndpointAfter are dropped, so tablets that moved
+// away (pods rescheduled with new addresses) do not stay exported for as long as the proxy runs.
+// The sweep runs when a new endpoint appears, at most once a minute; an endpoint that comes back
+// starts from zero, which rate() and increase() read as a counter reset.
+const (
+	idleEndpointAfter = time.Hour
+	endpointSweepGap  = time.Minute
+)
 
 // NewRPCMetrics creates the OpenMLDB RPC metrics and registers them with reg (nil: unregistered).
 func NewRPCMetrics(reg prometheus.Registerer) *RPCMetrics {
@@ -191,12 +207,33 @@ func NewRPCMetrics(reg prometheus.Registerer) *RPCMetrics {
 			Buckets: prometheus.ExponentialBuckets(0.00005, 2, 18)}, []string{"endpoint"}),
 		errors: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "okp_openmldb_rpc_errors_total",
 			Help: "OpenMLDB RPCs that failed (connection, timeout or brpc error) per endpoint; a failed dial counts too."}, []string{"endpoint"}),
-		series: map[string]rpcSeries{},
+		series: map[string]*rpcSeries{},
+		now:    time.Now,
 	}
 	if reg != nil {
 		reg.MustRegister(m.latency, m.errors)
 	}
 	return m
+}
+
+// sweepIdleLocked drops the series of endpoints with no RPC since a sweep idleEndpointAfter ago
+// or longer; mu is held.
+func (m *RPCMetrics) sweepIdleLocked(now time.Time) {
+	if now.Sub(m.swept) < endpointSweepGap {
+		return
+	}
+	m.swept = now
+	for ep, s := range m.series {
+		if n := s.calls.Load(); n != s.mark {
+			s.mark, s.markedAt = n, now
+			continue
+		}
+		if now.Sub(s.markedAt) >= idleEndpointAfter {
+			m.latency.DeleteLabelValues(ep)
+			m.errors.DeleteLabelValues(ep)
+			delete(m.series, ep)
+		}
+	}
 }
 
 // RegisterPutCounters registers okp_openmldb_puts_total{connection="loop"|"shared"}, the Puts
@@ -227,11 +264,14 @@ func (m *RPCMetrics) Observe(endpoint string, d time.Duration, err error) {
 	if !ok {
 		m.mu.Lock()
 		if s, ok = m.series[endpoint]; !ok {
-			s = rpcSeries{latency: m.latency.WithLabelValues(endpoint), errors: m.errors.WithLabelValues(endpoint)}
+			now := m.now()
+			m.sweepIdleLocked(now)
+			s = &rpcSeries{latency: m.latency.WithLabelValues(endpoint), errors: m.errors.WithLabelValues(endpoint), markedAt: now}
 			m.series[endpoint] = s
 		}
 		m.mu.Unlock()
 	}
+	s.calls.Add(1)
 	if err != nil {
 		s.errors.Inc()
 		return
