@@ -62,18 +62,25 @@ type batchDone struct {
 	lettered     []int
 }
 
-// addLettered records the dead letters an attempt produced; mu is held.
-func (b *batchProgress) addLettered(d batchDone) {
+// addLettered records the dead letters an attempt produced and returns how much its cost
+// changed (the ledger's rows bound counts listed dead letters too: a batch of invalid records
+// only has no rows); mu is held.
+func (b *batchProgress) addLettered(d batchDone) int {
+	before := len(b.lettered)
 	if b.deadLettered || d.deadLettered {
 		b.deadLettered, b.lettered = true, nil
-		return
+		return -before
 	}
 	for _, i := range d.lettered {
 		if !slices.Contains(b.lettered, i) {
 			b.lettered = append(b.lettered, i)
 		}
 	}
+	return len(b.lettered) - before
 }
+
+// cost is what the batch counts against the ledger's rows bound.
+func (b *batchProgress) cost() int { return len(b.stored) + len(b.lettered) }
 
 // ledger remembers, per (producer id, epoch, partition, base sequence), which rows of recent
 // idempotent batches are already in OpenMLDB. A client retrying a batch (because the proxy
@@ -166,7 +173,7 @@ func (l *ledger) tryWaiting(key producerPartition, baseSequence int32, n int, wa
 	}
 	release := func(d batchDone) {
 		l.mu.Lock()
-		b.addLettered(d)
+		l.rows += b.addLettered(d)
 		for i, done := range d.stored {
 			b.stored[i] = b.stored[i] || done
 			if done {
@@ -248,7 +255,7 @@ func (l *ledger) batch(key producerPartition, baseSequence int32, n int) *batchP
 		oe := old.Value.(*ledgerEntry)
 		delete(l.items, oe.key)
 		for _, ob := range oe.batches {
-			l.rows -= len(ob.stored)
+			l.rows -= ob.cost()
 		}
 	}
 	for len(e.batches) > batchesPerProducerPartition {
@@ -267,7 +274,7 @@ func (l *ledger) batch(key producerPartition, baseSequence int32, n int) *batchP
 		if ob := e.batches[oldest]; ob.busy != nil || ob.waiters > 0 {
 			break
 		}
-		l.rows -= len(e.batches[oldest].stored)
+		l.rows -= e.batches[oldest].cost()
 		e.batches = slices.Delete(e.batches, oldest, oldest+1)
 	}
 	return b

@@ -95,10 +95,7 @@ func (l *ledger) restore(recs []ledgerRecord) (skipped int) {
 			}
 			b.parts[i] = slices.Clone(p)
 		}
-		b.deadLettered = r.DeadLettered
-		if !r.DeadLettered {
-			b.lettered = slices.Clone(r.Lettered)
-		}
+		l.rows += b.addLettered(batchDone{deadLettered: r.DeadLettered, lettered: r.Lettered})
 	}
 	return skipped
 }

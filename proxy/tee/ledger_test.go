@@ -253,6 +253,9 @@ func TestLedgerRemembersDeadLettersProducedInPart(t *testing.T) {
 		t.Fatalf("after one of the dead letters: %+v, want record 2 listed", todo)
 	}
 	release(batchDone{lettered: []int{4, 2}})
+	if l.rows != 2 {
+		t.Errorf("rows bound counts %d for a batch of no rows with two dead letters listed, want 2", l.rows)
+	}
 	recs := l.unfinished()
 	if len(recs) != 1 || recs[0].DeadLettered || !reflect.DeepEqual(recs[0].Lettered, []int{2, 4}) {
 		t.Fatalf("unfinished %+v, want the batch with records 2 and 4 dead-lettered", recs)
@@ -280,6 +283,9 @@ func TestLedgerRemembersDeadLettersProducedInPart(t *testing.T) {
 		t.Fatalf("after the rest: %+v, want deadLettered and no list", todo)
 	}
 	release(batchDone{})
+	if next.rows != 0 {
+		t.Errorf("rows bound counts %d once the list is gone, want 0", next.rows)
+	}
 }
 
 // The ledger's memory is bounded by rows too, not only by producer partitions: big batches of
