@@ -58,6 +58,7 @@ type Client struct {
 	afterTieEnter        func()     // tests: runs between a round's tie-gate enter and its issue
 
 	refreshMu   sync.Mutex
+	zkLoading   *zkLoad // the ZooKeeper catalog load running, if any (refreshMu)
 	gen         atomic.Uint64
 	refreshedAt atomic.Int64 // start time (unix ns) of the newest successful Refresh
 	cancel      context.CancelFunc
@@ -152,30 +153,48 @@ func (c *Client) refreshSince(ctx context.Context, since time.Time) error {
 	return c.refreshLocked(ctx)
 }
 
+// zkLoad is a catalog load from ZooKeeper. go-zookeeper calls take no context, so the load runs
+// aside and ctx bounds only the wait for it; a refresh whose ctx ends leaves it running, and the
+// next refresh waits for that load instead of starting another. While ZooKeeper hangs, writers
+// retrying their refreshes would otherwise leave a goroutine each until it answers again.
+type zkLoad struct {
+	start int64  // unix ns
+	gen   uint64 // of the catalog it loads
+	done  chan struct{}
+	cat   *catalog
+	err   error
+}
+
 func (c *Client) refreshLocked(ctx context.Context) error {
 	start := time.Now().UnixNano()
 	if c.zk != nil {
-		type result struct {
-			cat *catalog
-			err error
+		l := c.zkLoading
+		if l != nil {
+			select {
+			case <-l.done: // ended while nobody waited: older than this refresh asks for
+				l = nil
+			default:
+			}
 		}
-		ch := make(chan result, 1)
-		gen := c.nextGen()
-		// go-zookeeper calls take no context; run it aside so ctx still bounds the wait.
-		go func() {
-			cat, err := c.zk.load()
-			if err == nil {
-				cat.gen = gen
-			}
-			ch <- result{cat, err}
-		}()
+		if l == nil {
+			l = &zkLoad{start: start, gen: c.nextGen(), done: make(chan struct{})}
+			c.zkLoading = l
+			go func() {
+				defer close(l.done)
+				l.cat, l.err = c.zk.load()
+				if l.err == nil {
+					l.cat.gen = l.gen
+				}
+			}()
+		}
 		select {
-		case r := <-ch:
-			if r.err != nil {
-				return r.err
+		case <-l.done:
+			c.zkLoading = nil
+			if l.err != nil {
+				return l.err
 			}
-			c.store(r.cat)
-			c.markRefreshed(start)
+			c.store(l.cat)
+			c.markRefreshed(l.start)
 			return nil
 		case <-ctx.Done():
 			return fmt.Errorf("refresh from zookeeper: %w", ctx.Err())

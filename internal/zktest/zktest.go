@@ -132,6 +132,25 @@ func (s *Server) Stop() {
 	os.RemoveAll(s.dir)
 }
 
+// Pause stops the server's process (SIGSTOP) without closing anything: clients stay connected
+// and their requests hang, as with a ZooKeeper that stopped answering. Resume continues it.
+func (s *Server) Pause() error { return s.signal(syscall.SIGSTOP) }
+
+// Resume continues a paused server (SIGCONT).
+func (s *Server) Resume() error { return s.signal(syscall.SIGCONT) }
+
+func (s *Server) signal(sig syscall.Signal) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.stopped || s.cmd.Process == nil {
+		return errors.New("zookeeper: server stopped")
+	}
+	if err := syscall.Kill(-s.cmd.Process.Pid, sig); err != nil {
+		return fmt.Errorf("zookeeper: %v: %w", sig, err)
+	}
+	return nil
+}
+
 // Restart takes the server away from its clients for downtime, then serves again on the same
 // port with the same data directory, so persistent znodes survive. It kills java (SIGKILL, like
 // a crash) and, for the downtime, runs it on a private port: ZooKeeper persists sessions and
