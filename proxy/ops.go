@@ -38,8 +38,9 @@ func (p *Proxy) InflightRequests() int64 { return p.inflight.Load() }
 // Draining reports whether Drain was called.
 func (p *Proxy) Draining() bool { return p.draining.Load() }
 
-// Drain stops accepting client connections (listeners close; connections reaching the
-// bootstrap listener are closed at once), stops reading new requests from open connections, and
+// Drain stops accepting client connections (every listener closes, the bootstrap one included,
+// so new connections are refused; one accepted just before is closed at once), stops reading
+// new requests from open connections, and
 // waits until every request already read has been answered, including Produce requests whose
 // hook is still writing to OpenMLDB, and every answer has been taken by its client's socket, or
 // until ctx ends. Requests a client sent but the proxy had not read yet get no answer: the client

@@ -133,3 +133,157 @@ func BenchmarkLargeResponse(b *testing.B) {
 		}
 	}
 }
+
+// stallingFetchBroker answers a Fetch with a response frame of size bytes (correlation id, then
+// zeros), but writes only its first part bytes, then waits for release before writing the rest.
+// It signals on sent once the first part is out.
+func stallingFetchBroker(t testing.TB, size, part int) (addr string, sent <-chan struct{}, release chan<- struct{}) {
+	t.Helper()
+	sentc := make(chan struct{}, 1)
+	rel := make(chan struct{})
+	addr = serveConns(t, func(c net.Conn) {
+		r := bufio.NewReader(c)
+		for {
+			var p [4]byte
+			if _, err := io.ReadFull(r, p[:]); err != nil {
+				return
+			}
+			req := make([]byte, binary.BigEndian.Uint32(p[:]))
+			if _, err := io.ReadFull(r, req); err != nil || len(req) < 8 {
+				return
+			}
+			if key := int16(binary.BigEndian.Uint16(req)); key != 1 {
+				continue
+			}
+			resp := make([]byte, 4+size)
+			binary.BigEndian.PutUint32(resp, uint32(size))
+			copy(resp[4:8], req[4:8]) // correlation id; the rest (tagged fields, body) zeros
+			if _, err := c.Write(resp[:part]); err != nil {
+				return
+			}
+			sentc <- struct{}{}
+			select {
+			case <-rel:
+			case <-time.After(30 * time.Second):
+				return
+			}
+			if _, err := c.Write(resp[part:]); err != nil {
+				return
+			}
+		}
+	})
+	return addr, sentc, rel
+}
+
+// A response the proxy answers itself (here ApiVersions of a version it does not parse) that is
+// read while a large broker response is being passed on must wait until the passed response is
+// complete: written at once, it lands in the middle of the passed response's bytes and corrupts
+// the client's stream.
+// An answer the proxy writes itself, completed while a response is being passed on, waits for
+// the passed response's last byte instead of landing inside it.
+func TestLocalAnswerWaitsForThePassedResponse(t *testing.T) {
+	const size = 2 << 20
+	broker, sent, release := stallingFetchBroker(t, size, 256<<10)
+	p, _ := startProxyOpts(t, []string{broker}, 1, Options{Logger: quietLogger()})
+	r := dialRaw(t, p.Addr())
+	fetch := kmsg.NewPtrFetchRequest()
+	fetch.Version = 12
+	r.send(reqFrame(fetch, 1))
+	select {
+	case <-sent:
+	case <-time.After(10 * time.Second):
+		t.Fatal("broker got no Fetch")
+	}
+	time.Sleep(200 * time.Millisecond) // the proxy reads the first part and starts passing
+	local := kmsg.NewPtrApiVersionsRequest()
+	local.Version = 30 // beyond what the proxy parses: it answers itself
+	r.send(reqFrame(local, 2))
+	time.Sleep(200 * time.Millisecond) // the proxy reads and answers it
+	close(release)
+
+	_ = r.c.SetDeadline(time.Now().Add(20 * time.Second))
+	br := bufio.NewReaderSize(r.c, 1<<20)
+	var head [8]byte
+	if _, err := io.ReadFull(br, head[:]); err != nil {
+		t.Fatal(err)
+	}
+	if n, corr := binary.BigEndian.Uint32(head[:]), int32(binary.BigEndian.Uint32(head[4:])); n != size || corr != 1 {
+		t.Fatalf("first response: size %d, correlation id %d; want %d, 1", n, corr, size)
+	}
+	body := make([]byte, size-4)
+	if _, err := io.ReadFull(br, body); err != nil {
+		t.Fatal(err)
+	}
+	for i, b := range body {
+		if b != 0 {
+			t.Fatalf("passed response corrupted: byte %d after its header is %#x (another response was written into it)", i, b)
+		}
+	}
+	if _, err := io.ReadFull(br, head[:]); err != nil {
+		t.Fatalf("the answer after the passed response: %v", err)
+	}
+	if corr := int32(binary.BigEndian.Uint32(head[4:])); corr != 2 {
+		t.Fatalf("response after the passed one: correlation id %d, want 2", corr)
+	}
+}
+
+// A client closing while a large response is being passed to it must give back everything its
+// requests held: the passed response's slot is out of s.slots, so closeLimits does not see its
+// MaxQueuedBytes reservation, and once the proxy's queued count never returns to 0, a request
+// frame larger than MaxQueuedBytes can never be read again (reserve admits one only when nothing
+// is queued).
+// A client closing while a response is being passed to it gives back the request's bytes
+// counted against limits.max_queued_bytes, and its place in flight.
+func TestClientClosingMidPassReleasesItsQueuedBytes(t *testing.T) {
+	const size = 2 << 20
+	broker, sent, _ := stallingFetchBroker(t, size, 256<<10)
+	p, _ := startProxyOpts(t, []string{broker}, 1, Options{Logger: quietLogger(), Limits: Limits{MaxQueuedBytes: 1 << 20}})
+	r := dialRaw(t, p.Addr())
+	fetch := kmsg.NewPtrFetchRequest()
+	fetch.Version = 12
+	r.send(reqFrame(fetch, 1))
+	select {
+	case <-sent:
+	case <-time.After(10 * time.Second):
+		t.Fatal("broker got no Fetch")
+	}
+	time.Sleep(200 * time.Millisecond) // the proxy starts passing
+	_ = r.c.Close()
+
+	deadline := time.Now().Add(5 * time.Second)
+	for p.InflightRequests() != 0 || p.lim.queued.Load() != 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("after the client closed: %d requests in flight, %d bytes still queued (want 0, 0)",
+				p.InflightRequests(), p.lim.queued.Load())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// MaxInflightPerConnection counts the request whose response is being passed on: it still
+// awaits the rest of its response (Proxy.InflightRequests counts it), but startPassing took its
+// slot out of s.slots, which is all inflightFull looks at, so the connection may have one more
+// request in flight than the bound while a large response streams.
+// A response being passed on still counts against limits.max_inflight_per_connection.
+func TestPassedResponseCountsAgainstMaxInflight(t *testing.T) {
+	const size = 2 << 20
+	broker, sent, _ := stallingFetchBroker(t, size, 256<<10)
+	p, _ := startProxyOpts(t, []string{broker}, 1, Options{Logger: quietLogger(), Limits: Limits{MaxInflightPerConnection: 2}})
+	r := dialRaw(t, p.Addr())
+	fetch := kmsg.NewPtrFetchRequest()
+	fetch.Version = 12
+	r.send(reqFrame(fetch, 1))
+	select {
+	case <-sent:
+	case <-time.After(10 * time.Second):
+		t.Fatal("broker got no Fetch")
+	}
+	time.Sleep(200 * time.Millisecond) // the proxy starts passing
+	meta := kmsg.NewPtrMetadataRequest()
+	meta.Version = 4
+	r.send(reqFrame(meta, 2), reqFrame(meta, 3), reqFrame(meta, 4)) // the broker answers none
+	time.Sleep(300 * time.Millisecond)
+	if n := p.InflightRequests(); n > 2 {
+		t.Fatalf("%d requests in flight on a connection with max_inflight_per_connection 2", n)
+	}
+}

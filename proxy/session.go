@@ -723,7 +723,7 @@ func (s *session) complete(sl *slot, out []byte, resp kmsg.Response) {
 	sl.done, sl.resp = true, resp
 	if sl.hasFinish() {
 		s.startFinishes()
-	} else if s.slots.front() == sl {
+	} else if s.slots.front() == sl && s.passing == nil {
 		// The common case: written straight from the broker's bytes.
 		s.slots.pop()
 		s.deliver(sl, out)
@@ -735,8 +735,12 @@ func (s *session) complete(sl *slot, out []byte, resp kmsg.Response) {
 }
 
 // flush writes completed head slots in order; a slot whose Finish has not come back holds back
-// every later response.
+// every later response, and so does a response being passed on (passOn flushes once it is
+// complete).
 func (s *session) flush() {
+	if s.passing != nil {
+		return
+	}
 	for {
 		sl := s.slots.front()
 		if sl == nil || !sl.done || sl.hasFinish() {

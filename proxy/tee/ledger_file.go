@@ -35,8 +35,8 @@ type ledgerRecord struct {
 	Parts        map[int][]uint32 `json:"stored_partitions,omitempty"`
 	DeadLettered bool             `json:"dead_lettered,omitempty"`
 	// Lettered lists, while not DeadLettered, the invalid records (by index in the partition)
-	// already in the dead-letter topic. Version 2 of the file: version 1 has no such field,
-	// and a release reading only that would produce them again.
+	// already in the dead-letter topic. Releases before it ignore the field (and produce those
+	// dead letters again) but keep the rest of the file, so the file stays at version 1.
 	Lettered []int `json:"dead_lettered_records,omitempty"`
 }
 
@@ -126,13 +126,9 @@ func saveLedger(dir string, recs []ledgerRecord) error {
 		}
 		return nil
 	}
-	version := 1
-	for _, r := range recs {
-		if len(r.Lettered) > 0 {
-			version = 2 // read only by releases that know Lettered
-		}
-	}
-	b, err := json.Marshal(ledgerDoc{Version: version, Batches: recs})
+	// Version 1 even with Lettered (see ledgerRecord); version 2, which one build wrote for
+	// files with Lettered, is still read.
+	b, err := json.Marshal(ledgerDoc{Version: 1, Batches: recs})
 	if err != nil {
 		return fmt.Errorf("ledger: %w", err)
 	}

@@ -2,6 +2,8 @@ package tee
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -241,8 +243,7 @@ func TestLedgerFileKeepsBatchesStoredInPart(t *testing.T) {
 
 // Dead letters an attempt produced while others failed are remembered one by one: the next
 // attempt learns which, attempts add to them, and a whole success replaces the list. A batch
-// with only some dead letters (and no row) stored is kept in the ledger file, written as
-// version 2, which only releases that know the list read.
+// with only some dead letters (and no row) stored is kept in the ledger file, still version 1.
 func TestLedgerRemembersDeadLettersProducedInPart(t *testing.T) {
 	l := newLedger(10)
 	k := producerPartition{producerID: 8, epoch: 0, topic: "t", partition: 0}
@@ -265,8 +266,8 @@ func TestLedgerRemembersDeadLettersProducedInPart(t *testing.T) {
 		t.Fatal(err)
 	}
 	raw, err := os.ReadFile(filepath.Join(dir, ledgerFile))
-	if err != nil || !strings.Contains(string(raw), `"version":2`) {
-		t.Fatalf("ledger file %s (%v), want version 2", raw, err)
+	if err != nil || !strings.Contains(string(raw), `"version":1`) {
+		t.Fatalf("ledger file %s (%v), want version 1", raw, err)
 	}
 	back, err := takeLedger(dir)
 	if err != nil || !reflect.DeepEqual(back, recs) {
@@ -313,5 +314,55 @@ func TestLedgerIsBoundedByRows(t *testing.T) {
 		t.Fatal("the batch in use was forgotten")
 	} else {
 		release(nil)
+	}
+}
+
+// takeLedgerPrevious is the ledger file reader of the release before dead_lettered_records
+// (56363e3^): it reads version 1 only, and encoding/json ignores fields it does not know.
+func takeLedgerPrevious(dir string) ([]ledgerRecord, error) {
+	b, err := os.ReadFile(filepath.Join(dir, ledgerFile))
+	if err != nil {
+		return nil, err
+	}
+	var doc ledgerDoc
+	if err := json.Unmarshal(b, &doc); err != nil {
+		return nil, err
+	}
+	if doc.Version != 1 {
+		return nil, fmt.Errorf("version %d, this release reads 1", doc.Version)
+	}
+	return doc.Batches, nil
+}
+
+// A rollback to the previous release must not lose the batches stored in part because one other
+// batch has some of its dead letters listed. Writing the file as version 2 makes the previous
+// release refuse the whole file, so every partly stored batch's retry writes all its rows again;
+// written as version 1, the previous release ignores the unknown list and loses only it (and
+// would then produce that batch's dead letters again, as it does when refusing the file).
+// The ledger file with a list of dead letters stays readable by the release before the list:
+// that release ignores the field, but refusing the file would lose every batch stored in part.
+func TestLedgerFileStaysReadableByThePreviousRelease(t *testing.T) {
+	l := newLedger(10)
+	stored := producerPartition{producerID: 1, epoch: 0, topic: "t", partition: 0, tid: 5}
+	_, release := acquirePartsT(t, l, stored, 0, 3)
+	release(batchDone{stored: []bool{true, false, false}, deadLettered: true})
+	lettered := producerPartition{producerID: 2, epoch: 0, topic: "t", partition: 1}
+	_, release = acquirePartsT(t, l, lettered, 0, 0)
+	release(batchDone{lettered: []int{2}})
+
+	dir := t.TempDir()
+	if err := saveLedger(dir, l.unfinished()); err != nil {
+		t.Fatal(err)
+	}
+	recs, err := takeLedgerPrevious(dir)
+	if err != nil {
+		t.Fatalf("the previous release cannot read the ledger file, losing the batch stored in part too: %v", err)
+	}
+	found := false
+	for _, r := range recs {
+		found = found || (r.ProducerID == 1 && len(r.Stored) == 1)
+	}
+	if !found {
+		t.Fatalf("batch stored in part missing from %+v", recs)
 	}
 }
