@@ -112,6 +112,11 @@ func engineAddr() (string, error) {
 func (p *Proxy) startBootstrap(ln net.Listener) {
 	bl := newBrokerListener(ln, -1)
 	p.mu.Lock()
+	if p.closed { // the engine failed already (fail closed the listeners)
+		p.mu.Unlock()
+		_ = ln.Close()
+		return
+	}
 	p.brokers = append(p.brokers, bl)
 	p.mu.Unlock()
 	if p.clientTLS() {

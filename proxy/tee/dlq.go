@@ -2,7 +2,6 @@ package tee
 
 import (
 	"context"
-	"slices"
 	"strconv"
 
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -31,8 +30,12 @@ func (t *Tee) deadLetter(ctx context.Context, p *partitionPlan, baseOffset int64
 	}
 	recs := make([]*kgo.Record, 0, len(p.invalid))
 	index := make(map[*kgo.Record]int, len(p.invalid))
+	skip := make(map[int]bool, len(done))
+	for _, i := range done {
+		skip[i] = true
+	}
 	for _, bad := range p.invalid {
-		if slices.Contains(done, bad.index) {
+		if skip[bad.index] {
 			continue
 		}
 		offset := int64(-1)

@@ -71,8 +71,13 @@ func (b *batchProgress) addLettered(d batchDone) int {
 		b.deadLettered, b.lettered = true, nil
 		return -before
 	}
+	have := make(map[int]bool, len(b.lettered))
+	for _, i := range b.lettered {
+		have[i] = true
+	}
 	for _, i := range d.lettered {
-		if !slices.Contains(b.lettered, i) {
+		if !have[i] {
+			have[i] = true
 			b.lettered = append(b.lettered, i)
 		}
 	}
