@@ -134,9 +134,10 @@ func (c *Client) Close() {
 // Refresh rebuilds the catalog now: from ZooKeeper in cluster mode, from ShowTablet/ShowTable
 // on the nameserver in standalone mode.
 func (c *Client) Refresh(ctx context.Context) error {
+	need := time.Now().UnixNano()
 	c.refreshMu.Lock()
 	defer c.refreshMu.Unlock()
-	return c.refreshLocked(ctx)
+	return c.refreshLocked(ctx, need)
 }
 
 // refreshSince refreshes unless a refresh that started at or after since already succeeded, so
@@ -150,7 +151,7 @@ func (c *Client) refreshSince(ctx context.Context, since time.Time) error {
 	if c.refreshedAt.Load() >= since.UnixNano() {
 		return nil
 	}
-	return c.refreshLocked(ctx)
+	return c.refreshLocked(ctx, since.UnixNano())
 }
 
 // zkLoad is a catalog load from ZooKeeper. go-zookeeper calls take no context, so the load runs
@@ -165,39 +166,39 @@ type zkLoad struct {
 	err   error
 }
 
-func (c *Client) refreshLocked(ctx context.Context) error {
+func (c *Client) refreshLocked(ctx context.Context, need int64) error {
 	start := time.Now().UnixNano()
 	if c.zk != nil {
-		l := c.zkLoading
-		if l != nil {
+		for {
+			l := c.zkLoading
+			if l == nil {
+				l = &zkLoad{start: time.Now().UnixNano(), gen: c.nextGen(), done: make(chan struct{})}
+				c.zkLoading = l
+				go func() {
+					defer close(l.done)
+					l.cat, l.err = c.zk.load()
+					if l.err == nil {
+						l.cat.gen = l.gen
+					}
+				}()
+			}
 			select {
-			case <-l.done: // ended while nobody waited: older than this refresh asks for
-				l = nil
-			default:
-			}
-		}
-		if l == nil {
-			l = &zkLoad{start: start, gen: c.nextGen(), done: make(chan struct{})}
-			c.zkLoading = l
-			go func() {
-				defer close(l.done)
-				l.cat, l.err = c.zk.load()
+			case <-l.done:
+				c.zkLoading = nil
 				if l.err == nil {
-					l.cat.gen = l.gen
+					c.store(l.cat)
+					c.markRefreshed(l.start)
 				}
-			}()
-		}
-		select {
-		case <-l.done:
-			c.zkLoading = nil
-			if l.err != nil {
+				if l.start < need {
+					// Started before what this refresh asks for (a load a timed-out refresh
+					// left running): it may have read the catalog before the change the caller
+					// waits for. Load again; only one load runs at a time all the same.
+					continue
+				}
 				return l.err
+			case <-ctx.Done():
+				return fmt.Errorf("refresh from zookeeper: %w", ctx.Err())
 			}
-			c.store(l.cat)
-			c.markRefreshed(l.start)
-			return nil
-		case <-ctx.Done():
-			return fmt.Errorf("refresh from zookeeper: %w", ctx.Err())
 		}
 	}
 	gen := c.nextGen()

@@ -185,7 +185,9 @@ func (e *engine) OnTick() (time.Duration, gnet.Action) {
 func (e *engine) OnOpen(c gnet.Conn) ([]byte, gnet.Action) {
 	switch x := c.Context().(type) {
 	case *upstream:
-		return nil, x.s.upOpened(c)
+		act := x.s.upOpened(c)
+		x.opened = act == gnet.None
+		return nil, act
 	case *hookConn:
 		return nil, gnet.None
 	case brokerConn:
@@ -224,7 +226,9 @@ func (e *engine) OnClose(c gnet.Conn, err error) gnet.Action {
 		x.clientClosed()
 		e.p.connClosed()
 	case *upstream:
-		x.s.upClosed(err)
+		if x.opened {
+			x.s.upClosed(err)
+		}
 	case *hookConn:
 		x.onClose(err)
 	case *tlsClient: // refused by open before it had a session

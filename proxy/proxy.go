@@ -114,7 +114,9 @@ type node struct {
 	upstream string // broker host:port
 	startMu  sync.Mutex
 	ln       *brokerListener
-	// portLogged: the port out of range was reported (once: every response names the node).
+	// unusable says why port cannot be listened on (out of range, taken by broker_ports, ...);
+	// portLogged: that was reported (once: every response names the node).
+	unusable   string
 	portLogged bool
 }
 
@@ -130,6 +132,19 @@ func New(opts Options) (*Proxy, error) {
 	}
 	if len(opts.Bootstrap) == 0 {
 		return nil, errors.New("no bootstrap brokers")
+	}
+	byPort := map[int]int32{}
+	for id, bp := range opts.BrokerPorts {
+		if bp <= 0 || bp > 65535 {
+			return nil, fmt.Errorf("broker_ports: port %d of node %d: need 1-65535", bp, id)
+		}
+		if bp == lp {
+			return nil, fmt.Errorf("broker_ports: port %d of node %d is the bootstrap listener's", bp, id)
+		}
+		if other, dup := byPort[bp]; dup {
+			return nil, fmt.Errorf("broker_ports: nodes %d and %d both map to port %d", min(id, other), max(id, other), bp)
+		}
+		byPort[bp] = id
 	}
 	if opts.AdvertisedHost == "" {
 		opts.AdvertisedHost = host
@@ -250,11 +265,23 @@ func (p *Proxy) Close(ctx context.Context) error {
 }
 
 // portFor is the proxy port of node id.
-func (p *Proxy) portFor(id int32) int {
+func (p *Proxy) portFor(id int32) (port int, unusable string) {
 	if port, ok := p.opts.BrokerPorts[id]; ok {
-		return port
+		return port, ""
 	}
-	return p.listenPort + 1 + int(id)
+	port = p.listenPort + 1 + int(id)
+	switch {
+	case id < 0:
+		return 0, "negative node id"
+	case port > 65535:
+		return port, "its port is out of range"
+	}
+	for other, bp := range p.opts.BrokerPorts {
+		if bp == port {
+			return 0, fmt.Sprintf("its port (%d) is node %d's in broker_ports", port, other)
+		}
+	}
+	return port, ""
 }
 
 // mapAddr is the protocol.AddrMapper of every response: it records where node id lives upstream,
@@ -264,7 +291,8 @@ func (p *Proxy) mapAddr(id int32, host string, port int32) (string, int32) {
 	p.mu.Lock()
 	n := p.nodes[id]
 	if n == nil {
-		n = &node{id: id, port: p.portFor(id)}
+		n = &node{id: id}
+		n.port, n.unusable = p.portFor(id)
 		p.nodes[id] = n
 	}
 	closed := p.closed
@@ -278,13 +306,13 @@ func (p *Proxy) mapAddr(id int32, host string, port int32) (string, int32) {
 		}
 		n.upstream = up
 	}
-	if (n.port <= 0 || n.port > 65535) && !n.portLogged {
+	if n.unusable != "" && !n.portLogged {
 		// Clients are told this port and cannot connect: say why, once.
 		n.portLogged = true
-		p.log.Error("no listener for broker node: its port is out of range; map it with broker_ports",
+		p.log.Error("no listener for broker node: "+n.unusable+"; map it with broker_ports",
 			"node", id, "port", n.port, "rule", "listen port + 1 + node id", "upstream", up)
 	}
-	if n.ln == nil && !closed && n.port > 0 && n.port <= 65535 {
+	if n.ln == nil && !closed && n.unusable == "" {
 		addr := net.JoinHostPort(hostOf(p.opts.Listen), strconv.Itoa(n.port))
 		ln, err := p.listenBroker(addr, id)
 		if err != nil {
@@ -333,7 +361,9 @@ func (p *Proxy) dialUpstream(ctx context.Context, nodeID int32) (net.Conn, strin
 		}
 		c, err := p.dialBroker(ctx, &d, addr)
 		if err != nil {
-			p.metrics.dialFailed(addr)
+			if ctx.Err() == nil { // else the client left: no broker failure
+				p.metrics.dialFailed(addr)
+			}
 			return nil, "", fmt.Errorf("dial node %d at %s: %w", nodeID, addr, err)
 		}
 		return c, addr, nil
@@ -346,6 +376,9 @@ func (p *Proxy) dialUpstream(ctx context.Context, nodeID int32) (net.Conn, strin
 		c, err := p.dialBroker(ctx, &d, addr)
 		if err == nil {
 			return c, addr, nil
+		}
+		if ctx.Err() != nil { // the client left: no broker failure
+			return nil, "", fmt.Errorf("dial bootstrap broker %s: %w", addr, err)
 		}
 		p.metrics.dialFailed(addr)
 		errs = append(errs, err)

@@ -98,7 +98,13 @@ type session struct {
 }
 
 // upstream is the context of a session's broker connection.
-type upstream struct{ s *session }
+type upstream struct {
+	s *session
+	// opened: upOpened took the connection (and counted it open); one refused because the
+	// client had already closed is closed by gnet with OnClose all the same, and must not be
+	// uncounted.
+	opened bool
+}
 
 // hookItem is an intercepted request waiting for its turn.
 type hookItem struct {
@@ -125,13 +131,18 @@ func newSession(p *Proxy, c gnet.Conn, node int32) *session {
 
 // dial connects to the broker off the loop and enrolls the connection into the client's loop.
 func (s *session) dial() {
-	nc, _, err := s.p.dialUpstream(s.ctx, s.node)
+	nc, addr, err := s.p.dialUpstream(s.ctx, s.node)
+	if err != nil && s.ctx.Err() != nil {
+		s.p.log.Debug("client left before its broker connection was up", "client", s.remote, "node", s.node, "err", err)
+		_ = s.c.Close() // the proxy's own context may have ended instead
+		return
+	}
 	if err != nil {
 		s.p.logConn(slog.LevelWarn, "closing client: upstream unreachable", "client", s.remote, "node", s.node, "err", err)
 		_ = s.c.Close()
 		return
 	}
-	s.upAddr = nc.RemoteAddr().String()
+	s.upAddr = addr // not nc.RemoteAddr(): with kafka.tls that is the bridge's socket pair ("@")
 	res, err := s.c.EventLoop().Enroll(gnet.NewContext(s.ctx, &upstream{s: s}), nc)
 	if err != nil {
 		_ = nc.Close()

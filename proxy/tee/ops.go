@@ -258,8 +258,13 @@ func RegisterPutCounters(reg prometheus.Registerer, store *openmldb.Client) {
 
 // Observe records one RPC (d is 0 for a failed dial).
 func (m *RPCMetrics) Observe(endpoint string, d time.Duration, err error) {
+	// calls is counted under mu (read-locked): a sweep, write-locked, then sees it moved and keeps
+	// the series this goroutine is about to update.
 	m.mu.RLock()
 	s, ok := m.series[endpoint]
+	if ok {
+		s.calls.Add(1)
+	}
 	m.mu.RUnlock()
 	if !ok {
 		m.mu.Lock()
@@ -269,9 +274,9 @@ func (m *RPCMetrics) Observe(endpoint string, d time.Duration, err error) {
 			s = &rpcSeries{latency: m.latency.WithLabelValues(endpoint), errors: m.errors.WithLabelValues(endpoint), markedAt: now}
 			m.series[endpoint] = s
 		}
+		s.calls.Add(1)
 		m.mu.Unlock()
 	}
-	s.calls.Add(1)
 	if err != nil {
 		s.errors.Inc()
 		return
