@@ -30,6 +30,7 @@ func demoCmd(args []string) error {
 	nsAddr := fs.String("openmldb_nameserver", "127.0.0.1:7527", "listen address of the embedded OpenMLDB-compatible nameserver")
 	zkAddr := fs.String("zk", "", "register the OpenMLDB-compatible cluster in this ZooKeeper (host:port) under /openmldb and use cluster mode; default standalone")
 	zkPath := fs.String("zk_path", config.DefaultZKPath, "root path of the cluster in ZooKeeper (with --zk)")
+	adminListen := fs.String("admin_listen", config.DefaultAdminListen, "admin HTTP address for /metrics, /livez, /readyz (empty: disabled)")
 	level := fs.String("log.level", config.DefaultLogLevel, "log level")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, pflag.ErrHelp) {
@@ -79,7 +80,7 @@ func demoCmd(args []string) error {
 	// The proxy's configuration goes through the same loader as run, so every key has its
 	// default; only the sink is added here.
 	flags := []string{"--listen", *listen, "--kafka.bootstrap", broker, "--log.level", *level,
-		"--openmldb.database", omCfg.Database}
+		"--openmldb.database", omCfg.Database, "--admin.listen", *adminListen}
 	if omCfg.ZKCluster != "" {
 		flags = append(flags, "--openmldb.zk_cluster", omCfg.ZKCluster, "--openmldb.zk_path", omCfg.ZKPath)
 	} else {

@@ -26,17 +26,20 @@ func TestDemo(t *testing.T) {
 	kcat := requireTool(t, "kcat", kcatInstall)
 	for _, mode := range []string{"standalone", "zookeeper"} {
 		t.Run(mode, func(t *testing.T) {
-			base, err := freeport.Block(4)
+			base, err := freeport.Block(5)
 			if err != nil {
 				t.Fatal(err)
 			}
 			listen := "127.0.0.1:" + strconv.Itoa(base)
 			ns := "127.0.0.1:" + strconv.Itoa(base+3) // base+1 is the proxy's listener for broker 0
+			// Its own admin port too: a demo running on this machine holds the default 9644.
+			adminAddr := "127.0.0.1:" + strconv.Itoa(base+4)
 			kafkaPort, err := freeport.Block(1)
 			if err != nil {
 				t.Fatal(err)
 			}
-			args := []string{"demo", "--listen", listen, "--kafka_port", strconv.Itoa(kafkaPort), "--openmldb_nameserver", ns}
+			args := []string{"demo", "--listen", listen, "--kafka_port", strconv.Itoa(kafkaPort), "--openmldb_nameserver", ns,
+				"--admin_listen", adminAddr}
 			scanArgs := []string{"scan", "--openmldb.nameserver", ns, "kafka_test.topic1"}
 			if mode == "zookeeper" {
 				zk := sharedZK(t)
@@ -54,14 +57,19 @@ func TestDemo(t *testing.T) {
 			if err := cmd.Start(); err != nil {
 				t.Fatal(err)
 			}
+			exited := make(chan struct{})
+			var waitErr error
+			go func() { waitErr = cmd.Wait(); close(exited) }()
+			earlyExit := false
 			defer func() {
+				if earlyExit {
+					return
+				}
 				_ = cmd.Process.Signal(syscall.SIGTERM)
-				done := make(chan error, 1)
-				go func() { done <- cmd.Wait() }()
 				select {
-				case err := <-done:
-					if err != nil {
-						t.Errorf("demo did not stop cleanly on SIGTERM: %v\n%s", err, logs.String())
+				case <-exited:
+					if waitErr != nil {
+						t.Errorf("demo did not stop cleanly on SIGTERM: %v\n%s", waitErr, logs.String())
 					}
 				case <-time.After(20 * time.Second):
 					_ = cmd.Process.Kill()
@@ -70,6 +78,9 @@ func TestDemo(t *testing.T) {
 			}()
 			select {
 			case <-ready:
+			case <-exited:
+				earlyExit = true
+				t.Fatalf("demo exited before it was ready (%v):\n%s", waitErr, logs.String())
 			case <-time.After(60 * time.Second):
 				t.Fatalf("demo not ready after 60s:\n%s", logs.String())
 			}
