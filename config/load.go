@@ -58,8 +58,8 @@ func Load(name string, args, environ []string) (*Config, error) {
 		return nil, err
 	}
 	var c Config
-	if err := k.Unmarshal("", &c); err != nil {
-		return nil, fmt.Errorf("config: %w", err)
+	if err := decode(k, &c); err != nil {
+		return nil, err
 	}
 	c.Kafka.Bootstrap = toList(k.Get("kafka.bootstrap"))
 	ports, err := parseBrokerPorts(k.Get("broker_ports"))

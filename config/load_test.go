@@ -88,3 +88,43 @@ func TestLoadValidationNamesKey(t *testing.T) {
 		}
 	}
 }
+
+// A key that names no setting is refused with the key (and the setting it is closest to), from
+// the file and from the environment alike: a misspelled "sinkz" used to start a proxy that
+// tees nothing. So is a duration without a unit, which YAML hands over as a number (30 ns).
+func TestLoadRefusesUnknownKeysAndDurationsWithoutUnit(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, yaml string) string {
+		path := filepath.Join(dir, name)
+		if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return path
+	}
+	base := "kafka:\n  bootstrap: [a:1]\nopenmldb:\n  nameserver: ns:1\n  database: db\n"
+	for _, c := range []struct {
+		name, yaml string
+		env        []string
+		want       []string
+	}{
+		{"top level", base + "sinkz:\n  - topics: [t]\n", nil, []string{"unknown keys", "sinkz (did you mean sinks?)"}},
+		{"in a sink", base + "sinks:\n  - topics: [t]\n    auto_creat: true\n", nil, []string{"sinks[0].auto_creat (did you mean auto_create?)"}},
+		{"nested", base + "kafka_x: 1\nlimits:\n  max_conections: 5\n", nil, []string{"kafka_x", "limits.max_conections (did you mean max_connections?)"}},
+		{"environment", base, []string{"OKP_OPENMLDB__PASWORD=x"}, []string{"openmldb.pasword (did you mean password?)"}},
+		{"duration without unit", base + "shutdown:\n  drain_timeout: 30\n", nil, []string{"shutdown.drain_timeout", "a duration needs a unit, like \"30s\""}},
+	} {
+		_, err := Load("run", []string{"--config", write(strings.ReplaceAll(c.name, " ", "_")+".yaml", c.yaml)}, c.env)
+		if err == nil {
+			t.Errorf("%s: loaded", c.name)
+			continue
+		}
+		for _, w := range c.want {
+			if !strings.Contains(err.Error(), w) {
+				t.Errorf("%s: error %q does not say %q", c.name, err, w)
+			}
+		}
+	}
+	if _, err := Load("run", []string{"--config", write("ok.yaml", base+"shutdown:\n  drain_timeout: 30s\nbroker_ports:\n  0: 7100\n")}, nil); err != nil {
+		t.Errorf("a valid file: %v", err)
+	}
+}

@@ -1,0 +1,131 @@
+package config
+
+import (
+	"fmt"
+	"reflect"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/go-viper/mapstructure/v2"
+	"github.com/knadh/koanf/v2"
+)
+
+// keysOutsideTheStruct are keys Load reads itself (Config has no field for them).
+var keysOutsideTheStruct = []string{"config", "broker_ports"}
+
+// decode fills c from k. A key that names no setting is an error, not a silent no-op: a
+// misspelled "sinkz" or "auto_creat" would otherwise leave the proxy running with nothing teed,
+// on start and on every reload alike. So is a duration written without a unit.
+func decode(k *koanf.Koanf, c *Config) error {
+	var md mapstructure.Metadata
+	err := k.UnmarshalWithConf("", c, koanf.UnmarshalConf{Tag: "koanf", DecoderConfig: &mapstructure.DecoderConfig{
+		DecodeHook: mapstructure.ComposeDecodeHookFunc(
+			durationNeedsUnit,
+			mapstructure.StringToTimeDurationHookFunc(),
+			mapstructure.TextUnmarshallerHookFunc()),
+		WeaklyTypedInput: true,
+		Metadata:         &md,
+	}})
+	if err != nil {
+		return fmt.Errorf("config: %w", err)
+	}
+	var unknown []string
+	for _, key := range md.Unused {
+		if !slices.Contains(keysOutsideTheStruct, key) {
+			unknown = append(unknown, key)
+		}
+	}
+	if len(unknown) == 0 {
+		return nil
+	}
+	sort.Strings(unknown)
+	known := settingNames(reflect.TypeOf(Config{}))
+	for i, key := range unknown {
+		if s := closest(lastPart(key), known); s != "" {
+			unknown[i] = fmt.Sprintf("%s (did you mean %s?)", key, s)
+		}
+	}
+	return fmt.Errorf("config: unknown keys (from the file or OKP_ environment variables): %s", strings.Join(unknown, ", "))
+}
+
+// durationNeedsUnit refuses a number for a duration: YAML's `drain_timeout: 30` would otherwise
+// be 30 nanoseconds.
+func durationNeedsUnit(from, to reflect.Type, data any) (any, error) {
+	if to != reflect.TypeOf(time.Duration(0)) || from == to { // flags give durations as such
+		return data, nil
+	}
+	switch from.Kind() {
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Float32, reflect.Float64:
+		return nil, fmt.Errorf("%v is a number: a duration needs a unit, like \"%vs\" or \"%vms\"", data, data, data)
+	}
+	return data, nil
+}
+
+// settingNames lists the koanf names of t's fields, nested structs and slices of structs
+// included.
+func settingNames(t reflect.Type) []string {
+	var out []string
+	var walk func(reflect.Type)
+	walk = func(t reflect.Type) {
+		for t.Kind() == reflect.Pointer || t.Kind() == reflect.Slice {
+			t = t.Elem()
+		}
+		if t.Kind() != reflect.Struct {
+			return
+		}
+		for i := range t.NumField() {
+			f := t.Field(i)
+			name, _, _ := strings.Cut(f.Tag.Get("koanf"), ",")
+			if name == "" || name == "-" {
+				continue
+			}
+			out = append(out, name)
+			walk(f.Type)
+		}
+	}
+	walk(t)
+	return append(out, keysOutsideTheStruct...)
+}
+
+// lastPart is the name a key ends with: "sinks[0].auto_creat" → "auto_creat".
+func lastPart(key string) string {
+	if i := strings.LastIndexAny(key, ".]"); i >= 0 {
+		return strings.TrimPrefix(key[i+1:], ".")
+	}
+	return key
+}
+
+// closest returns the name within two edits of s, if there is one.
+func closest(s string, names []string) string {
+	best, bestD := "", 3
+	for _, n := range names {
+		if d := editDistance(s, n); d < bestD {
+			best, bestD = n, d
+		}
+	}
+	return best
+}
+
+// editDistance is the Levenshtein distance of a and b.
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
+}
