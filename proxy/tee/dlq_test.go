@@ -2,6 +2,7 @@ package tee_test
 
 import (
 	"context"
+	"log/slog"
 	"slices"
 	"strings"
 	"sync"
@@ -9,9 +10,12 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/openmldb-kafka-proxy/openmldb-kafka-proxy/config"
+	"github.com/openmldb-kafka-proxy/openmldb-kafka-proxy/openmldb/openmldbtest"
+	"github.com/openmldb-kafka-proxy/openmldb-kafka-proxy/proxy/tee"
 )
 
 // An idempotent producer's retry of a batch does not dead-letter its invalid records again (the
@@ -131,5 +135,86 @@ func TestRetryDeadLettersOnlyTheRecordsNotYetProduced(t *testing.T) {
 	}
 	if ids := e.tableIDs(t, "dlqd"); ids[1] != 1 {
 		t.Errorf("table holds the valid row %d times, want once", ids[1])
+	}
+}
+
+// A dlq_topic that does not exist is created where the broker allows it, as Kafka Connect
+// creates its dead-letter topic (before, the dead-letter producer did not ask, every batch with
+// an invalid record was answered with a retriable error and appended again on each retry).
+// Where the broker does not allow it, the failure is logged with the topic, since few clients
+// show the error message they get.
+func TestDeadLetterTopicIsCreatedOrTheFailureLogged(t *testing.T) {
+	sinks := func(dlq string) []config.Sink {
+		return []config.Sink{{Topics: []string{"dlqd"}, AutoCreate: true, OnInvalid: config.OnInvalidDLQ, DLQTopic: dlq}}
+	}
+	bad := strings.Replace(seedMessage, `"c1_int16":1`, `"c1_int16":70000`, 1)
+	t.Run("auto-created", func(t *testing.T) {
+		e := startEnvKafka(t, openmldbtest.Options{}, []kfake.Opt{kfake.AllowAutoTopicCreation()}, nil, sinks("new-dlq"), "dlqd")
+		cl := e.client(t)
+		if p := produceRaw(t, cl, "dlqd", 0, rawBatch(seedRow(1), bad)); p.ErrorCode != 0 {
+			t.Fatalf("code %d (%v), want 0", p.ErrorCode, p.ErrorMessage)
+		}
+		if got := e.topicRecords(t, "new-dlq"); len(got) != 1 || got[0] != bad {
+			t.Fatalf("dead-letter topic holds %d records, want the invalid one", len(got))
+		}
+	})
+	t.Run("not allowed", func(t *testing.T) {
+		var logs lockedBuffer
+		logger := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelWarn}))
+		e := startEnvWith(t, func(o *tee.Options) { o.Logger = logger }, sinks("missing-dlq"), "dlqd")
+		cl := e.client(t)
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		req := kmsg.NewPtrProduceRequest()
+		req.Acks, req.TimeoutMillis = -1, 1000
+		req.Topics = []kmsg.ProduceRequestTopic{{Topic: "dlqd", Partitions: []kmsg.ProduceRequestTopicPartition{{Partition: 0, Records: rawBatch(seedRow(1), bad)}}}}
+		resp, err := req.RequestWith(ctx, cl)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if code := resp.Topics[0].Partitions[0].ErrorCode; code != kerr.NotEnoughReplicasAfterAppend.Code {
+			t.Fatalf("code %d, want NOT_ENOUGH_REPLICAS_AFTER_APPEND", code)
+		}
+		for !strings.Contains(logs.String(), "dead-letter produce failed") {
+			if ctx.Err() != nil {
+				t.Fatalf("no log line names the failed dead-letter produce:\n%s", logs.String())
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		if line := logs.String(); !strings.Contains(line, "dlq_topic=missing-dlq") || !strings.Contains(line, "topic=dlqd") {
+			t.Errorf("the log line does not name the topics:\n%s", line)
+		}
+	})
+}
+
+// Different mistakes within a second are each logged with their reason: for a client on
+// Produce v7 (kcat), which cannot show error_message, the log is the only place the reason
+// appears. Before, one line a second per table and code went out, and the other reasons only
+// as a count.
+func TestRejectedBatchesWithDifferentReasonsAreEachLogged(t *testing.T) {
+	var logs lockedBuffer
+	logger := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	e := startEnvWith(t, func(o *tee.Options) { o.Logger = logger }, []config.Sink{{Topics: []string{"rj"}, AutoCreate: true}}, "rj")
+	cl := e.client(t)
+	if p := produceRaw(t, cl, "rj", 0, rawBatch(seedRow(0))); p.ErrorCode != 0 {
+		t.Fatalf("creating the table: code %d", p.ErrorCode)
+	}
+	reasons := map[string]string{
+		`"c2_int32":2`:      `"c2_int32":2.5`,
+		`"c1_int16":1`:      `"c1_int16":70000`,
+		`"c6_boolean":true`: `"c6_boolean":"yes"`,
+	}
+	for from, to := range reasons {
+		if p := produceRaw(t, cl, "rj", 0, rawBatch(strings.Replace(seedMessage, from, to, 1))); p.ErrorCode != kerr.InvalidRecord.Code {
+			t.Fatalf("%s: code %d, want INVALID_RECORD", to, p.ErrorCode)
+		}
+	}
+	if n := strings.Count(logs.String(), "rejected produce partition"); n != len(reasons) {
+		t.Fatalf("%d lines for %d rejected batches with different reasons:\n%s", n, len(reasons), logs.String())
+	}
+	for _, field := range []string{"c2_int32", "c1_int16", "c6_boolean"} {
+		if !strings.Contains(logs.String(), field) {
+			t.Errorf("no line names field %s:\n%s", field, logs.String())
+		}
 	}
 }

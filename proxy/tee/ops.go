@@ -101,8 +101,10 @@ func (t *Tee) ensureDLQ(sinks []config.Sink) error {
 		}
 		// Records that cannot be delivered fail after DefaultWriteTimeout instead of waiting for
 		// ever: the producer was answered at its deadline, and its retry dead-letters them again.
+		// A dlq_topic that does not exist yet is created by the broker where it allows that
+		// (auto.create.topics.enable), as Kafka Connect creates its dead-letter topic.
 		cl, err := kgo.NewClient(append(t.kafkaOpts(), kgo.RecordPartitioner(kgo.RoundRobinPartitioner()),
-			kgo.RecordDeliveryTimeout(DefaultWriteTimeout))...)
+			kgo.RecordDeliveryTimeout(DefaultWriteTimeout), kgo.AllowAutoTopicCreation())...)
 		if err != nil {
 			return fmt.Errorf("dead-letter producer: %w", err)
 		}
@@ -112,10 +114,25 @@ func (t *Tee) ensureDLQ(sinks []config.Sink) error {
 	return nil
 }
 
+// rejectLogBurst is how many rejected partitions a second are logged per table.
+const rejectLogBurst = 10
+
+// logDeadLetterFailure logs a dead-letter produce that did not get every invalid record to the
+// DLQ topic: the client sees a retriable error whose message (Produce v8+) few clients print.
+func (t *Tee) logDeadLetterFailure(p *partitionPlan, produced int, err error) {
+	ok, suppressed := t.logLimit.Allow("dlq " + p.tableName())
+	if !ok {
+		return
+	}
+	t.log.Error("dead-letter produce failed; the partition is answered with a retriable error", "topic", p.topic,
+		"partition", p.partition, "table", p.tableName(), "dlq_topic", p.sink.DLQTopic, "invalid_records", len(p.invalid),
+		"produced", produced, "err", err, "suppressed", suppressed)
+}
+
 // logRejected writes the one log line of a rejected partition; record values only under
 // log.payloads.
 func (t *Tee) logRejected(c proxy.ConnInfo, p *partitionPlan) {
-	ok, suppressed := t.logLimit.Allow(fmt.Sprintf("rejected %s %d", p.tableName(), p.rejectCode))
+	ok, suppressed := t.rejectLog.Allow("rejected " + p.tableName())
 	if !ok {
 		return
 	}

@@ -288,6 +288,7 @@ func (t *Tee) startStore(ctx context.Context, p *partitionPlan, part *kmsg.Produ
 		}
 		if produced, err := t.deadLetter(ctx, p, base, todo.lettered); err != nil {
 			release(batchDone{lettered: produced})
+			t.logDeadLetterFailure(p, len(produced), err)
 			return nil, fmt.Sprintf("dead-letter topic %s: %d of %d invalid records not produced: %v", p.sink.DLQTopic,
 				len(p.invalid)-len(todo.lettered)-len(produced), len(p.invalid), err), true
 		}

@@ -127,7 +127,11 @@ type Tee struct {
 	// logLimit keeps per-request warnings (rejected partitions, acks=0 failures) to one line a
 	// second per table and reason; the metrics count every one.
 	logLimit *lograte.Limiter
-	journal  *journal // nil without Options.JournalDir
+	// rejectLog lets rejectLogBurst "rejected produce partition" lines a second out per table:
+	// for clients that cannot show the reason (Produce v7, as kcat sends), the log is where a
+	// user reads it, and a burst of different mistakes should show each.
+	rejectLog *lograte.Limiter
+	journal   *journal // nil without Options.JournalDir
 	// journalLn takes the journal command's changes while this proxy runs (journal_socket.go);
 	// journalConn is the connection being served, for Close to cut off.
 	journalLn      net.Listener
@@ -184,6 +188,7 @@ func New(opts Options) (*Tee, error) {
 		ledger: newLedger(0), retrying: map[txnKey]bool{}, closed: make(chan struct{}), draining: make(chan struct{}), commitTimeout: commitWriteTimeout,
 		startedAt: time.Now(), startSkew: defaultStartSkew,
 		tables: map[tableUse]*tableState{}, creating: map[string]*sync.Mutex{}, logLimit: lograte.New(time.Second),
+		rejectLog: lograte.NewBurst(time.Second, rejectLogBurst),
 	}
 	t.kafkaTLS.Store(opts.KafkaTLS)
 	maxAge := opts.TransactionMaxTimeout

@@ -71,11 +71,17 @@ func startEnvWith(t *testing.T, adjust func(*tee.Options), sinks []config.Sink, 
 // tee's client finds it through ZooKeeper).
 func startEnvOn(t *testing.T, clusterOpts openmldbtest.Options, adjust func(*tee.Options), sinks []config.Sink, topics ...string) *env {
 	t.Helper()
+	return startEnvKafka(t, clusterOpts, nil, adjust, sinks, topics...)
+}
+
+// startEnvKafka is startEnvOn with more options for kfake.
+func startEnvKafka(t *testing.T, clusterOpts openmldbtest.Options, kafkaOpts []kfake.Opt, adjust func(*tee.Options), sinks []config.Sink, topics ...string) *env {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	e := &env{}
 	var err error
-	e.kafka, err = kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(partitions, topics...))
+	e.kafka, err = kfake.NewCluster(append([]kfake.Opt{kfake.NumBrokers(1), kfake.SeedTopics(partitions, topics...)}, kafkaOpts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
