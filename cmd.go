@@ -28,15 +28,37 @@ var commands = map[string]func(args []string) error{
 	"journal": journalCmd,
 }
 
+// overview is the top-level help: the commands, before run's flags (run is the default).
+const overview = `Usage: openmldb-kafka-proxy [COMMAND] [FLAGS]
+
+Commands:
+  run      start the proxy (the default when the first argument is a flag)
+  demo     an embedded Kafka broker and OpenMLDB-compatible cluster with the proxy in front
+  scan     print the rows of an OpenMLDB table (DB.TABLE) as JSON lines
+  journal  show and settle what a proxy's journal directory holds
+
+"openmldb-kafka-proxy COMMAND --help" lists a command's flags; "help COMMAND" too.
+`
+
 // dispatch runs the subcommand named by args[0]; run is the default when args is empty or starts
 // with a flag.
 func dispatch(args []string) error {
+	if len(args) > 0 && (args[0] == "-h" || args[0] == "--help" || args[0] == "help") {
+		fmt.Fprint(os.Stderr, overview)
+		if args[0] == "help" {
+			if len(args) > 1 {
+				return dispatch([]string{args[1], "--help"})
+			}
+			return nil
+		}
+		fmt.Fprintln(os.Stderr)
+	}
 	if len(args) == 0 || strings.HasPrefix(args[0], "-") {
 		return runCmd(args)
 	}
 	cmd, ok := commands[args[0]]
 	if !ok {
-		return fmt.Errorf("unknown command %q (want run, demo, scan or journal)", args[0])
+		return fmt.Errorf("unknown command %q (want run, demo, scan or journal; \"help\" lists them)", args[0])
 	}
 	return cmd(args[1:])
 }

@@ -62,10 +62,10 @@ func demoCmd(args []string) error {
 	}
 	defer om.Close()
 	omCfg := config.OpenMLDB{Nameserver: om.Nameserver(), ZKPath: config.DefaultZKPath, Database: "kafka_test", User: config.DefaultOpenMLDBUser}
-	scanHint := "openmldb-kafka-proxy scan --openmldb.nameserver " + om.Nameserver() + " kafka_test.topic1"
+	scanHint := "./openmldb-kafka-proxy scan --openmldb.nameserver " + om.Nameserver() + " kafka_test.topic1"
 	if *zkAddr != "" {
 		omCfg.Nameserver, omCfg.ZKCluster, omCfg.ZKPath = "", *zkAddr, om.ZKPath()
-		scanHint = "openmldb-kafka-proxy scan --openmldb.zk_cluster " + *zkAddr + " --openmldb.zk_path " + om.ZKPath() + " kafka_test.topic1"
+		scanHint = "./openmldb-kafka-proxy scan --openmldb.zk_cluster " + *zkAddr + " --openmldb.zk_path " + om.ZKPath() + " kafka_test.topic1"
 	}
 	admin, err := openmldb.Open(startCtx, openmldbOptions(omCfg, log))
 	if err != nil {

@@ -147,7 +147,18 @@ func parseTopSchema(text []byte) (*Schema, error) {
 func (p *Parser) Parse(data []byte, rec *Record) error {
 	rec.reset()
 	i := skipWS(data, 0)
-	if i >= len(data) || data[i] != '{' {
+	if i >= len(data) {
+		return &FieldError{Reason: "value is empty: " + errEnvelope}
+	}
+	if data[i] != '{' {
+		// Say that it is not JSON at all (`hello world`) rather than only that it is no envelope.
+		end, err := skipValue(data, i, 0)
+		if err != nil {
+			return err
+		}
+		if j := skipWS(data, end); j != len(data) {
+			return syntaxErr(j, "trailing data after the value")
+		}
 		return &FieldError{Reason: errEnvelope}
 	}
 	i = skipWS(data, i+1)

@@ -218,3 +218,22 @@ func TestRejectedBatchesWithDifferentReasonsAreEachLogged(t *testing.T) {
 		}
 	}
 }
+
+// A tombstone (null value) is skipped and counted, under the table's full name like every other
+// tee series; the records around it are stored, and the broker gets the batch as sent.
+func TestTombstonesAreSkippedAndCounted(t *testing.T) {
+	e := startEnv(t, []config.Sink{{Topics: []string{"tomb"}, AutoCreate: true}}, "tomb")
+	cl := e.client(t)
+	if p := produceRaw(t, cl, "tomb", 0, rawBatch(seedRow(1), tombstone, seedRow(2))); p.ErrorCode != 0 {
+		t.Fatalf("code %d (%v)", p.ErrorCode, p.ErrorMessage)
+	}
+	if ids := e.tableIDs(t, "tomb"); len(ids) != 2 || ids[1] != 1 || ids[2] != 1 {
+		t.Errorf("table rows by id %v, want 1 and 2 once", ids)
+	}
+	if n := e.endOffsets(t, "tomb"); n != 3 {
+		t.Errorf("topic holds %d records, want 3 (the tombstone too)", n)
+	}
+	if got := e.metricWith(t, "okp_tee_tombstones_skipped_total", "table", "kafka_test.tomb"); got != 1 {
+		t.Errorf("okp_tee_tombstones_skipped_total{table=\"kafka_test.tomb\"} = %v, want 1", got)
+	}
+}

@@ -246,7 +246,7 @@ func (t *Tee) planPartition(ctx context.Context, s *config.Sink, topic string, p
 			idx := p.nRecords
 			p.nRecords++
 			if r.Value == nil {
-				t.metrics.tombstones.WithLabelValues(s.TableFor(topic)).Inc()
+				t.metrics.tombstones.WithLabelValues(p.tableName()).Inc()
 				continue
 			}
 			if p.state != nil && cap(arena)-len(arena) < len(p.state.table.Columns) {
