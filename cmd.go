@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -128,6 +129,12 @@ func openTee(ctx context.Context, log *slog.Logger, cfg *config.Config, m teeMet
 	if err != nil {
 		return nil, nil, fmt.Errorf("connect to OpenMLDB: %w", err)
 	}
+	// A missing database would otherwise show only as every record refused, as if the data
+	// were wrong.
+	if err := requireDatabase(octx, store, cfg.OpenMLDB.Database); err != nil {
+		store.Close()
+		return nil, nil, err
+	}
 	var kafkaTLS *tls.Config
 	if up := upstreamTLS(cfg.Kafka.TLS); up != nil {
 		if kafkaTLS, err = up.ClientConfig(); err != nil {
@@ -144,6 +151,18 @@ func openTee(ctx context.Context, log *slog.Logger, cfg *config.Config, m teeMet
 		return nil, nil, err
 	}
 	return t, store, nil
+}
+
+// requireDatabase checks that OpenMLDB has db.
+func requireDatabase(ctx context.Context, store *openmldb.Client, db string) error {
+	dbs, err := store.Databases(ctx)
+	if err != nil {
+		return fmt.Errorf("connect to OpenMLDB: %w", err)
+	}
+	if !slices.Contains(dbs, db) {
+		return fmt.Errorf("openmldb.database: OpenMLDB has no database %q (it has %q); create it (CREATE DATABASE %s;) or correct the name", db, dbs, db)
+	}
+	return nil
 }
 
 func openmldbOptions(o config.OpenMLDB, log *slog.Logger) openmldb.Options {

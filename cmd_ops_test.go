@@ -508,3 +508,36 @@ func TestRunFailsWhenTheProxyStopsServing(t *testing.T) {
 		t.Fatal("run goes on after the proxy stopped serving")
 	}
 }
+
+// A database OpenMLDB does not have is refused at start, naming it and what exists: before, the
+// proxy started and refused every record as invalid (auto-create failing with code 802), as if
+// the data were wrong. A wrong zk_path names the path it looked under.
+func TestRunRefusesADatabaseOpenMLDBDoesNotHave(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	kafka, err := kfake.NewCluster(kfake.NumBrokers(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(kafka.Close)
+	quiet := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))
+	cluster, err := openmldbtest.Start(ctx, openmldbtest.Options{Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cluster.Close)
+	file := filepath.Join(t.TempDir(), "proxy.yaml")
+	y := fmt.Sprintf("listen: 127.0.0.1:%d\nkafka:\n  bootstrap: [%s]\nadmin:\n  listen: \"\"\nopenmldb:\n  nameserver: %s\n  database: nosuchdb\nsinks:\n  - topics: [topic1]\n    auto_create: true\n",
+		freeport.BlockT(t, 2), kafka.ListenAddrs()[0], cluster.Nameserver())
+	if err := os.WriteFile(file, []byte(y), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.Load("run", []string{"--config", file}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = serveOps(ctx, quiet, cfg, opsRuntime{})
+	if err == nil || !strings.Contains(err.Error(), `OpenMLDB has no database "nosuchdb"`) || !strings.Contains(err.Error(), "CREATE DATABASE nosuchdb") {
+		t.Fatalf("run with a database OpenMLDB does not have: %v", err)
+	}
+}

@@ -286,5 +286,5 @@ func (c *Client) nameserver(ctx context.Context) (string, error) {
 	if cat := c.cat.Load(); cat != nil && cat.nameserver != "" {
 		return cat.nameserver, nil
 	}
-	return "", errors.New("openmldb: no nameserver leader registered in zookeeper")
+	return "", fmt.Errorf("openmldb: no nameserver leader registered in zookeeper under %s/leader (is openmldb.zk_path %s the cluster's zk_root_path?)", c.zk.root, c.zk.root)
 }

@@ -28,16 +28,32 @@ type TableSpec struct {
 	IfNotExists  bool
 }
 
-// nsCall runs one nameserver RPC that answers GeneralResponse, re-resolving the leader once when
-// the nameserver says it is not the leader (300) or is unreachable.
+// nsResponse is a nameserver answer with the usual code and message.
+type nsResponse interface {
+	proto.Message
+	GetCode() int32
+	GetMsg() string
+}
+
+// nsCall runs one nameserver RPC that answers GeneralResponse (nsCallInto).
 func (c *Client) nsCall(ctx context.Context, method string, req proto.Message) (*nspb.GeneralResponse, error) {
+	resp := &nspb.GeneralResponse{}
+	if err := c.nsCallInto(ctx, method, req, resp); err != nil {
+		return nil, err
+	}
+	return resp, nil
+}
+
+// nsCallInto runs one nameserver RPC into resp, re-resolving the leader once when the nameserver
+// says it is not the leader (300) or is unreachable.
+func (c *Client) nsCallInto(ctx context.Context, method string, req proto.Message, resp nsResponse) error {
 	var lastErr error
 	for attempt := 0; attempt < 2; attempt++ {
 		addr, err := c.nameserver(ctx)
 		if err != nil {
-			return nil, err
+			return err
 		}
-		resp := &nspb.GeneralResponse{}
+		proto.Reset(resp)
 		err = c.pool.call(ctx, addr, NameServerService, method, req, resp)
 		var ce *ConnError
 		switch {
@@ -46,18 +62,30 @@ func (c *Client) nsCall(ctx context.Context, method string, req proto.Message) (
 		case err != nil && errors.As(err, &ce) && ctx.Err() == nil:
 			lastErr = err
 		case err != nil:
-			return nil, err
+			return err
 		default:
-			return resp, nil
+			return nil
 		}
 		if c.zk == nil {
 			break
 		}
 		if rerr := c.Refresh(ctx); rerr != nil {
-			return nil, fmt.Errorf("%w (refresh: %v)", lastErr, rerr)
+			return fmt.Errorf("%w (refresh: %v)", lastErr, rerr)
 		}
 	}
-	return nil, lastErr
+	return lastErr
+}
+
+// Databases lists the databases the nameserver knows.
+func (c *Client) Databases(ctx context.Context) ([]string, error) {
+	resp := &nspb.ShowDatabaseResponse{}
+	if err := c.nsCallInto(ctx, "ShowDatabase", &nspb.GeneralRequest{}, resp); err != nil {
+		return nil, fmt.Errorf("show databases: %w", err)
+	}
+	if resp.GetCode() != 0 {
+		return nil, fmt.Errorf("show databases: %w", &ServerError{Method: "ShowDatabase", Code: resp.GetCode(), Msg: resp.GetMsg()})
+	}
+	return resp.GetDb(), nil
 }
 
 // CreateDatabase creates db; with ifNotExists an existing database is not an error.
