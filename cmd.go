@@ -121,6 +121,9 @@ func openTee(ctx context.Context, log *slog.Logger, cfg *config.Config, m teeMet
 	}
 	octx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
+	// Said first, so that 30 s of waiting on an unreachable ZooKeeper is not silent.
+	log.Info("connecting to OpenMLDB", "zk_cluster", cfg.OpenMLDB.ZKCluster, "zk_path", cfg.OpenMLDB.ZKPath,
+		"nameserver", cfg.OpenMLDB.Nameserver, "database", cfg.OpenMLDB.Database, "timeout", 30*time.Second)
 	oo := openmldbOptions(cfg.OpenMLDB, log)
 	if m.rpc != nil {
 		oo.OnRPC = m.rpc.Observe

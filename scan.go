@@ -51,7 +51,11 @@ func scanCmd(args []string) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	c, err := openmldb.Open(ctx, openmldbOptions(o, log))
+	// Connecting gets 30 s of the five minutes: an address nobody answers on should not leave
+	// the command silent for the whole scan's time.
+	octx, ocancel := context.WithTimeout(ctx, 30*time.Second)
+	c, err := openmldb.Open(octx, openmldbOptions(o, log))
+	ocancel()
 	if err != nil {
 		return fmt.Errorf("connect to OpenMLDB: %w", err)
 	}

@@ -147,8 +147,17 @@ func translateConnector(m map[string]string) (*ConnectorImport, error) {
 		return nil, fmt.Errorf("errors.tolerance: %q is not none or all", tolerance)
 	}
 
+	read := make([]string, 0, len(used))
+	for k := range used {
+		read = append(read, k)
+	}
 	for k := range m {
 		if !used[k] && !connectorInert[k] {
+			// A typo of a key this translation reads says so: it is in the same warning as
+			// tuning keys that legitimately do nothing here.
+			if s := closest(k, read); s != "" {
+				k += " (did you mean " + s + "?)"
+			}
 			imp.Ignored = append(imp.Ignored, k)
 		}
 	}

@@ -126,3 +126,19 @@ func TestConnectorConfigFlagBothSpellings(t *testing.T) {
 		}
 	}
 }
+
+// A misspelled key is still listed with the keys that do nothing here, but says which key it
+// is close to; a bad topics.regex is quoted as written, naming the connector key too.
+func TestConnectorTyposAndBadRegexAreNamed(t *testing.T) {
+	imp, err := LoadConnectorProperties(writeProps(t, "connection.url=jdbc:openmldb:///db1?zk=zk:2181&zkPath=/om\ntopics=t\nauto.creat=true\nbatch.size=10\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(imp.Ignored, []string{"auto.creat (did you mean auto.create?)", "batch.size"}) {
+		t.Fatalf("ignored = %v", imp.Ignored)
+	}
+	_, err = LoadConnectorProperties(writeProps(t, "connection.url=jdbc:openmldb:///db1?zk=zk:2181&zkPath=/om\ntopics.regex=orders-[\n"))
+	if err == nil || !strings.Contains(err.Error(), `"orders-["`) || !strings.Contains(err.Error(), "topics.regex") || strings.Contains(err.Error(), ")$") {
+		t.Fatalf("bad regex: %v", err)
+	}
+}

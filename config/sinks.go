@@ -106,9 +106,13 @@ func (s *Sink) normalize(i int) error {
 		return fmt.Errorf("%s: topics and topics_regex are exclusive, set one", key)
 	}
 	if s.TopicsRegex != "" {
+		if _, err := regexp.Compile(s.TopicsRegex); err != nil {
+			// Compiled alone first, so the error quotes the pattern as written, not the anchors.
+			return fmt.Errorf("%s.topics_regex %q (topics.regex in a connector config): %w", key, s.TopicsRegex, err)
+		}
 		re, err := regexp.Compile("^(?:" + s.TopicsRegex + ")$")
 		if err != nil {
-			return fmt.Errorf("%s.topics_regex: %w", key, err)
+			return fmt.Errorf("%s.topics_regex %q: %w", key, s.TopicsRegex, err)
 		}
 		s.regex = re
 	}
