@@ -136,7 +136,7 @@ func openTee(ctx context.Context, log *slog.Logger, cfg *config.Config, m teeMet
 	// were wrong.
 	if err := requireDatabase(octx, store, cfg.OpenMLDB.Database); err != nil {
 		store.Close()
-		return nil, nil, err
+		return nil, nil, fmt.Errorf("openmldb.database: %w", err)
 	}
 	var kafkaTLS *tls.Config
 	if up := upstreamTLS(cfg.Kafka.TLS); up != nil {
@@ -163,7 +163,7 @@ func requireDatabase(ctx context.Context, store *openmldb.Client, db string) err
 		return fmt.Errorf("connect to OpenMLDB: %w", err)
 	}
 	if !slices.Contains(dbs, db) {
-		return fmt.Errorf("openmldb.database: OpenMLDB has no database %q (it has %q); create it (CREATE DATABASE %s;) or correct the name", db, dbs, db)
+		return fmt.Errorf("OpenMLDB has no database %q (it has %q); create it (CREATE DATABASE %s;) or correct the name", db, dbs, db)
 	}
 	return nil
 }

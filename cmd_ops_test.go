@@ -541,3 +541,18 @@ func TestRunRefusesADatabaseOpenMLDBDoesNotHave(t *testing.T) {
 		t.Fatalf("run with a database OpenMLDB does not have: %v", err)
 	}
 }
+
+// scan of a database OpenMLDB does not have says so (it said "table not found").
+func TestScanNamesAMissingDatabase(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cluster, err := openmldbtest.Start(ctx, openmldbtest.Options{Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cluster.Close)
+	err = scanCmd([]string{"--openmldb.nameserver", cluster.Nameserver(), "nosuchdb.t"})
+	if err == nil || !strings.Contains(err.Error(), `OpenMLDB has no database "nosuchdb"`) {
+		t.Fatalf("scan nosuchdb.t: %v", err)
+	}
+}

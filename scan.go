@@ -60,5 +60,9 @@ func scanCmd(args []string) error {
 		return fmt.Errorf("connect to OpenMLDB: %w", err)
 	}
 	defer c.Close()
+	// A wrong zk_path or database name then says so, rather than "table not found".
+	if err := requireDatabase(ctx, c, db); err != nil {
+		return fmt.Errorf("scan %s.%s: %w", db, table, err)
+	}
 	return openmldb.ScanTable(ctx, c, db, table, *raw, os.Stdout)
 }
