@@ -3,6 +3,7 @@ package config
 import (
 	"fmt"
 	"net/url"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -58,7 +59,8 @@ func translateConnector(m map[string]string) (*ConnectorImport, error) {
 	if !ok || rawURL == "" {
 		return nil, fmt.Errorf("connection.url: required, like jdbc:openmldb:///DB?zk=HOST:PORT&zkPath=/openmldb")
 	}
-	if err := parseOpenMLDBURL(rawURL, &imp.OpenMLDB); err != nil {
+	urlIgnored, err := parseOpenMLDBURL(rawURL, &imp.OpenMLDB)
+	if err != nil {
 		return nil, fmt.Errorf("connection.url: %w", err)
 	}
 	if v, ok := get("connection.user"); ok {
@@ -162,38 +164,57 @@ func translateConnector(m map[string]string) (*ConnectorImport, error) {
 		}
 	}
 	sort.Strings(imp.Ignored)
+	imp.Ignored = append(imp.Ignored, urlIgnored...)
 	if err := s.normalize(0); err != nil {
 		return nil, err
 	}
 	return imp, nil
 }
 
+// urlParams are the connection.url parameters read here; others (the JDBC driver's timeouts,
+// say) have no effect and are listed with the ignored keys.
+var urlParams = []string{"zk", "zkPath", "nameserver"}
+
 // parseOpenMLDBURL reads jdbc:openmldb:///DB?zk=H:P&zkPath=/P (cluster) or
-// jdbc:openmldb:///DB?nameserver=H:P (standalone, this proxy's extension).
-func parseOpenMLDBURL(raw string, o *OpenMLDB) error {
+// jdbc:openmldb:///DB?nameserver=H:P (standalone, this proxy's extension), and returns the
+// parameters it ignored (a likely typo of one it reads says so: zkpath would leave zkPath at its
+// default).
+func parseOpenMLDBURL(raw string, o *OpenMLDB) ([]string, error) {
 	rest, ok := strings.CutPrefix(raw, "jdbc:openmldb:")
 	if !ok {
-		return fmt.Errorf("%q does not start with jdbc:openmldb:", raw)
+		return nil, fmt.Errorf("%q does not start with jdbc:openmldb:", raw)
 	}
 	u, err := url.Parse(rest)
 	if err != nil {
-		return fmt.Errorf("%q: %w", raw, err)
+		return nil, fmt.Errorf("%q: %w", raw, err)
 	}
 	o.Database = strings.Trim(u.Path, "/")
 	if o.Database == "" {
-		return fmt.Errorf("%q names no database (jdbc:openmldb:///DB?…)", raw)
+		return nil, fmt.Errorf("%q names no database (jdbc:openmldb:///DB?…)", raw)
 	}
 	q := u.Query()
 	o.ZKCluster = q.Get("zk")
 	o.ZKPath = q.Get("zkPath")
 	o.Nameserver = q.Get("nameserver")
 	if o.ZKCluster == "" && o.Nameserver == "" {
-		return fmt.Errorf("%q has neither zk=HOST:PORT nor nameserver=HOST:PORT", raw)
+		return nil, fmt.Errorf("%q has neither zk=HOST:PORT nor nameserver=HOST:PORT", raw)
 	}
 	if o.ZKPath == "" {
 		o.ZKPath = "/openmldb"
 	}
-	return nil
+	var ignored []string
+	for name := range q {
+		if slices.Contains(urlParams, name) {
+			continue
+		}
+		item := "connection.url parameter " + name
+		if s := closest(name, urlParams); s != "" {
+			item += " (did you mean " + s + "?)"
+		}
+		ignored = append(ignored, item)
+	}
+	sort.Strings(ignored)
+	return ignored, nil
 }
 
 func splitList(s string) []string {

@@ -137,6 +137,13 @@ func TestConnectorTyposAndBadRegexAreNamed(t *testing.T) {
 	if !reflect.DeepEqual(imp.Ignored, []string{"auto.creat (did you mean auto.create?)", "batch.size"}) {
 		t.Fatalf("ignored = %v", imp.Ignored)
 	}
+	imp, err = LoadConnectorProperties(writeProps(t, "connection.url=jdbc:openmldb:///db1?zk=zk:2181&zkpath=/om&sessionTimeout=5000\ntopics=t\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(imp.Ignored, []string{"connection.url parameter sessionTimeout", "connection.url parameter zkpath (did you mean zkPath?)"}) || imp.OpenMLDB.ZKPath != "/openmldb" {
+		t.Fatalf("ignored = %v, zk path %q", imp.Ignored, imp.OpenMLDB.ZKPath)
+	}
 	_, err = LoadConnectorProperties(writeProps(t, "connection.url=jdbc:openmldb:///db1?zk=zk:2181&zkPath=/om\ntopics.regex=orders-[\n"))
 	if err == nil || !strings.Contains(err.Error(), `"orders-["`) || !strings.Contains(err.Error(), "topics.regex") || strings.Contains(err.Error(), ")$") {
 		t.Fatalf("bad regex: %v", err)
