@@ -12,6 +12,24 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
+// nextFetch reads request frames from r until a Fetch, and returns its correlation id (false
+// when the connection ends).
+func nextFetch(r *bufio.Reader) ([]byte, bool) {
+	for {
+		var p [4]byte
+		if _, err := io.ReadFull(r, p[:]); err != nil {
+			return nil, false
+		}
+		req := make([]byte, binary.BigEndian.Uint32(p[:]))
+		if _, err := io.ReadFull(r, req); err != nil || len(req) < 8 {
+			return nil, false
+		}
+		if key := int16(binary.BigEndian.Uint16(req)); key == 1 {
+			return req[4:8], true
+		}
+	}
+}
+
 // hugeFetchBroker answers every Fetch request with a response frame of size bytes (its
 // correlation id, then zeros), written in 64 KiB pieces as the proxy reads them, and nothing
 // else (the proxy's own Metadata requests go unanswered). It returns its address and what it
@@ -23,20 +41,13 @@ func hugeFetchBroker(t testing.TB, size int) (string, *atomic.Int64) {
 		r := bufio.NewReader(c)
 		chunk := make([]byte, 64<<10)
 		for {
-			var p [4]byte
-			if _, err := io.ReadFull(r, p[:]); err != nil {
+			corr, ok := nextFetch(r)
+			if !ok {
 				return
-			}
-			req := make([]byte, binary.BigEndian.Uint32(p[:]))
-			if _, err := io.ReadFull(r, req); err != nil || len(req) < 8 {
-				return
-			}
-			if key := int16(binary.BigEndian.Uint16(req)); key != 1 {
-				continue
 			}
 			head := binary.BigEndian.AppendUint32(nil, uint32(size))
-			head = append(head, req[4:8]...) // correlation id
-			head = append(head, 0)           // empty tagged fields of a flexible header
+			head = append(head, corr...)
+			head = append(head, 0) // empty tagged fields of a flexible header
 			if _, err := c.Write(head); err != nil {
 				return
 			}
@@ -144,20 +155,13 @@ func stallingFetchBroker(t testing.TB, size, part int) (addr string, sent <-chan
 	addr = serveConns(t, func(c net.Conn) {
 		r := bufio.NewReader(c)
 		for {
-			var p [4]byte
-			if _, err := io.ReadFull(r, p[:]); err != nil {
+			corr, ok := nextFetch(r)
+			if !ok {
 				return
-			}
-			req := make([]byte, binary.BigEndian.Uint32(p[:]))
-			if _, err := io.ReadFull(r, req); err != nil || len(req) < 8 {
-				return
-			}
-			if key := int16(binary.BigEndian.Uint16(req)); key != 1 {
-				continue
 			}
 			resp := make([]byte, 4+size)
 			binary.BigEndian.PutUint32(resp, uint32(size))
-			copy(resp[4:8], req[4:8]) // correlation id; the rest (tagged fields, body) zeros
+			copy(resp[4:8], corr) // the rest (tagged fields, body) zeros
 			if _, err := c.Write(resp[:part]); err != nil {
 				return
 			}
