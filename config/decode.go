@@ -3,8 +3,10 @@ package config
 import (
 	"fmt"
 	"reflect"
+	"regexp"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -23,6 +25,7 @@ func decode(k *koanf.Koanf, c *Config) error {
 	err := k.UnmarshalWithConf("", c, koanf.UnmarshalConf{Tag: "koanf", DecoderConfig: &mapstructure.DecoderConfig{
 		DecodeHook: mapstructure.ComposeDecodeHookFunc(
 			durationNeedsUnit,
+			durationDays,
 			mapstructure.StringToTimeDurationHookFunc(),
 			mapstructure.TextUnmarshallerHookFunc()),
 		WeaklyTypedInput: true,
@@ -42,7 +45,14 @@ func decode(k *koanf.Koanf, c *Config) error {
 	}
 	sort.Strings(unknown)
 	known := settingNames(reflect.TypeOf(Config{}))
+	paths := settingPaths(reflect.TypeOf(Config{}), "")
 	for i, key := range unknown {
+		// The whole dotted name of a setting (kafka.bootstrap, a sink's index.ts), written as
+		// one key in the file: only the nested form is read there.
+		if slices.Contains(paths, indexes.ReplaceAllString(key, "")) {
+			unknown[i] = key + " (a dotted name: nest it, one level per part)"
+			continue
+		}
 		if s := closest(lastPart(key), known); s != "" {
 			unknown[i] = fmt.Sprintf("%s (did you mean %s?)", key, s)
 		}
@@ -59,9 +69,30 @@ func durationNeedsUnit(from, to reflect.Type, data any) (any, error) {
 	switch from.Kind() {
 	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
 		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Float32, reflect.Float64:
+		if reflect.ValueOf(data).IsZero() { // 0 is 0 in every unit
+			return time.Duration(0), nil
+		}
 		return nil, fmt.Errorf("%v is a number: a duration needs a unit, like \"%vs\" or \"%vms\"", data, data, data)
 	}
 	return data, nil
+}
+
+// dayDuration is a number of days in a duration string ("1d", "1.5d12h").
+var dayDuration = regexp.MustCompile(`([0-9]+(?:\.[0-9]+)?)d`)
+
+// durationDays turns days into hours, as koanf's default decoder (used before decode) did: a
+// "1d" that loaded then loads now.
+func durationDays(from, to reflect.Type, data any) (any, error) {
+	if to != reflect.TypeOf(time.Duration(0)) || from.Kind() != reflect.String {
+		return data, nil
+	}
+	return dayDuration.ReplaceAllStringFunc(reflect.ValueOf(data).String(), func(d string) string {
+		n, err := strconv.ParseFloat(strings.TrimSuffix(d, "d"), 64)
+		if err != nil {
+			return d
+		}
+		return strconv.FormatFloat(n*24, 'f', -1, 64) + "h"
+	}), nil
 }
 
 // settingNames lists the koanf names of t's fields, nested structs and slices of structs
@@ -88,6 +119,31 @@ func settingNames(t reflect.Type) []string {
 	}
 	walk(t)
 	return append(out, keysOutsideTheStruct...)
+}
+
+// indexes are the list positions in a key: "sinks[0].index.ts" → "sinks.index.ts".
+var indexes = regexp.MustCompile(`\[[0-9]+\]`)
+
+// settingPaths lists the full dotted koanf paths of t's fields (a list's elements under the
+// list's name: sinks.index.ts).
+func settingPaths(t reflect.Type, prefix string) []string {
+	for t.Kind() == reflect.Pointer || t.Kind() == reflect.Slice {
+		t = t.Elem()
+	}
+	if t.Kind() != reflect.Struct {
+		return nil
+	}
+	var out []string
+	for i := range t.NumField() {
+		f := t.Field(i)
+		name, _, _ := strings.Cut(f.Tag.Get("koanf"), ",")
+		if name == "" || name == "-" {
+			continue
+		}
+		out = append(out, prefix+name)
+		out = append(out, settingPaths(f.Type, prefix+name+".")...)
+	}
+	return out
 }
 
 // lastPart is the name a key ends with: "sinks[0].auto_creat" → "auto_creat".

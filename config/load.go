@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -99,8 +100,18 @@ func checkTextKeys(k *koanf.Koanf) error {
 // LoadOS is Load with the process environment.
 func LoadOS(name string, args []string) (*Config, error) { return Load(name, args, os.Environ()) }
 
-// envKey maps OKP_KAFKA__BOOTSTRAP to kafka.bootstrap and splits list values on commas.
+// serviceLinkVar matches the variables Kubernetes (and Docker links) give every container for a
+// Service whose name starts with okp (okp: OKP_SERVICE_HOST, OKP_PORT_9093_TCP_ADDR, …; okp-admin:
+// OKP_ADMIN_SERVICE_PORT, …), lowercased without the prefix. They name no setting, and refusing
+// them as unknown keys would stop the proxy from starting once such a Service exists.
+var serviceLinkVar = regexp.MustCompile(`^(?:[a-z0-9_]+_)?(?:service_host|service_port(?:_[a-z0-9_]+)?|port(?:_[0-9]+_(?:tcp|udp|sctp)(?:_(?:proto|port|addr))?)?)$`)
+
+// envKey maps OKP_KAFKA__BOOTSTRAP to kafka.bootstrap and splits list values on commas; service
+// link variables are skipped (an empty key).
 func envKey(k, v string) (string, any) {
+	if raw := strings.ToLower(strings.TrimPrefix(k, EnvPrefix)); !strings.Contains(raw, "__") && serviceLinkVar.MatchString(raw) {
+		return "", nil
+	}
 	key := strings.ToLower(strings.ReplaceAll(strings.TrimPrefix(k, EnvPrefix), "__", "."))
 	if listKeys[key] {
 		return key, toList(v)

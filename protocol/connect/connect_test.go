@@ -206,6 +206,19 @@ func TestDuplicateMember(t *testing.T) {
 	}
 }
 
+// A value may start with a UTF-8 byte order mark, as JsonConverter (Jackson) allows.
+func TestByteOrderMarkIsSkipped(t *testing.T) {
+	doc := "\xEF\xBB\xBF" + `{"schema":{"type":"struct","fields":[{"field":"a","type":"int8"}]},"payload":{"a":1}}`
+	var rec Record
+	if err := NewParser(0).Parse([]byte(doc), &rec); err != nil {
+		t.Fatalf("envelope after a BOM: %v", err)
+	}
+	s := rec.Schema
+	if err := ParsePayload(s, []byte("\xEF\xBB\xBF"+`{"a":2}`), &rec); err != nil {
+		t.Fatalf("schemaless payload after a BOM: %v", err)
+	}
+}
+
 func TestEnvelopeErrors(t *testing.T) {
 	const schema = `{"type":"struct","fields":[{"field":"a","type":"int8"}]}`
 	cases := []struct{ name, doc, want string }{

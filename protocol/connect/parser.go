@@ -146,6 +146,7 @@ func parseTopSchema(text []byte) (*Schema, error) {
 // null schema leaves the payload undecoded in rec.Payload (schemaless). rec is reset first.
 func (p *Parser) Parse(data []byte, rec *Record) error {
 	rec.reset()
+	data = bytes.TrimPrefix(data, utf8BOM)
 	i := skipWS(data, 0)
 	if i >= len(data) {
 		return &FieldError{Reason: "value is empty: " + errEnvelope}
@@ -285,9 +286,14 @@ func ParsePayload(s *Schema, payload []byte, rec *Record) error {
 	if s == nil || s.Type != TypeStruct {
 		return &SchemaError{Reason: "ParsePayload needs a struct schema"}
 	}
+	payload = bytes.TrimPrefix(payload, utf8BOM)
 	rec.Schema, rec.Payload = s, payload
 	return decodeTop(rec, payload)
 }
+
+// utf8BOM may start a value: JsonConverter (Jackson) skips it, and so does the parser (error
+// offsets then count from after it).
+var utf8BOM = []byte{0xEF, 0xBB, 0xBF}
 
 // asSchemaError reports malformed JSON inside the schema member as a schema problem.
 func asSchemaError(err error) error {
