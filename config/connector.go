@@ -173,7 +173,7 @@ func translateConnector(m map[string]string) (*ConnectorImport, error) {
 
 // urlParams are the connection.url parameters read here; others (the JDBC driver's timeouts,
 // say) have no effect and are listed with the ignored keys.
-var urlParams = []string{"zk", "zkPath", "nameserver"}
+var urlParams = []string{"zk", "zkPath", "nameserver", "user", "password"}
 
 // parseOpenMLDBURL reads jdbc:openmldb:///DB?zk=H:P&zkPath=/P (cluster) or
 // jdbc:openmldb:///DB?nameserver=H:P (standalone, this proxy's extension), and returns the
@@ -196,6 +196,9 @@ func parseOpenMLDBURL(raw string, o *OpenMLDB) ([]string, error) {
 	o.ZKCluster = q.Get("zk")
 	o.ZKPath = q.Get("zkPath")
 	o.Nameserver = q.Get("nameserver")
+	// OpenMLDB's JDBC driver also takes the credentials here; connection.user and
+	// connection.password, read after, win.
+	o.User, o.Password = q.Get("user"), q.Get("password")
 	if o.ZKCluster == "" && o.Nameserver == "" {
 		return nil, fmt.Errorf("%q has neither zk=HOST:PORT nor nameserver=HOST:PORT", raw)
 	}

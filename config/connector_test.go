@@ -144,6 +144,14 @@ func TestConnectorTyposAndBadRegexAreNamed(t *testing.T) {
 	if !reflect.DeepEqual(imp.Ignored, []string{"connection.url parameter sessionTimeout", "connection.url parameter zkpath (did you mean zkPath?)"}) || imp.OpenMLDB.ZKPath != "/openmldb" {
 		t.Fatalf("ignored = %v, zk path %q", imp.Ignored, imp.OpenMLDB.ZKPath)
 	}
+	imp, err = LoadConnectorProperties(writeProps(t, "connection.url=jdbc:openmldb:///db1?zk=zk:2181&user=u1&password=p1\ntopics=t\n"))
+	if err != nil || imp.OpenMLDB.User != "u1" || imp.OpenMLDB.Password != "p1" || len(imp.Ignored) != 0 {
+		t.Fatalf("credentials in the URL: %+v, ignored %v (%v)", imp.OpenMLDB, imp.Ignored, err)
+	}
+	imp, err = LoadConnectorProperties(writeProps(t, "connection.url=jdbc:openmldb:///db1?zk=zk:2181&user=u1\nconnection.user=u2\ntopics=t\n"))
+	if err != nil || imp.OpenMLDB.User != "u2" {
+		t.Fatalf("connection.user after a URL user: %+v (%v)", imp.OpenMLDB, err)
+	}
 	_, err = LoadConnectorProperties(writeProps(t, "connection.url=jdbc:openmldb:///db1?zk=zk:2181&zkPath=/om\ntopics.regex=orders-[\n"))
 	if err == nil || !strings.Contains(err.Error(), `"orders-["`) || !strings.Contains(err.Error(), "topics.regex") || strings.Contains(err.Error(), ")$") {
 		t.Fatalf("bad regex: %v", err)
