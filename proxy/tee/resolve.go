@@ -102,6 +102,21 @@ func (t *Tee) resolvePending(pcs []*pendingCommit) {
 				}
 				return
 			}
+			if errors.Is(err, kerr.TopicAuthorizationFailed) || errors.Is(err, kerr.ClusterAuthorizationFailed) {
+				// No READ on the topic: no retry reads the marker until an operator grants it.
+				// The transactions waiting here are reported undecidable (the metric, and an
+				// operator may settle them), and the reader goes on, so a grant still decides
+				// those not settled meanwhile.
+				for _, w := range left {
+					if p := w.pc.probe; p.topic == topic && p.partition == partition {
+						t.txns.giveUpOnce(w.pc, fmt.Sprintf("its partition %s %d cannot be read: %v", topic, partition, err), func() {
+							t.log.Error("cannot read the outcome of transactions whose commit answer was not seen: their partition cannot be read; their rows stay undecided",
+								"transactional_id", w.pc.transactionalID, "rows", countRows(w.pc.groups), "topic", topic, "partition", partition, "err", err)
+						})
+					}
+				}
+				return
+			}
 			if ok, _ := t.logLimit.Allow(fmt.Sprintf("resolve %s %d", topic, partition)); ok {
 				t.log.Error("reading the outcome of a transaction whose commit answer was not seen; its rows stay undecided meanwhile",
 					"topic", topic, "partition", partition, "err", err)
@@ -150,6 +165,13 @@ func (t *Tee) resolvePending(pcs []*pendingCommit) {
 				i--
 			}
 		})
+		// Transactions an operator settled meanwhile are not waited for.
+		for i := 0; i < len(left); i++ {
+			if !t.txns.isLoaded(left[i].pc) {
+				stop(i)
+				i--
+			}
+		}
 		// Partitions no transaction waits on any more are not read further.
 		var done map[string][]int32
 		for topic, parts := range starts {

@@ -340,6 +340,11 @@ func (t *Tee) Drain(ctx context.Context) error {
 		if n == 0 {
 			return nil
 		}
+		if t.journal != nil && !t.journalDirty.Load() {
+			// A retry round wrote the journal after all (and its writer stops): the rows are on
+			// disk now; wait only for the attempts under way.
+			return t.Drain(ctx)
+		}
 		select {
 		case <-ctx.Done():
 			return fmt.Errorf("%d rows of committed transactions not stored in OpenMLDB: %w", n, ctx.Err())
@@ -362,9 +367,12 @@ func (t *Tee) Close() {
 	t.bg.Wait()
 	t.leftOnce.Do(func() {
 		if n := t.txns.committedLeft(); n > 0 {
-			if t.journal != nil {
-				t.saveJournal()
+			if t.journal != nil && t.saveJournal() == nil {
 				t.log.Warn("closing with rows of committed transactions not stored in OpenMLDB; they are in the journal and written at the next start",
+					"rows", n, "file", t.journal.path())
+			} else if t.journal != nil {
+				t.metrics.txnRowsDropped.WithLabelValues(dropUnwritable).Add(float64(n))
+				t.log.Error("closing with rows of committed transactions not stored in OpenMLDB; the journal cannot be written, so they are lost unless an earlier journal write kept them",
 					"rows", n, "file", t.journal.path())
 			} else {
 				t.metrics.txnRowsDropped.WithLabelValues(dropUnwritable).Add(float64(n))

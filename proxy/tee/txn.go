@@ -371,6 +371,27 @@ func (h *heldRows) giveUp(pc *pendingCommit, why string) {
 	h.countUndecidableLocked()
 }
 
+// isLoaded reports whether pc still waits for its outcome.
+func (h *heldRows) isLoaded(pc *pendingCommit) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return slices.Contains(h.loaded, pc)
+}
+
+// giveUpOnce is giveUp for a pending commit not given up on yet, running first (a log) if it
+// was; one already resolved or given up on is left as it is.
+func (h *heldRows) giveUpOnce(pc *pendingCommit, why string, first func()) {
+	h.mu.Lock()
+	if pc.undecidable != "" || !slices.Contains(h.loaded, pc) {
+		h.mu.Unlock()
+		return
+	}
+	pc.undecidable = why
+	h.countUndecidableLocked()
+	h.mu.Unlock()
+	first()
+}
+
 // countUndecidableLocked tells undecidableGauge how many loaded commits are given up on.
 func (h *heldRows) countUndecidableLocked() {
 	if h.undecidableGauge == nil {
@@ -840,10 +861,12 @@ func (t *Tee) retryCommitted(k txnKey, transactionalID string) {
 			wait := backoff
 			select {
 			case <-t.draining:
-				if t.journal != nil {
+				if t.journal != nil && !t.journalDirty.Load() {
 					// The rows are in the journal and the next start writes them; an attempt
 					// begun now would be cut off by Close with Puts already out, which may
-					// land and then be written again from the journal.
+					// land and then be written again from the journal. While the last journal
+					// write failed they may not be there: keep writing them, as without one
+					// (Drain waits for them then).
 					t.stopRetrying(k)
 					return
 				}
