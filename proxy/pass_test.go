@@ -179,16 +179,16 @@ func stallingFetchBroker(t testing.TB, size, part int) (addr string, sent <-chan
 	return addr, sentc, rel
 }
 
-// A response the proxy answers itself (here ApiVersions of a version it does not parse) that is
-// read while a large broker response is being passed on must wait until the passed response is
-// complete: written at once, it lands in the middle of the passed response's bytes and corrupts
-// the client's stream.
-// An answer the proxy writes itself, completed while a response is being passed on, waits for
-// the passed response's last byte instead of landing inside it.
-func TestLocalAnswerWaitsForThePassedResponse(t *testing.T) {
-	const size = 2 << 20
-	broker, sent, release := stallingFetchBroker(t, size, 256<<10)
-	p, _ := startProxyOpts(t, []string{broker}, 1, Options{Logger: quietLogger()})
+// passingSize is the response passingFetch's broker sends: above passMinResponse.
+const passingSize = 2 << 20
+
+// passingFetch starts a proxy with limits in front of a stallingFetchBroker, sends it a Fetch
+// from a raw client, and returns once the proxy is passing the first part of the response on;
+// release lets the broker send the rest.
+func passingFetch(t *testing.T, limits Limits) (*Proxy, *rawConn, chan<- struct{}) {
+	t.Helper()
+	broker, sent, release := stallingFetchBroker(t, passingSize, 256<<10)
+	p, _ := startProxyOpts(t, []string{broker}, 1, Options{Logger: quietLogger(), Limits: limits})
 	r := dialRaw(t, p.Addr())
 	fetch := kmsg.NewPtrFetchRequest()
 	fetch.Version = 12
@@ -199,6 +199,14 @@ func TestLocalAnswerWaitsForThePassedResponse(t *testing.T) {
 		t.Fatal("broker got no Fetch")
 	}
 	time.Sleep(200 * time.Millisecond) // the proxy reads the first part and starts passing
+	return p, r, release
+}
+
+// An answer the proxy writes itself, completed while a response is being passed on, waits for
+// the passed response's last byte instead of landing inside it.
+func TestLocalAnswerWaitsForThePassedResponse(t *testing.T) {
+	const size = passingSize
+	_, r, release := passingFetch(t, Limits{})
 	local := kmsg.NewPtrApiVersionsRequest()
 	local.Version = 30 // beyond what the proxy parses: it answers itself
 	r.send(reqFrame(local, 2))
@@ -231,27 +239,10 @@ func TestLocalAnswerWaitsForThePassedResponse(t *testing.T) {
 	}
 }
 
-// A client closing while a large response is being passed to it must give back everything its
-// requests held: the passed response's slot is out of s.slots, so closeLimits does not see its
-// MaxQueuedBytes reservation, and once the proxy's queued count never returns to 0, a request
-// frame larger than MaxQueuedBytes can never be read again (reserve admits one only when nothing
-// is queued).
 // A client closing while a response is being passed to it gives back the request's bytes
 // counted against limits.max_queued_bytes, and its place in flight.
 func TestClientClosingMidPassReleasesItsQueuedBytes(t *testing.T) {
-	const size = 2 << 20
-	broker, sent, _ := stallingFetchBroker(t, size, 256<<10)
-	p, _ := startProxyOpts(t, []string{broker}, 1, Options{Logger: quietLogger(), Limits: Limits{MaxQueuedBytes: 1 << 20}})
-	r := dialRaw(t, p.Addr())
-	fetch := kmsg.NewPtrFetchRequest()
-	fetch.Version = 12
-	r.send(reqFrame(fetch, 1))
-	select {
-	case <-sent:
-	case <-time.After(10 * time.Second):
-		t.Fatal("broker got no Fetch")
-	}
-	time.Sleep(200 * time.Millisecond) // the proxy starts passing
+	p, r, _ := passingFetch(t, Limits{MaxQueuedBytes: 1 << 20})
 	_ = r.c.Close()
 
 	deadline := time.Now().Add(5 * time.Second)
@@ -264,25 +255,9 @@ func TestClientClosingMidPassReleasesItsQueuedBytes(t *testing.T) {
 	}
 }
 
-// MaxInflightPerConnection counts the request whose response is being passed on: it still
-// awaits the rest of its response (Proxy.InflightRequests counts it), but startPassing took its
-// slot out of s.slots, which is all inflightFull looks at, so the connection may have one more
-// request in flight than the bound while a large response streams.
 // A response being passed on still counts against limits.max_inflight_per_connection.
 func TestPassedResponseCountsAgainstMaxInflight(t *testing.T) {
-	const size = 2 << 20
-	broker, sent, _ := stallingFetchBroker(t, size, 256<<10)
-	p, _ := startProxyOpts(t, []string{broker}, 1, Options{Logger: quietLogger(), Limits: Limits{MaxInflightPerConnection: 2}})
-	r := dialRaw(t, p.Addr())
-	fetch := kmsg.NewPtrFetchRequest()
-	fetch.Version = 12
-	r.send(reqFrame(fetch, 1))
-	select {
-	case <-sent:
-	case <-time.After(10 * time.Second):
-		t.Fatal("broker got no Fetch")
-	}
-	time.Sleep(200 * time.Millisecond) // the proxy starts passing
+	p, r, _ := passingFetch(t, Limits{MaxInflightPerConnection: 2})
 	meta := kmsg.NewPtrMetadataRequest()
 	meta.Version = 4
 	r.send(reqFrame(meta, 2), reqFrame(meta, 3), reqFrame(meta, 4)) // the broker answers none
