@@ -28,13 +28,7 @@ func TestDrainWithAFailedJournalWriteStillRetriesCommittedRows(t *testing.T) {
 	tee.SetCommitTimeout(e.tee, 300*time.Millisecond)
 
 	// T1: Kafka commits, OpenMLDB refuses: the proxy owes 3 rows and retries them itself.
-	cl := e.client(t, kgo.TransactionalID("dirty-journal"))
-	produceInTxn(t, ctx, cl, 10, 3)
-	e.cluster.FailPuts(1<<30, 999)
-	if err := cl.EndTransaction(ctx, kgo.TryCommit); !errors.Is(err, kerr.RequestTimedOut) {
-		t.Fatalf("commit with OpenMLDB refusing: %v, want REQUEST_TIMED_OUT", err)
-	}
-	_ = cl.EndTransaction(ctx, kgo.TryAbort)
+	commitWithPutsRefused(t, ctx, e, dir, "dirty-journal", 10, 3)
 
 	// The journal can no longer be written (a full disk, here a directory in the file's way):
 	// T2's commit is refused before it is forwarded, and the journal is now dirty.
