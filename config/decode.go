@@ -44,8 +44,8 @@ func decode(k *koanf.Koanf, c *Config) error {
 		return nil
 	}
 	sort.Strings(unknown)
-	known := settingNames(reflect.TypeOf(Config{}))
 	paths := settingPaths(reflect.TypeOf(Config{}), "")
+	known := settingNames(paths)
 	for i, key := range unknown {
 		// The whole dotted name of a setting (kafka.bootstrap, a sink's index.ts), written as
 		// one key in the file: only the nested form is read there.
@@ -95,29 +95,13 @@ func durationDays(from, to reflect.Type, data any) (any, error) {
 	}), nil
 }
 
-// settingNames lists the koanf names of t's fields, nested structs and slices of structs
-// included.
-func settingNames(t reflect.Type) []string {
-	var out []string
-	var walk func(reflect.Type)
-	walk = func(t reflect.Type) {
-		for t.Kind() == reflect.Pointer || t.Kind() == reflect.Slice {
-			t = t.Elem()
-		}
-		if t.Kind() != reflect.Struct {
-			return
-		}
-		for i := range t.NumField() {
-			f := t.Field(i)
-			name, _, _ := strings.Cut(f.Tag.Get("koanf"), ",")
-			if name == "" || name == "-" {
-				continue
-			}
-			out = append(out, name)
-			walk(f.Type)
-		}
+// settingNames lists the last parts of paths (the names a typo is compared with), and the keys
+// Load reads itself.
+func settingNames(paths []string) []string {
+	out := make([]string, 0, len(paths)+len(keysOutsideTheStruct))
+	for _, p := range paths {
+		out = append(out, lastPart(p))
 	}
-	walk(t)
 	return append(out, keysOutsideTheStruct...)
 }
 
