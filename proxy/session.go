@@ -627,10 +627,8 @@ func (s *session) onUpTraffic(up gnet.Conn) gnet.Action {
 			s.fail("read broker response", err)
 			return gnet.Close
 		}
-		sl := s.inflight.pop()
-		for sl != nil && sl.local {
-			sl = s.inflight.pop()
-		}
+		sl := s.inflight.brokerFront()
+		s.inflight.pop()
 		if sl == nil {
 			s.fail("bad response from broker", errors.New("response without a pending request"))
 			return gnet.Close
@@ -659,11 +657,7 @@ func (s *session) startPassing(up gnet.Conn, size int) bool {
 	if up.InboundBuffered() < 8 {
 		return false
 	}
-	sl := s.inflight.front()
-	for sl != nil && sl.local {
-		s.inflight.pop()
-		sl = s.inflight.front()
-	}
+	sl := s.inflight.brokerFront()
 	if sl == nil || s.slots.front() != sl || sl.key == 18 || sl.hasFinish() || protocol.NeedsRewrite(sl.key, sl.ver) {
 		return false
 	}

@@ -71,5 +71,14 @@ func (q *fifo) pop() *slot {
 
 func (q *fifo) len() int { return len(q.buf) - q.head }
 
+// brokerFront drops the local slots at the front (answered by the proxy: the broker sends
+// nothing for them) and returns the first slot the broker's next response is for, or nil.
+func (q *fifo) brokerFront() *slot {
+	for s := q.front(); s != nil && s.local; s = q.front() {
+		q.pop()
+	}
+	return q.front()
+}
+
 // hasFinish reports whether a hook's Finish (either kind) must run before the slot is delivered.
 func (sl *slot) hasFinish() bool { return sl.finish != nil || sl.finishAsync != nil }
