@@ -119,11 +119,7 @@ func (p *Proxy) startBootstrap(ln net.Listener) {
 	}
 	p.brokers = append(p.brokers, bl)
 	p.mu.Unlock()
-	if p.clientTLS() {
-		go p.acceptTLS(bl)
-	} else {
-		go p.acceptLoop(bl)
-	}
+	p.accepting(bl)
 }
 
 // cause is why the engine ended, once it has.
@@ -270,12 +266,17 @@ func (p *Proxy) listenBroker(addr string, node int32) (*brokerListener, error) {
 		return nil, fmt.Errorf("listen %s for node %d: %w", addr, node, err)
 	}
 	bl := newBrokerListener(ln, node)
+	p.accepting(bl)
+	return bl, nil
+}
+
+// accepting starts bl's accept loop: TLS handshakes first with client TLS, else plain.
+func (p *Proxy) accepting(bl *brokerListener) {
 	if p.clientTLS() {
 		go p.acceptTLS(bl)
 	} else {
 		go p.acceptLoop(bl)
 	}
-	return bl, nil
 }
 
 func (p *Proxy) acceptLoop(bl *brokerListener) {
