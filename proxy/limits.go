@@ -298,11 +298,7 @@ func (s *session) recheckSoon(armed *bool, c gnet.Conn) {
 // inflightFull reports whether the session may not read another request.
 func (s *session) inflightFull() bool {
 	max := s.p.lim.limits.Load().MaxInflightPerConnection
-	n := s.slots.len()
-	if s.passing != nil {
-		n++ // out of slots already (startPassing), still awaiting the rest of its response
-	}
-	return max > 0 && n >= max
+	return max > 0 && s.slots.len() >= max
 }
 
 // reserveFrame takes room for a request frame of n bytes (size prefix included) before it is
@@ -399,10 +395,6 @@ func (s *session) closeLimits() {
 			n += sl.size
 			sl.size = 0
 		}
-	}
-	if sl := s.passing; sl != nil { // out of slots already (startPassing)
-		n += sl.size
-		sl.size = 0
 	}
 	n += s.takeReserved()
 	s.p.lim.unwait(s)

@@ -225,11 +225,7 @@ func (p *Proxy) logConn(level slog.Level, msg string, args ...any) {
 // closedOps logs a client connection's end and returns its unanswered requests' in-flight
 // count; runs on the loop.
 func (s *session) closedOps() {
-	n := s.slots.len()
-	if s.passing != nil {
-		n++ // out of slots already, still in flight
-	}
-	if n > 0 {
+	if n := s.slots.len(); n > 0 {
 		s.p.inflight.Add(-int64(n))
 	}
 	s.p.logConn(slog.LevelInfo, "client disconnected", "client", s.remote, "listener", listenerName(s.node), "node", s.node,

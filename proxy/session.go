@@ -666,9 +666,10 @@ func (s *session) startPassing(up gnet.Conn, size int) bool {
 		return false // the whole response's turn reports a wrong correlation id
 	}
 	s.inflight.pop()
-	s.slots.pop()
-	// Counted as the response starts: a client that has it must find it in /metrics. It stays
-	// in flight (Proxy.DrainRequests waits) until its last byte is written.
+	// Counted as the response starts: a client that has it must find it in /metrics. Its slot
+	// stays at the front of s.slots, not done, until its last byte is written: it holds back
+	// the answers after it (flush), and counts as in flight for the limits, the drain and a
+	// close meanwhile like any slot.
 	s.p.metrics.response(sl.key, sl.ver, 4+size)
 	s.passing, s.passLeft = sl, 4+size
 	return true
@@ -691,6 +692,7 @@ func (s *session) passOn(up gnet.Conn) (bool, error) {
 	}
 	sl := s.passing
 	s.passing = nil
+	s.slots.pop() // sl: nothing before it could leave
 	if !s.closed {
 		s.p.inflight.Add(-1)
 	}
@@ -728,7 +730,7 @@ func (s *session) complete(sl *slot, out []byte, resp kmsg.Response) {
 	sl.done, sl.resp = true, resp
 	if sl.hasFinish() {
 		s.startFinishes()
-	} else if s.slots.front() == sl && s.passing == nil {
+	} else if s.slots.front() == sl {
 		// The common case: written straight from the broker's bytes.
 		s.slots.pop()
 		s.deliver(sl, out)
@@ -740,12 +742,9 @@ func (s *session) complete(sl *slot, out []byte, resp kmsg.Response) {
 }
 
 // flush writes completed head slots in order; a slot whose Finish has not come back holds back
-// every later response, and so does a response being passed on (passOn flushes once it is
-// complete).
+// every later response, and so does a response being passed on (not done until passOn has
+// written it all).
 func (s *session) flush() {
-	if s.passing != nil {
-		return
-	}
 	for {
 		sl := s.slots.front()
 		if sl == nil || !sl.done || sl.hasFinish() {
